@@ -1,0 +1,84 @@
+"""audian_async: the async Python SDK for the Audian outbound-calls API.
+
+Place calls from asyncio or trio code with :class:`AsyncAudian`; receive webhooks with
+:mod:`audian_async.webhooks`; run campaigns with the dialer; test everything against the local
+sandbox in :mod:`audian_async.sandbox`.
+"""
+
+from ._client import DEFAULT_BASE_URL, AsyncAudian, Calls
+from ._convert import APIResponseValidationError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AudianError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidNumberError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    UnauthorizedCallerIdError,
+    ValidationError,
+    WebhookError,
+)
+from ._models import (
+    Action,
+    BatchItem,
+    BatchResult,
+    Call,
+    CallControl,
+    CallRequest,
+    CallStatus,
+    DtmfRoute,
+    FailureReason,
+    GatherDtmf,
+    Hangup,
+    PlayAudio,
+    RecordAudio,
+    Recording,
+    Transfer,
+)
+from ._validation import normalize_number
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Action",
+    "AsyncAudian",
+    "AudianError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchItem",
+    "BatchResult",
+    "Call",
+    "CallControl",
+    "CallRequest",
+    "CallStatus",
+    "Calls",
+    "DtmfRoute",
+    "FailureReason",
+    "GatherDtmf",
+    "Hangup",
+    "InvalidNumberError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PlayAudio",
+    "RateLimitedError",
+    "RecordAudio",
+    "Recording",
+    "ServerError",
+    "Transfer",
+    "UnauthorizedCallerIdError",
+    "ValidationError",
+    "WebhookError",
+    "__version__",
+    "normalize_number",
+]

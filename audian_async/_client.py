@@ -1,0 +1,386 @@
+"""AsyncAudian: the I/O shell that puts the pure core on the wire with httpx.
+
+The hot path is kept lean for dialers that keep hundreds of creates in flight: the URL, the
+static headers and the timeout extension are built once per client, bodies are encoded to bytes
+by the shared converter, requests go through ``AsyncClient.send`` with a prebuilt
+``httpx.Request``, and an anyio semaphore sized to the connection pool makes surplus requests
+wait outside httpcore, whose pool slows down as its own queue grows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import platform
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from ._convert import decode_batch, decode_call, encode_batch_body, encode_call_body
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AudianError,
+    ValidationError,
+    error_from_response,
+)
+from ._models import BatchResult, Call, CallControl, CallRequest, Recording
+from ._retry import Failure, parse_retry_after, retry_delay, should_retry
+from ._validation import validate_batch, validate_call_request
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncAudian", "Calls"]
+
+DEFAULT_BASE_URL = "https://api.audian.com:8443/v2"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_CONNECTIONS = 100
+
+logger = logging.getLogger("audian_async")
+
+_USER_AGENT = (
+    f"audian-async/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
+)
+
+
+def _classify(exc: Exception) -> Failure:
+    """Whether a transport error proves the request never left, as retry decisions need."""
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        # httpx-aiohttp maps every aiohttp.ClientConnectionError, including "server
+        # disconnected" after the request was written, to httpx.ConnectTimeout. Judge by the
+        # original error instead, or a POST that reached the API would be sent again.
+        import aiohttp
+
+        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return Failure.NOT_CONNECTED
+        return Failure.SENT_NO_REPLY
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return Failure.NOT_CONNECTED
+    return Failure.SENT_NO_REPLY
+
+
+class AsyncAudian:
+    """An asyncio/trio client for the Audian outbound-calls API.
+
+    ``api_key`` falls back to ``AUDIAN_API_KEY`` and ``base_url`` to ``AUDIAN_BASE_URL``, then
+    to the production API. ``max_retries`` is the number of retries after the first attempt.
+    ``default_region`` (``"US"``) lets national numbers in and normalises them to E.164.
+    ``http_client`` replaces the client's own ``httpx.AsyncClient`` (proxies, custom
+    transports, tests); it is not closed by :meth:`aclose`. ``http_backend="aiohttp"`` (the
+    ``aiohttp`` extra, asyncio only) puts the faster httpx-aiohttp transport under our own
+    client. ``max_connections`` sizes the pool and bounds the requests in flight.
+
+    Use it as ``async with AsyncAudian() as client:`` or call :meth:`aclose` when done::
+
+        async with AsyncAudian() as client:
+            call = await client.calls.create(from_="+14155552671", to="+14155552672")
+    """
+
+    calls: Calls
+    """Place calls and read their status."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_region: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("AUDIAN_API_KEY")
+        if not key:
+            raise AudianError(
+                "no API key: pass api_key= or set the AUDIAN_API_KEY environment variable"
+            )
+        base = base_url or os.environ.get("AUDIAN_BASE_URL") or DEFAULT_BASE_URL
+        url = httpx.URL(base.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValidationError("base_url", f"must be an absolute http(s) URL, got {base!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValidationError("timeout", f"must be a positive number, got {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValidationError("max_retries", f"must be a non-negative int, got {max_retries!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ValidationError("max_connections", "must be an int")
+        if max_connections < 1:
+            raise ValidationError("max_connections", f"must be >= 1, got {max_connections}")
+        if default_region is not None:
+            import phonenumbers
+
+            if default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValidationError(
+                    "default_region", f"{default_region!r} is not a known ISO 3166 region"
+                )
+            default_region = default_region.upper()
+        if http_backend not in ("httpx", "aiohttp"):
+            raise ValidationError(
+                "http_backend", f"must be 'httpx' or 'aiohttp', got {http_backend!r}"
+            )
+
+        self._api_key = key
+        self.base_url = str(url)
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.default_region = default_region
+        self._owns_client = http_client is None
+        self._http = http_client or self._make_http_client(http_backend, max_connections)
+        self._limiter = anyio.Semaphore(max_connections)
+        self._rng = random.Random()
+        self._calls_url = httpx.URL(self.base_url + "/calls")
+        self._batch_url = httpx.URL(self.base_url + "/calls/batch")
+        self._read_headers: list[tuple[str, str]] = [
+            ("accept", "application/json"),
+            ("user-agent", _USER_AGENT),
+            ("x-auth-token", key),
+        ]
+        self._write_headers = [*self._read_headers, ("content-type", "application/json")]
+        self._set_timeout_extension()
+        self.calls = Calls(self)
+
+    def _set_timeout_extension(self) -> None:
+        self._extensions = {"timeout": httpx.Timeout(self.timeout).as_dict()}
+
+    @staticmethod
+    def _make_http_client(backend: str, max_connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if backend == "aiohttp":
+            try:
+                from httpx_aiohttp import AiohttpTransport
+            except ImportError:  # pragma: no cover - depends on the installed extras
+                raise AudianError(
+                    "http_backend='aiohttp' needs the extra: pip install 'audian-async[aiohttp]'"
+                ) from None
+            return httpx.AsyncClient(transport=AiohttpTransport(limits=limits))
+        return httpx.AsyncClient(limits=limits)
+
+    def __repr__(self) -> str:
+        # The API key is deliberately absent.
+        return f"AsyncAudian(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it; an injected one is left open."""
+        if self._owns_client:
+            await self._http.aclose()
+
+    def with_options(
+        self, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> AsyncAudian:
+        """A view of this client with other settings, sharing its connections.
+
+        >>> patient = client.with_options(timeout=120, max_retries=5)  # doctest: +SKIP
+        """
+        clone = copy.copy(self)
+        clone._owns_client = False
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+                raise ValidationError("timeout", f"must be a positive number, got {timeout!r}")
+            clone.timeout = float(timeout)
+            clone._set_timeout_extension()
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValidationError("max_retries", "must be a non-negative int")
+            clone.max_retries = max_retries
+        clone.calls = Calls(clone)
+        return clone
+
+    async def _request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        body: bytes | None = None,
+        idempotency_key: str | None = None,
+    ) -> bytes:
+        """Send with retries; return the body of a 2xx response or raise an AudianError."""
+        idempotent = method == "GET"
+        if body is None:
+            headers = self._read_headers
+        else:
+            headers = [*self._write_headers, ("idempotency-key", idempotency_key or "")]
+        retry = 0
+        while True:
+            request = httpx.Request(
+                method, url, headers=headers, content=body, extensions=self._extensions
+            )
+            try:
+                async with self._limiter:
+                    response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                failure = _classify(exc)
+                if retry < self.max_retries and should_retry(
+                    idempotent=idempotent, failure=failure
+                ):
+                    await self._pause(method, url, retry, None, type(exc).__name__)
+                    retry += 1
+                    continue
+                raise self._connection_error(exc, failure, method, idempotency_key) from exc
+            status = response.status_code
+            if status < 300:
+                return response.content
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            error = error_from_response(
+                status, response.headers, response.content, retry_after=retry_after
+            )
+            if retry < self.max_retries and should_retry(
+                idempotent=idempotent, failure=Failure.STATUS, status_code=status
+            ):
+                await self._pause(method, url, retry, retry_after, str(status))
+                retry += 1
+                continue
+            raise error
+
+    async def _pause(
+        self, method: str, url: httpx.URL, retry: int, retry_after: float | None, why: str
+    ) -> None:
+        delay = retry_delay(retry, retry_after, rng=self._rng)
+        logger.info(
+            "retrying %s %s after %s (retry %d of %d) in %.2fs",
+            method,
+            url.path,
+            why,
+            retry + 1,
+            self.max_retries,
+            delay,
+        )
+        await anyio.sleep(delay)
+
+    @staticmethod
+    def _connection_error(
+        exc: httpx.TransportError, failure: Failure, method: str, idempotency_key: str | None
+    ) -> APIConnectionError:
+        detail = str(exc) or type(exc).__name__
+        if failure is Failure.SENT_NO_REPLY and method == "POST":
+            detail += (
+                "; the request may have been acted on: repeat it with idempotency_key="
+                f"{idempotency_key!r} so the API does not place the call twice"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"request timed out: {detail}")
+        return APIConnectionError(f"could not reach the API: {detail}")
+
+
+class Calls:
+    """``client.calls``: place calls, batches, and read a call's status."""
+
+    def __init__(self, client: AsyncAudian) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        request: CallRequest | None = None,
+        /,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+        call_type: str | None = None,
+        timeout: int | None = None,
+        max_duration: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+        recording: Recording | None = None,
+        call_control: CallControl | None = None,
+        scheduled_for: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call:
+        """Place one call, from a :class:`CallRequest` or from keyword fields (not both).
+
+        The request is validated (and numbers normalised) before anything is sent. Every
+        attempt carries the same ``Idempotency-Key`` (``idempotency_key`` or a random one), and
+        only failures that prove the API did not act are retried, so a call is never placed
+        twice by the SDK. Pass your own ``idempotency_key`` to repeat a create safely yourself,
+        e.g. after :class:`APITimeoutError`.
+        """
+        fields = {
+            "from_": from_,
+            "to": to,
+            "call_type": call_type,
+            "timeout": timeout,
+            "max_duration": max_duration,
+            "tags": tags,
+            "custom_fields": custom_fields,
+            "recording": recording,
+            "call_control": call_control,
+            "scheduled_for": scheduled_for,
+        }
+        if request is None:
+            if from_ is None:
+                raise ValidationError("from", "is required")
+            if to is None:
+                raise ValidationError("to", "is required")
+            request = CallRequest(**fields)  # type: ignore[arg-type]
+        elif any(value is not None for value in fields.values()):
+            raise ValidationError(
+                "", "pass either a CallRequest or keyword fields to calls.create(), not both"
+            )
+        client = self._client
+        checked = validate_call_request(request, client.default_region)
+        body = encode_call_body(checked)
+        raw = await client._request(
+            "POST",
+            client._calls_url,
+            body=body,
+            idempotency_key=_idempotency_key(idempotency_key),
+        )
+        return decode_call(raw)
+
+    async def create_batch(
+        self, requests: Sequence[CallRequest], *, idempotency_key: str | None = None
+    ) -> BatchResult:
+        """Place several calls in one request; ``result.calls`` is aligned with ``requests``.
+
+        Each request is validated first (errors name the index, ``calls[3].to``). An entry the
+        API refuses appears in the result with its ``error``; it does not sink the batch.
+        """
+        if isinstance(requests, CallRequest) or not isinstance(requests, Sequence):
+            raise ValidationError("calls", "must be a sequence of CallRequest")
+        client = self._client
+        checked = validate_batch(requests, client.default_region)
+        raw = await client._request(
+            "POST",
+            client._batch_url,
+            body=encode_batch_body(checked),
+            idempotency_key=_idempotency_key(idempotency_key),
+        )
+        return decode_batch(raw)
+
+    async def get(self, call_id: str) -> Call:
+        """The current state of a call. Retried on every transient failure (it is a read)."""
+        if not isinstance(call_id, str) or not call_id.strip():
+            raise ValidationError("call_id", "must be a non-empty string")
+        client = self._client
+        url = httpx.URL(f"{client._calls_url}/{quote(call_id, safe='')}")
+        return decode_call(await client._request("GET", url))
+
+
+def _idempotency_key(given: str | None) -> str:
+    if given is None:
+        return uuid.uuid4().hex
+    if not isinstance(given, str) or not given or len(given) > 255:
+        raise ValidationError("idempotency_key", "must be a non-empty string of at most 255 chars")
+    return given

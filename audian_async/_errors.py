@@ -1,0 +1,218 @@
+"""The error hierarchy, and the pure mapping from an HTTP error response to an error.
+
+Everything the SDK raises on purpose is an :class:`AudianError`, so one ``except`` clause
+catches all of it. The mapping from a response to an error lives here, free of I/O, so it is
+tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._json import loads
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AudianError",
+    "AuthenticationError",
+    "BadRequestError",
+    "InvalidNumberError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+    "UnauthorizedCallerIdError",
+    "ValidationError",
+    "WebhookError",
+    "error_from_response",
+]
+
+
+class AudianError(Exception):
+    """Base class of every error the SDK raises on purpose."""
+
+
+class ValidationError(AudianError, ValueError):
+    """Input was rejected on the client, before any request was sent.
+
+    ``field`` is the path of the offending value, e.g.
+    ``"call_control.on_answered[1].routes[0].digit"`` or ``"calls[3].to"`` in a batch.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+    def at(self, prefix: str) -> ValidationError:
+        """Return the same error with ``prefix`` put in front of its field path."""
+        if not self.field:
+            path = prefix
+        elif self.field.startswith("["):
+            path = f"{prefix}{self.field}"
+        else:
+            path = f"{prefix}.{self.field}"
+        return ValidationError(path, self.message)
+
+
+class WebhookError(AudianError):
+    """A webhook delivery could not be verified or parsed."""
+
+
+class APIConnectionError(AudianError):
+    """The API could not be reached, or the connection broke before a full reply arrived."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out (connecting, waiting for a pooled connection, or reading)."""
+
+
+class APIStatusError(AudianError):
+    """The API answered with an error status.
+
+    ``error`` is the API's machine-readable code (``"invalid_number"``) when the body carried
+    one, ``message`` its human-readable text, ``body`` the raw body bytes and ``headers`` the
+    response headers (lower-cased names).
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str | None,
+        message: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.error = error
+        self.message = message
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+        label = f" {error}" if error else ""
+        super().__init__(f"{status_code}{label}: {message}")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, "
+            f"error={self.error!r}, message={self.message!r})"
+        )
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request's content."""
+
+
+class InvalidNumberError(BadRequestError):
+    """400 ``invalid_number``: the API rejected a phone number."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the account may not do this."""
+
+
+class UnauthorizedCallerIdError(PermissionDeniedError):
+    """403 ``unauthorized_caller_id``: the account does not own the ``from`` number."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such call."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the request body was larger than the API accepts."""
+
+
+class RateLimitedError(APIStatusError):
+    """429: too many concurrent calls or requests.
+
+    ``retry_after`` is the server's hint in seconds, or ``None`` when it gave none.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str | None,
+        message: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status_code, error, message, body, headers)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the API failed."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    422: BadRequestError,
+    429: RateLimitedError,
+}
+_BY_CODE: dict[str, type[APIStatusError]] = {
+    "invalid_number": InvalidNumberError,
+    "unauthorized_caller_id": UnauthorizedCallerIdError,
+}
+
+
+def _error_class(status_code: int, error: str | None) -> type[APIStatusError]:
+    if error is not None:
+        special = _BY_CODE.get(error)
+        # Only trust the code where it agrees with the status family it belongs to.
+        if special is not None and issubclass(special, _BY_STATUS.get(status_code, ServerError)):
+            return special
+    if status_code >= 500:
+        return ServerError
+    return _BY_STATUS.get(status_code, APIStatusError)
+
+
+def error_from_response(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Map an error response to the most specific :class:`APIStatusError`.
+
+    A JSON body in the API's shape (``{"error", "message", "code"}``) supplies the code and
+    message; any other body (HTML from a proxy, plain text, nothing) still maps by status.
+    """
+    error: str | None = None
+    message = ""
+    try:
+        parsed: Any = loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        raw_error = parsed.get("error")
+        if isinstance(raw_error, str):
+            error = raw_error
+        elif isinstance(raw_error, dict):  # tolerate {"error": {"code": ..., "message": ...}}
+            code = raw_error.get("code") or raw_error.get("type")
+            error = code if isinstance(code, str) else None
+            nested = raw_error.get("message")
+            message = nested if isinstance(nested, str) else ""
+        raw_message = parsed.get("message")
+        if isinstance(raw_message, str):
+            message = raw_message
+    if not message:
+        text = body[:200].decode("utf-8", "replace").strip()
+        message = text or f"HTTP {status_code}"
+    cls = _error_class(status_code, error)
+    if cls is RateLimitedError:
+        return RateLimitedError(status_code, error, message, body, headers, retry_after)
+    return cls(status_code, error, message, body, headers)

@@ -1,0 +1,35 @@
+"""JSON encoding and decoding: orjson when installed (the ``orjson`` extra), else the stdlib.
+
+Both functions work on bytes, which is what travels on the wire; the stdlib fallback produces
+the same compact output orjson does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["dumps", "loads"]
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised when the extra is absent
+    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+    def dumps(value: Any) -> bytes:
+        """Encode ``value`` as compact UTF-8 JSON."""
+        return _encoder.encode(value).encode()
+
+    def loads(data: bytes | str) -> Any:
+        """Decode JSON; raises ``ValueError`` on malformed input."""
+        return json.loads(data)
+
+else:
+
+    def dumps(value: Any) -> bytes:
+        """Encode ``value`` as compact UTF-8 JSON."""
+        return orjson.dumps(value)
+
+    def loads(data: bytes | str) -> Any:
+        """Decode JSON; raises ``ValueError`` on malformed input."""
+        return orjson.loads(data)

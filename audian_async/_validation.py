@@ -1,0 +1,246 @@
+"""Value rules on requests, checked before anything is sent.
+
+:func:`validate_call_request` returns a normalised copy of a request (numbers in E.164) or
+raises :class:`~audian_async.ValidationError` naming the offending field by its path, e.g.
+``call_control.on_answered[1].routes[0].digit``. The sandbox runs the same rules server-side.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import phonenumbers
+
+from ._errors import ValidationError
+from ._models import (
+    Action,
+    CallControl,
+    CallRequest,
+    DtmfRoute,
+    GatherDtmf,
+    Hangup,
+    PlayAudio,
+    RecordAudio,
+    Recording,
+    Transfer,
+)
+
+__all__ = ["normalize_number", "validate_batch", "validate_call_request"]
+
+_DTMF_KEYS = frozenset("0123456789*#")
+_VOICES = frozenset({"male", "female"})
+_FORMATS = frozenset({"wav", "mp3", "opus"})
+_PARTICIPANTS = frozenset({"all", "caller", "callee"})
+MIN_RATE, MAX_RATE = 0.5, 2.0
+MAX_BATCH = 1000
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalize_cached(raw: str, region: str | None) -> str | None:
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_number(value: object, field: str, default_region: str | None = None) -> str:
+    """Return ``value`` as an E.164 number, or raise :class:`ValidationError` for ``field``.
+
+    Without ``default_region`` only international numbers (``+14155552671``) are accepted;
+    with it (``"US"``) national forms such as ``(415) 555-2671`` are too.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a phone number string, got {type(value).__name__}")
+    raw = value.strip()
+    if not raw:
+        raise ValidationError(field, "must not be empty")
+    if len(raw) > 64:
+        raise ValidationError(field, "is too long to be a phone number")
+    if not raw.startswith("+") and default_region is None:
+        raise ValidationError(
+            field,
+            f"{value!r} is not in E.164 format (+14155552671); "
+            "pass default_region= to accept national numbers",
+        )
+    normalized = _normalize_cached(raw, default_region)
+    if normalized is None:
+        raise ValidationError(field, f"{value!r} is not a valid phone number")
+    return normalized
+
+
+def _positive_int(value: object, field: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {type(value).__name__}")
+    if value <= 0:
+        raise ValidationError(field, f"must be positive, got {value}")
+
+
+def _one_of(value: object, allowed: frozenset[str], field: str) -> None:
+    if value is not None and value not in allowed:
+        options = ", ".join(sorted(allowed))
+        raise ValidationError(field, f"must be one of {options}; got {value!r}")
+
+
+def _optional_str(value: object, field: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+
+
+def _dtmf(value: object, field: str, *, single: bool) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, "must be a DTMF key (0-9, * or #)")
+    if single and len(value) != 1:
+        raise ValidationError(field, f"must be a single DTMF key, got {value!r}")
+    bad = [ch for ch in value if ch not in _DTMF_KEYS]
+    if bad:
+        raise ValidationError(field, f"{bad[0]!r} is not a DTMF key (0-9, * or #)")
+
+
+def _action(action: object, field: str, region: str | None) -> Action:
+    if isinstance(action, PlayAudio):
+        if not action.message and not action.audio_url:
+            raise ValidationError(field, "play_audio needs a message or an audio_url")
+        _optional_str(action.message, f"{field}.message")
+        _optional_str(action.audio_url, f"{field}.audio_url")
+        _optional_str(action.language, f"{field}.language")
+        _one_of(action.voice, _VOICES, f"{field}.voice")
+        if action.rate is not None:
+            rate = action.rate
+            if isinstance(rate, bool) or not isinstance(rate, int | float):
+                raise ValidationError(f"{field}.rate", "must be a number")
+            if not MIN_RATE <= rate <= MAX_RATE:
+                raise ValidationError(
+                    f"{field}.rate", f"must be between {MIN_RATE} and {MAX_RATE}; got {rate}"
+                )
+        return action
+    if isinstance(action, RecordAudio):
+        _positive_int(action.max_duration, f"{field}.max_duration")
+        if action.beep_start is not None and not isinstance(action.beep_start, bool):
+            raise ValidationError(f"{field}.beep_start", "must be a boolean")
+        return action
+    if isinstance(action, Transfer):
+        destination = normalize_number(action.destination, f"{field}.destination", region)
+        caller_id = (
+            None
+            if action.caller_id is None
+            else normalize_number(action.caller_id, f"{field}.caller_id", region)
+        )
+        if destination == action.destination and caller_id == action.caller_id:
+            return action
+        return Transfer(destination=destination, caller_id=caller_id)
+    if isinstance(action, Hangup):
+        return action
+    if isinstance(action, GatherDtmf):
+        _positive_int(action.max_digits, f"{field}.max_digits")
+        _positive_int(action.timeout, f"{field}.timeout")
+        if action.finish_key is not None:
+            _dtmf(action.finish_key, f"{field}.finish_key", single=True)
+        routes = []
+        seen: set[str] = set()
+        for i, route in enumerate(action.routes):
+            where = f"{field}.routes[{i}]"
+            if not isinstance(route, DtmfRoute):
+                raise ValidationError(where, "must be a DtmfRoute")
+            _dtmf(route.digit, f"{where}.digit", single=False)
+            if route.digit in seen:
+                raise ValidationError(f"{where}.digit", f"route {route.digit!r} is defined twice")
+            seen.add(route.digit)
+            if isinstance(route.action, GatherDtmf):
+                raise ValidationError(f"{where}.action", "a route cannot gather DTMF again")
+            checked = _action(route.action, where, region)
+            routes.append(route if checked is route.action else DtmfRoute(route.digit, checked))
+        if all(new is old for new, old in zip(routes, action.routes, strict=True)):
+            return action
+        return attrs.evolve(action, routes=routes)
+    raise ValidationError(field, f"is not a call control action: {type(action).__name__}")
+
+
+def _actions(actions: Sequence[object], field: str, region: str | None) -> tuple[Action, ...]:
+    return tuple(_action(a, f"{field}[{i}]", region) for i, a in enumerate(actions))
+
+
+def _call_control(control: object, region: str | None) -> CallControl:
+    if not isinstance(control, CallControl):
+        raise ValidationError("call_control", "must be a CallControl")
+    on_answered = _actions(control.on_answered, "call_control.on_answered", region)
+    on_no_answer = _actions(control.on_no_answer, "call_control.on_no_answer", region)
+    if on_answered == control.on_answered and on_no_answer == control.on_no_answer:
+        return control
+    return CallControl(on_answered=on_answered, on_no_answer=on_no_answer)
+
+
+def _recording(recording: object) -> None:
+    if not isinstance(recording, Recording):
+        raise ValidationError("recording", "must be a Recording")
+    if not isinstance(recording.enabled, bool):
+        raise ValidationError("recording.enabled", "must be a boolean")
+    _one_of(recording.format, _FORMATS, "recording.format")
+    _one_of(recording.participant, _PARTICIPANTS, "recording.participant")
+    _positive_int(recording.bitrate, "recording.bitrate")
+
+
+def _json_object(value: object, field: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValidationError(field, "must be a mapping")
+    for key in value:
+        if not isinstance(key, str):
+            raise ValidationError(field, f"keys must be strings, got {key!r}")
+
+
+def validate_call_request(request: CallRequest, default_region: str | None = None) -> CallRequest:
+    """Check every rule on ``request``; return it with its numbers normalised to E.164."""
+    if not isinstance(request, CallRequest):
+        raise ValidationError("", f"expected a CallRequest, got {type(request).__name__}")
+    changes: dict[str, Any] = {}
+    from_ = normalize_number(request.from_, "from", default_region)
+    to = normalize_number(request.to, "to", default_region)
+    if from_ != request.from_:
+        changes["from_"] = from_
+    if to != request.to:
+        changes["to"] = to
+    if request.call_type is not None and request.call_type != "outbound":
+        raise ValidationError("call_type", f"must be 'outbound'; got {request.call_type!r}")
+    _positive_int(request.timeout, "timeout")
+    _positive_int(request.max_duration, "max_duration")
+    _json_object(request.tags, "tags")
+    _json_object(request.custom_fields, "custom_fields")
+    if request.recording is not None:
+        _recording(request.recording)
+    if request.call_control is not None:
+        control = _call_control(request.call_control, default_region)
+        if control is not request.call_control:
+            changes["call_control"] = control
+    if request.scheduled_for is not None:
+        when = request.scheduled_for
+        if not hasattr(when, "tzinfo") or when.tzinfo is None or when.utcoffset() is None:
+            raise ValidationError(
+                "scheduled_for", "must be a timezone-aware datetime (e.g. tzinfo=UTC)"
+            )
+    return attrs.evolve(request, **changes) if changes else request
+
+
+def validate_batch(
+    requests: Sequence[CallRequest], default_region: str | None = None
+) -> list[CallRequest]:
+    """Validate each request of a batch; errors name the index (``calls[3].to``)."""
+    if not requests:
+        raise ValidationError("calls", "a batch needs at least one call")
+    if len(requests) > MAX_BATCH:
+        raise ValidationError("calls", f"a batch holds at most {MAX_BATCH} calls")
+    checked = []
+    for i, request in enumerate(requests):
+        try:
+            checked.append(validate_call_request(request, default_region))
+        except ValidationError as exc:
+            raise exc.at(f"calls[{i}]") from None
+    return checked
