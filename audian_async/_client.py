@@ -88,6 +88,9 @@ class AsyncAudian:
     calls: Calls
     """Place calls and read their status."""
 
+    # Indirection so tests can observe backoff waits without sleeping.
+    _sleep = staticmethod(anyio.sleep)
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -268,7 +271,7 @@ class AsyncAudian:
             self.max_retries,
             delay,
         )
-        await anyio.sleep(delay)
+        await self._sleep(delay)
 
     @staticmethod
     def _connection_error(
