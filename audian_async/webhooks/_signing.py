@@ -18,16 +18,28 @@ from collections.abc import Iterable, Mapping
 
 from .._errors import WebhookError
 
-__all__ = ["DEFAULT_TOLERANCE", "decode_secret", "sign", "verify"]
+__all__ = ["DEFAULT_TOLERANCE", "decode_secret", "sign", "verify", "verify_parts"]
 
 DEFAULT_TOLERANCE = 300
 """Seconds a delivery's timestamp may differ from our clock, either way."""
 _PREFIX = "whsec_"
 _MAX_SIGNATURE_HEADER = 4096
+# Ids end up as keys of the dedupe store: bound them so a sender cannot bloat it.
+_MAX_ID = 1024
+# Unix seconds fit in 11 digits until the year 5138; anything longer is garbage.
+_MAX_TIMESTAMP_DIGITS = 15
+
+HeaderValue = str | bytes
+Headers = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[HeaderValue, HeaderValue]]
+"""A mapping of header names to values, or ``(name, value)`` pairs (str or ASGI bytes)."""
 
 
 def decode_secret(secret: str | bytes) -> bytes:
-    """The HMAC key of a ``whsec_<base64>`` secret (raw bytes are used as they are)."""
+    """The HMAC key of a ``whsec_<base64>`` secret (raw bytes are used as they are).
+
+    The ``whsec_`` prefix is optional and missing base64 padding is tolerated, as the
+    reference Standard Webhooks libraries do.
+    """
     if isinstance(secret, bytes):
         if not secret:
             raise WebhookError("the webhook secret is empty")
@@ -35,6 +47,7 @@ def decode_secret(secret: str | bytes) -> bytes:
     if not isinstance(secret, str) or not secret:
         raise WebhookError("the webhook secret is empty")
     encoded = secret.removeprefix(_PREFIX)
+    encoded += "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -44,69 +57,86 @@ def decode_secret(secret: str | bytes) -> bytes:
     return key
 
 
-def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    mac = hmac.new(key, digestmod=hashlib.sha256)
-    mac.update(f"{msg_id}.{timestamp}.".encode())
+def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode(), hashlib.sha256)
     mac.update(body)
     return mac.digest()
 
 
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode() if isinstance(body, str) else bytes(body)
+def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(body, str):
+        return body.encode()
+    return body if isinstance(body, bytes) else bytes(body)
 
 
 def sign(secret: str | bytes, msg_id: str, timestamp: int | float, body: bytes | str) -> str:
     """The ``webhook-signature`` header value (``"v1,<base64>"``) for one delivery.
 
+    ``timestamp`` is in Unix seconds (fractions are dropped) and must be the value sent in
+    the ``webhook-timestamp`` header; ``body`` the exact bytes sent (a ``str`` is UTF-8).
+
     >>> sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_1", 1614265330, b"{}")[:3]
     'v1,'
     """
-    digest = _signature(decode_secret(secret), msg_id, int(timestamp), _as_bytes(body))
+    digest = _signature(decode_secret(secret), msg_id, str(int(timestamp)), _as_bytes(body))
     return "v1," + base64.b64encode(digest).decode()
 
 
-def _header(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str | None:
+def _text(value: HeaderValue) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _headers(headers: Headers) -> tuple[str | None, str | None, str | None]:
+    msg_id = timestamp = signatures = None
+    items: Iterable[tuple[HeaderValue, HeaderValue]]
     items = headers.items() if isinstance(headers, Mapping) else headers
-    for key, value in items:
-        if key.lower() == name:
-            return value
-    return None
+    for raw_name, value in items:
+        name = _text(raw_name).lower()
+        if name == "webhook-id":
+            msg_id = _text(value)
+        elif name == "webhook-timestamp":
+            timestamp = _text(value)
+        elif name == "webhook-signature":
+            signatures = _text(value)
+    return msg_id, timestamp, signatures
 
 
-def verify(
-    secret: str | bytes,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-    body: bytes | str,
+def verify_parts(
+    key: bytes,
+    msg_id: str | None,
+    timestamp: str | None,
+    signatures: str | None,
+    body: bytes,
     *,
-    tolerance: int | float = DEFAULT_TOLERANCE,
+    tolerance: float = DEFAULT_TOLERANCE,
     now: float | None = None,
 ) -> None:
-    """Check a delivery's signature; return ``None`` or raise :class:`WebhookError`.
+    """:func:`verify` on header values already picked out and a key already decoded.
 
-    ``headers`` may be any mapping (case-insensitive look-up is done here) or a list of
-    ``(name, value)`` pairs. ``now`` (Unix seconds) makes the clock injectable for tests.
+    This is the hot path of :class:`~audian_async.webhooks.WebhookApp`, which decodes its
+    secret once and reads the three headers in the same pass as the others it needs.
     """
-    msg_id = _header(headers, "webhook-id")
-    raw_timestamp = _header(headers, "webhook-timestamp")
-    raw_signatures = _header(headers, "webhook-signature")
-    if not msg_id or not raw_timestamp or not raw_signatures:
+    if not msg_id or not timestamp or not signatures:
         raise WebhookError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    try:
-        timestamp = int(raw_timestamp)
-    except ValueError:
-        raise WebhookError("webhook-timestamp is not a Unix timestamp") from None
+    if len(msg_id) > _MAX_ID:
+        raise WebhookError("webhook-id header is too long")
+    # ASCII digits only: int() would also take "+1", " 1", "1_0" and non-ASCII digits, and
+    # the signed content must be the header exactly as sent.
+    if len(timestamp) > _MAX_TIMESTAMP_DIGITS or not (timestamp.isascii() and timestamp.isdigit()):
+        raise WebhookError("webhook-timestamp is not a Unix timestamp")
+    sent_at = int(timestamp)
     current = time.time() if now is None else now
-    if timestamp < current - tolerance:
+    if sent_at < current - tolerance:
         raise WebhookError("webhook-timestamp is too old")
-    if timestamp > current + tolerance:
+    if sent_at > current + tolerance:
         raise WebhookError("webhook-timestamp is too far in the future")
-    if len(raw_signatures) > _MAX_SIGNATURE_HEADER:
+    if len(signatures) > _MAX_SIGNATURE_HEADER:
         raise WebhookError("webhook-signature header is too long")
-    expected = _signature(decode_secret(secret), msg_id, timestamp, _as_bytes(body))
-    for entry in raw_signatures.split():
+    expected = _signature(key, msg_id, timestamp, body)
+    for entry in signatures.split():
         version, _, encoded = entry.partition(",")
         if version != "v1":
-            continue
+            continue  # other schemes (v1a asymmetric keys) are not ours to check
         try:
             candidate = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
@@ -114,3 +144,36 @@ def verify(
         if hmac.compare_digest(candidate, expected):
             return
     raise WebhookError("no webhook-signature matches")
+
+
+def verify(
+    secret: str | bytes,
+    headers: Headers,
+    body: bytes | str,
+    *,
+    tolerance: int | float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> None:
+    """Check a delivery's signature; return ``None`` or raise :class:`WebhookError`.
+
+    ``headers`` may be any mapping (looked up case-insensitively here) or a list of
+    ``(name, value)`` pairs, as ``str`` or as raw ASGI ``bytes``. ``body`` must be the raw
+    request body. ``now`` (Unix seconds) makes the clock injectable for tests.
+
+    >>> import time
+    >>> secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    >>> ts = int(time.time())
+    >>> headers = {"webhook-id": "msg_1", "webhook-timestamp": str(ts),
+    ...            "webhook-signature": sign(secret, "msg_1", ts, b"{}")}
+    >>> verify(secret, headers, b"{}")
+    """
+    msg_id, timestamp, signatures = _headers(headers)
+    verify_parts(
+        decode_secret(secret),
+        msg_id,
+        timestamp,
+        signatures,
+        _as_bytes(body),
+        tolerance=tolerance,
+        now=now,
+    )

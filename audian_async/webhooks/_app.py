@@ -1,0 +1,324 @@
+"""``WebhookApp``: a pure ASGI app that turns webhook requests into handled events.
+
+It is a thin shell over the pure parts: it reads the body (bounded), checks the signature
+(:func:`verify_parts`), parses the event (:func:`parse_event`), skips deliveries already
+handled (:class:`DedupeStore`) and runs the router's handlers. Answers, in this order:
+
+* 404 when built with ``path=`` and the request is for another path;
+* 405 for anything but POST;
+* 413 for a body over ``max_body`` (announced by Content-Length, or counted while reading);
+* 401 for a missing, wrong or stale signature;
+* 400 for a body that is not a webhook event;
+* 204 once every matching handler succeeded (also for duplicates and unknown event types),
+  or 500 when a handler raised, so the sender redelivers and the handlers run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+
+from .._errors import ValidationError, WebhookError
+from .._json import dumps
+from ._dedupe import DedupeStore, InMemoryDedupeStore
+from ._events import MAX_EVENT_SIZE, Event, parse_event
+from ._router import EventRouter
+from ._signing import DEFAULT_TOLERANCE, decode_secret, verify_parts
+
+__all__ = ["MAX_BODY", "WebhookApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = MAX_EVENT_SIZE
+"""The default largest body :class:`WebhookApp` accepts: 1 MiB."""
+
+logger = logging.getLogger("audian_async.webhooks")
+
+_MAX_KEY = 256
+
+
+class _SecretKey:
+    """Holds the HMAC key so that no repr, log line or traceback shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error_response(status: int, code: str, message: str) -> tuple[Message, Message]:
+    body = dumps({"error": code, "message": message})
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+_NO_CONTENT: Message = {"type": "http.response.start", "status": 204, "headers": []}
+_EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+
+
+def _route_path(scope: Scope) -> str:
+    # Since ASGI 3 clarified it, `path` includes `root_path` (Starlette mounts, proxies);
+    # older servers leave it out. Compare what is left after the mount point either way.
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+class WebhookApp:
+    """An ASGI app receiving Audian webhooks and dispatching them to ``router``.
+
+    >>> router = EventRouter()
+    >>> app = WebhookApp(router, secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+
+    Serve it with any ASGI server (``uvicorn module:app``) or mount it in another framework
+    (``fastapi_app.mount("/webhooks", app)``).
+
+    * ``secret``: the endpoint's ``whsec_...`` signing secret. Required unless ``verify=False``
+      is passed explicitly (for local experiments only); a missing or malformed secret is a
+      :class:`~audian_async.ValidationError` at construction.
+    * ``max_body``: the largest body accepted, in bytes (1 MiB); larger requests get 413
+      without the excess ever being read.
+    * ``tolerance``: how far, in seconds, a delivery's ``webhook-timestamp`` may be from now.
+    * ``dedupe_store``: where handled delivery ids are remembered (by default a bounded
+      :class:`InMemoryDedupeStore`); a redelivery of a handled event gets 204 without
+      running handlers. Deliveries of the same id that arrive while one is being handled
+      wait for it, so handlers never run twice concurrently for one delivery.
+    * ``path``: when set, only this path (relative to any mount point) is served; others
+      get 404.
+
+    Lifespan messages are acknowledged. Logs go to the ``audian_async.webhooks`` logger:
+    rejected deliveries at WARNING, handler failures at ERROR with their traceback, handled
+    ones at DEBUG. Bodies and secrets are never logged.
+    """
+
+    def __init__(
+        self,
+        router: EventRouter,
+        *,
+        secret: str | bytes | None = None,
+        verify: bool = True,
+        max_body: int = MAX_BODY,
+        tolerance: float = DEFAULT_TOLERANCE,
+        dedupe_store: DedupeStore | None = None,
+        path: str | None = None,
+    ) -> None:
+        if not isinstance(router, EventRouter):
+            raise TypeError(f"router must be an EventRouter, got {type(router).__name__}")
+        self._key: _SecretKey | None = None
+        if verify:
+            if secret is None or not secret:
+                raise ValidationError(
+                    "secret",
+                    "a webhook signing secret is required (pass verify=False to accept "
+                    "unsigned deliveries, for local testing only)",
+                )
+            try:
+                self._key = _SecretKey(decode_secret(secret))
+            except WebhookError as exc:
+                raise ValidationError("secret", str(exc)) from None
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+            raise ValidationError("max_body", "must be a positive number of bytes")
+        if tolerance < 0:
+            raise ValidationError("tolerance", "must not be negative")
+        if path is not None and not path.startswith("/"):
+            raise ValidationError("path", "must start with '/'")
+        self.router = router
+        self.max_body = max_body
+        self.tolerance = tolerance
+        self.path = path
+        self.dedupe_store: DedupeStore = (
+            InMemoryDedupeStore() if dedupe_store is None else dedupe_store
+        )
+        # Delivery ids being handled right now; bounded by the requests in flight.
+        self._inflight: dict[str, anyio.Event] = {}
+        self._too_large = _error_response(
+            413, "payload_too_large", f"the body is larger than {max_body} bytes"
+        )
+
+    @property
+    def verifies(self) -> bool:
+        """True when deliveries must carry a valid signature."""
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"WebhookApp({self.router!r}, verify={self.verifies}, max_body={self.max_body}, "
+            f"tolerance={self.tolerance}, path={self.path!r})"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, receive: Receive, announced: int | None) -> bytes | None:
+        """The whole body, or None when the client went away; raises _TooLarge."""
+        limit = self.max_body
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # http.disconnect
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if len(chunks) == 1:
+            return chunks[0]  # the usual case: no copy
+        return b"".join(chunks)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.path is not None and _route_path(scope) != self.path:
+            await _send(send, _error_response(404, "not_found", "no webhook endpoint here"))
+            return
+        if scope["method"] != "POST":
+            start, content = _error_response(405, "method_not_allowed", "use POST")
+            start["headers"].append((b"allow", b"POST"))
+            await _send(send, (start, content))
+            return
+
+        # One pass over the headers picks out everything needed (names are lower-case in ASGI).
+        length = msg_id = timestamp = signatures = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"webhook-id":
+                msg_id = value.decode("latin-1")
+            elif name == b"webhook-timestamp":
+                timestamp = value.decode("latin-1")
+            elif name == b"webhook-signature":
+                signatures = value.decode("latin-1")
+
+        announced: int | None = None
+        if length is not None:
+            try:
+                announced = int(length)
+            except ValueError:
+                announced = None
+            if announced is not None and announced > self.max_body:
+                logger.warning("webhook rejected (413): Content-Length %d", announced)
+                await _send(send, self._too_large)
+                return
+        try:
+            body = await self._read_body(receive, announced)
+        except _TooLarge:
+            logger.warning("webhook rejected (413): body over %d bytes", self.max_body)
+            await _send(send, self._too_large)
+            return
+        if body is None:
+            return  # the client disconnected: nobody to answer
+
+        if self._key is not None:
+            try:
+                verify_parts(
+                    self._key.value,
+                    msg_id,
+                    timestamp,
+                    signatures,
+                    body,
+                    tolerance=self.tolerance,
+                )
+            except WebhookError as exc:
+                logger.warning("webhook rejected (401): %s", exc)
+                await _send(send, _error_response(401, "invalid_signature", str(exc)))
+                return
+        try:
+            event = parse_event(body, max_size=self.max_body)
+        except WebhookError as exc:
+            logger.warning("webhook %s rejected (400): %s", msg_id, exc)
+            await _send(send, _error_response(400, "invalid_event", str(exc)))
+            return
+
+        key = msg_id or event.id
+        if key is not None and len(key) > _MAX_KEY:
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        ok = await self._handle(event, key)
+        if ok:
+            await _send(send, (_NO_CONTENT, _EMPTY_BODY))
+        else:
+            await _send(send, _error_response(500, "handler_failed", "a handler failed"))
+
+    async def _handle(self, event: Event, key: str | None) -> bool:
+        """Run the handlers unless ``key`` was handled already; False when one raised."""
+        if key is None:  # nothing to dedupe on (only possible with verify=False)
+            return await self._dispatch(event)
+        inflight = self._inflight
+        while (pending := inflight.get(key)) is not None:
+            await pending.wait()
+        # No checkpoint between the loop and this line: exactly one delivery owns the key.
+        done = inflight[key] = anyio.Event()
+        try:
+            try:
+                duplicate = await self.dedupe_store.seen(key)
+            except Exception:
+                logger.exception("webhook %s: the dedupe store failed", key)
+                return False
+            if duplicate:
+                logger.debug("webhook %s (%s) already handled", key, event.type)
+                return True
+            if not await self._dispatch(event):
+                return False
+            try:
+                await self.dedupe_store.remember(key)
+            except Exception:  # handled all the same: a redelivery would merely re-run
+                logger.exception("webhook %s: the dedupe store failed", key)
+            return True
+        finally:
+            del inflight[key]
+            done.set()
+
+    async def _dispatch(self, event: Event) -> bool:
+        try:
+            count = await self.router.dispatch(event)
+        except ExceptionGroup as group:
+            logger.error("webhook %s (%s): %s", event.id, event.type, group.message, exc_info=group)
+            return False
+        logger.debug("webhook %s (%s) handled by %d handler(s)", event.id, event.type, count)
+        return True
+
+
+async def _send(send: Send, response: tuple[Message, Message]) -> None:
+    await send(response[0])
+    await send(response[1])

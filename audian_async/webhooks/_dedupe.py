@@ -1,0 +1,92 @@
+"""Remember deliveries already handled, so a redelivery does not run handlers twice."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["DedupeStore", "InMemoryDedupeStore"]
+
+
+@runtime_checkable
+class DedupeStore(Protocol):
+    """Where :class:`~audian_async.webhooks.WebhookApp` remembers handled delivery ids.
+
+    Plug a shared store (Redis, a database table) in to dedupe across several processes;
+    both methods are awaited on the request's event loop. ``remember`` is called only once
+    every handler of a delivery succeeded, so a failed delivery is retried in full.
+    """
+
+    async def seen(self, key: str) -> bool:
+        """True when ``key`` was remembered (and has not expired)."""
+        ...
+
+    async def remember(self, key: str) -> None:
+        """Record that the delivery ``key`` was handled."""
+        ...
+
+
+class InMemoryDedupeStore:
+    """A bounded, in-process :class:`DedupeStore`: least recently remembered keys go first.
+
+    Keeps at most ``max_entries`` ids, each for ``ttl`` seconds (a day by default, longer
+    than typical redelivery schedules run). Memory stays bounded whatever senders do; a
+    redelivery older than both bounds runs its handlers again, so handlers should still be
+    idempotent where it matters.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        ttl: float = 86_400.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._clock = clock
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"InMemoryDedupeStore(max_entries={self.max_entries}, ttl={self.ttl}, "
+            f"size={len(self._expiry)})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def _purge(self, now: float) -> None:
+        # Every key gets the same ttl and moves to the end when remembered, so the oldest
+        # expiry is always first.
+        expiry = self._expiry
+        while expiry:
+            first = next(iter(expiry.values()))
+            if first > now:
+                break
+            expiry.popitem(last=False)
+
+    async def seen(self, key: str) -> bool:
+        """True when ``key`` was remembered less than ``ttl`` seconds ago."""
+        expires = self._expiry.get(key)
+        if expires is None:
+            return False
+        if expires <= self._clock():
+            del self._expiry[key]
+            return False
+        return True
+
+    async def remember(self, key: str) -> None:
+        """Remember ``key`` for ``ttl`` seconds, evicting the oldest beyond ``max_entries``."""
+        now = self._clock()
+        self._expiry[key] = now + self.ttl
+        self._expiry.move_to_end(key)
+        self._purge(now)
+        while len(self._expiry) > self.max_entries:
+            self._expiry.popitem(last=False)

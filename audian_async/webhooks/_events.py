@@ -1,0 +1,364 @@
+"""Typed webhook events and the parser that builds them: pure, no I/O.
+
+A delivery body is a JSON object ``{"id", "timestamp", "event", "data"}``. The ``event``
+string alone picks the class (a lookup table, never trial and error), and each class reads
+the few ``data`` keys it models. Everything else stays reachable through ``event.data``.
+Parsing tolerates what a newer API may send (unknown event types, fields, statuses and
+failure reasons) and rejects what no version sends (a body that is not a JSON object with a
+string ``event`` and an object ``data``, or a known field of the wrong type) with
+:class:`~audian_async.WebhookError`, and with nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+from .._convert import parse_datetime
+from .._errors import WebhookError
+from .._json import loads
+from .._models import CallStatus, FailureReason
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_SIZE",
+    "CallAnswered",
+    "CallCompleted",
+    "CallFailed",
+    "CallInitiated",
+    "CallRinging",
+    "Event",
+    "RecordingCompleted",
+    "UnknownEvent",
+    "parse_event",
+]
+
+MAX_EVENT_SIZE = 1024 * 1024
+"""The largest body :func:`parse_event` reads by default (1 MiB), like ``WebhookApp``."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+E = TypeVar("E", bound="Event")
+
+
+def _readonly(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+def _status(value: CallStatus | str | None) -> CallStatus | str | None:
+    if value is None or isinstance(value, CallStatus):
+        return value
+    try:
+        return CallStatus(value)
+    except ValueError:
+        return value
+
+
+def _reason(value: FailureReason | str | None) -> FailureReason | str | None:
+    if value is None or isinstance(value, FailureReason):
+        return value
+    try:
+        return FailureReason(value)
+    except ValueError:
+        return value
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """A webhook event. Subclasses add the fields their type carries.
+
+    * ``id``: the event id (``"evt_..."``), or ``None`` when the body had none;
+    * ``type``: the event type, e.g. ``"call.failed"``;
+    * ``timestamp``: when the event happened (timezone-aware), or ``None``;
+    * ``call_id`` and ``status`` (a :class:`~audian_async.CallStatus`, or a plain ``str`` for a
+      status this version does not know) from ``data``, ``None`` when absent;
+    * ``data``: a read-only view of the raw ``data`` object, for fields not modelled here.
+
+    Events are frozen; build them directly in tests, e.g. ``CallFailed(call_id="c1",
+    reason="busy")``.
+    """
+
+    EVENT_TYPE: ClassVar[str] = ""
+
+    id: str | None = None
+    timestamp: datetime | None = None
+    call_id: str | None = None
+    status: CallStatus | str | None = attrs.field(default=None, converter=_status)
+    data: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_readonly, repr=False, hash=False
+    )
+
+    @property
+    def type(self) -> str:
+        """The event type, e.g. ``"call.failed"``."""
+        return self.EVENT_TYPE
+
+
+@attrs.frozen(kw_only=True)
+class CallInitiated(Event):
+    """``call.initiated``: the API created the call."""
+
+    EVENT_TYPE: ClassVar[str] = "call.initiated"
+
+
+@attrs.frozen(kw_only=True)
+class CallRinging(Event):
+    """``call.ringing``: the destination is ringing."""
+
+    EVENT_TYPE: ClassVar[str] = "call.ringing"
+
+
+@attrs.frozen(kw_only=True)
+class CallAnswered(Event):
+    """``call.answered``: the destination answered."""
+
+    EVENT_TYPE: ClassVar[str] = "call.answered"
+
+
+@attrs.frozen(kw_only=True)
+class CallCompleted(Event):
+    """``call.completed``: the call ended normally."""
+
+    EVENT_TYPE: ClassVar[str] = "call.completed"
+
+
+@attrs.frozen(kw_only=True)
+class CallFailed(Event):
+    """``call.failed``: the call did not connect.
+
+    ``reason`` is a :class:`~audian_async.FailureReason` (``busy``, ``no_answer``,
+    ``declined``, ``invalid_number``, ``network_error``) or a plain ``str`` for a reason this
+    version does not know; ``reason_code`` the SIP-style code (486 for busy).
+    """
+
+    EVENT_TYPE: ClassVar[str] = "call.failed"
+
+    reason: FailureReason | str | None = attrs.field(default=None, converter=_reason)
+    reason_code: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RecordingCompleted(Event):
+    """``recording.completed``: a call recording is ready to download from ``recording_url``.
+
+    ``recording_url`` is read from ``recording_url``, ``download_url`` or ``url`` (the first
+    present); ``duration`` is in seconds.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "recording.completed"
+
+    recording_id: str | None = None
+    recording_url: str | None = None
+    format: str | None = None
+    duration: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UnknownEvent(Event):
+    """An event type this version does not model; ``payload`` is the whole raw body object.
+
+    Handlers can still subscribe to it by its ``type`` (or with ``"*"``).
+    """
+
+    # A field here; a class-level constant (through the base's property) everywhere else.
+    type: str = ""
+    payload: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_readonly, repr=False, hash=False
+    )
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _fail(field: str, expected: str, value: object) -> WebhookError:
+    return WebhookError(f"{field}: expected {expected}, got {type(value).__name__}")
+
+
+def _str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _fail(f"data.{key}", "a string", value)
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _fail(f"data.{key}", "an integer", value)
+
+
+def _number(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise _fail(f"data.{key}", "a number", value)
+
+
+def _lenient(enum_cls: type[enum.StrEnum], data: Mapping[str, Any], key: str) -> Any:
+    value = _str(data, key)
+    if value is None:
+        return None
+    try:
+        return enum_cls(value)
+    except ValueError:
+        return value  # newer than this version: keep the string rather than fail
+
+
+def _timestamp(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
+        if isinstance(value, str):
+            return parse_datetime(value)
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise WebhookError(f"timestamp: not an ISO 8601 datetime: {str(value)[:40]!r}") from None
+    raise _fail("timestamp", "an ISO 8601 string", value)
+
+
+def _common(
+    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "timestamp": timestamp,
+        "call_id": _str(data, "call_id"),
+        "status": _lenient(CallStatus, data, "status"),
+        "data": data,
+    }
+
+
+def _plain(cls: type[E]) -> Callable[[str | None, datetime | None, Mapping[str, Any]], E]:
+    def build(event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]) -> E:
+        return cls(**_common(event_id, timestamp, data))
+
+    return build
+
+
+def _call_failed(
+    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
+) -> CallFailed:
+    return CallFailed(
+        **_common(event_id, timestamp, data),
+        reason=_lenient(FailureReason, data, "reason"),
+        reason_code=_int(data, "reason_code"),
+    )
+
+
+def _recording_completed(
+    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
+) -> RecordingCompleted:
+    url = None
+    for key in ("recording_url", "download_url", "url"):
+        url = _str(data, key)
+        if url is not None:
+            break
+    return RecordingCompleted(
+        **_common(event_id, timestamp, data),
+        recording_id=_str(data, "recording_id"),
+        recording_url=url,
+        format=_str(data, "format"),
+        duration=_number(data, "duration"),
+    )
+
+
+_Builder = Callable[[str | None, datetime | None, Mapping[str, Any]], Event]
+_BUILDERS: dict[str, _Builder] = {
+    CallInitiated.EVENT_TYPE: _plain(CallInitiated),
+    CallRinging.EVENT_TYPE: _plain(CallRinging),
+    CallAnswered.EVENT_TYPE: _plain(CallAnswered),
+    CallCompleted.EVENT_TYPE: _plain(CallCompleted),
+    CallFailed.EVENT_TYPE: _call_failed,
+    RecordingCompleted.EVENT_TYPE: _recording_completed,
+}
+
+EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
+    {
+        cls.EVENT_TYPE: cls
+        for cls in (
+            CallInitiated,
+            CallRinging,
+            CallAnswered,
+            CallCompleted,
+            CallFailed,
+            RecordingCompleted,
+        )
+    }
+)
+"""Every event type this version models, by its ``event`` string."""
+
+
+def _decode(body: bytes | bytearray | memoryview | str, max_size: int) -> object:
+    if len(body) > max_size:
+        raise WebhookError(f"webhook body is larger than {max_size} bytes")
+    try:
+        return loads(body if isinstance(body, bytes | str) else bytes(body))
+    except RecursionError:  # the stdlib decoder on very deep nesting
+        raise WebhookError("webhook body is nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # orjson and json errors are ValueErrors
+        raise WebhookError(f"webhook body is not valid JSON: {exc}") from None
+
+
+def parse_event(
+    body: bytes | bytearray | memoryview | str | Mapping[str, Any],
+    *,
+    max_size: int = MAX_EVENT_SIZE,
+) -> Event:
+    """Parse a webhook body into its :class:`Event` subclass.
+
+    ``body`` is the raw request body (bytes or str) or an already decoded mapping. The
+    ``event`` value picks the class; an unknown one gives :class:`UnknownEvent`. Raises
+    :class:`~audian_async.WebhookError` (and nothing else) when the body is not a JSON object
+    with a string ``event`` and an object ``data``, when a known field has the wrong type,
+    or when it is longer than ``max_size`` bytes.
+
+    >>> parse_event(b'{"event": "call.failed", "data": {"call_id": "c1", "reason": "busy"}}')
+    CallFailed(id=None, timestamp=None, call_id='c1', status=None, reason=<FailureReason.BUSY: 'busy'>, reason_code=None)
+    """  # noqa: E501
+    if isinstance(body, Mapping):
+        payload: object = body
+        owned = False
+    elif isinstance(body, bytes | bytearray | memoryview | str):
+        payload = _decode(body, max_size)
+        owned = True  # freshly decoded: wrap, don't copy
+    else:
+        raise WebhookError(f"expected bytes, str or a mapping, got {type(body).__name__}")
+    if not isinstance(payload, Mapping):
+        raise _fail("body", "a JSON object", payload)
+    event_type = payload.get("event")
+    if not isinstance(event_type, str):
+        raise _fail("event", "a string", event_type)
+    raw_data = payload.get("data")
+    if not isinstance(raw_data, Mapping):
+        raise _fail("data", "an object", raw_data)
+    data = MappingProxyType(raw_data if owned and isinstance(raw_data, dict) else dict(raw_data))
+    event_id = payload.get("id")
+    if event_id is not None and not isinstance(event_id, str):
+        raise _fail("id", "a string", event_id)
+    timestamp = _timestamp(payload.get("timestamp"))
+    builder = _BUILDERS.get(event_type)
+    if builder is not None:
+        return builder(event_id, timestamp, data)
+    # An unknown type may use call_id/status differently: keep them only when they fit.
+    call_id = data.get("call_id")
+    status = data.get("status")
+    raw = payload if owned and isinstance(payload, dict) else dict(payload)
+    return UnknownEvent(
+        type=event_type,
+        payload=MappingProxyType(raw),
+        id=event_id,
+        timestamp=timestamp,
+        call_id=call_id if isinstance(call_id, str) else None,
+        status=_status(status) if isinstance(status, str) else None,
+        data=data,
+    )

@@ -1,0 +1,332 @@
+"""Route events to handlers: ``@router.on("call.failed", reason="busy")``.
+
+Matching is pure (type patterns and field filters); running handlers is the only I/O, done
+with anyio so it works on asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskStatus
+
+from ._events import Event
+
+__all__ = ["EventRouter", "Handler", "Subscription"]
+
+Handler = Callable[[Any], Any]
+"""A handler: ``async def h(event) -> None`` or ``def h(event) -> None``."""
+H = TypeVar("H", bound=Handler)
+
+_MISSING: Any = object()
+# Bumped by every change to any router, so cached match lists stay right across include().
+_generation = [0]
+
+
+def _bump() -> None:
+    _generation[0] += 1
+
+
+def _is_async(handler: Handler) -> bool:
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(type(handler), "__call__", None)  # noqa: B004 - callable objects
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _field_value(event: Event, name: str) -> Any:
+    value = getattr(event, name, _MISSING)
+    if value is _MISSING:
+        value = event.data.get(name, _MISSING)
+    return value
+
+
+def _filter_matches(expected: object, actual: object) -> bool:
+    if actual is _MISSING:
+        return False
+    if callable(expected):
+        return bool(expected(actual))
+    if isinstance(expected, set | frozenset | tuple | list):
+        return actual in expected
+    return actual == expected
+
+
+class Subscription:
+    """One handler registered on an :class:`EventRouter` for some patterns and filters.
+
+    :meth:`EventRouter.add` returns it; :meth:`cancel` (or leaving a ``with`` block over it)
+    removes the handler again, e.g. for a component that subscribes for a while only.
+    """
+
+    __slots__ = (
+        "_exact",
+        "_globs",
+        "_match_all",
+        "_router",
+        "filters",
+        "handler",
+        "in_thread",
+        "is_async",
+        "patterns",
+    )
+
+    def __init__(
+        self,
+        router: EventRouter,
+        handler: Handler,
+        patterns: tuple[str, ...],
+        filters: Mapping[str, object],
+        in_thread: bool,
+    ) -> None:
+        self._router: EventRouter | None = router
+        self.handler = handler
+        self.patterns = patterns
+        self.filters = dict(filters)
+        self.is_async = _is_async(handler)
+        self.in_thread = in_thread and not self.is_async
+        self._match_all = "*" in patterns
+        self._exact = frozenset(p for p in patterns if not _is_glob(p))
+        self._globs = tuple(p for p in patterns if _is_glob(p))
+
+    def __repr__(self) -> str:
+        name = getattr(self.handler, "__qualname__", repr(self.handler))
+        filters = "".join(f", {k}={v!r}" for k, v in self.filters.items())
+        patterns = ", ".join(map(repr, self.patterns))
+        return f"<Subscription {name} on {patterns}{filters}>"
+
+    @property
+    def active(self) -> bool:
+        """True until :meth:`cancel` (or :meth:`EventRouter.off`) removes it."""
+        return self._router is not None
+
+    def cancel(self) -> None:
+        """Remove this handler from its router (a no-op when already removed)."""
+        if self._router is not None:
+            self._router._remove(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def matches_type(self, event_type: str) -> bool:
+        """True when one of the patterns matches ``event_type``."""
+        if self._match_all or event_type in self._exact:
+            return True
+        return any(fnmatchcase(event_type, glob) for glob in self._globs)
+
+    def matches(self, event: Event) -> bool:
+        """True when the event's type matches a pattern and every filter holds."""
+        if not self.matches_type(event.type):
+            return False
+        return all(_filter_matches(v, _field_value(event, k)) for k, v in self.filters.items())
+
+    async def run(self, event: Event) -> None:
+        """Run the handler on ``event`` (a sync one in a worker thread unless opted out)."""
+        if self.is_async:
+            await self.handler(event)
+            return
+        if self.in_thread:
+            result = await anyio.to_thread.run_sync(self.handler, event)
+        else:
+            result = self.handler(event)
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            await result
+
+
+class EventRouter:
+    """Maps event types (and field values) to handlers, and runs them.
+
+    >>> router = EventRouter()
+    >>> @router.on("call.failed", reason="busy")
+    ... async def redial(event):
+    ...     ...
+
+    Patterns are exact types (``"call.failed"``), globs (``"call.*"``) or ``"*"`` for every
+    event, unknown types included. Filters compare an event attribute, or else a key of
+    ``event.data``, with the given value: equality, membership when the value is a set,
+    frozenset, tuple or list (``reason={"busy", "no_answer"}``), or a predicate when it is
+    callable (``duration=lambda d: d > 60``). A filter on a field the event lacks never
+    matches.
+
+    Async handlers run on the event loop. Sync handlers run in a worker thread
+    (``anyio.to_thread.run_sync``) so they cannot block it; pass ``sync_in_thread=False``
+    here or ``in_thread=False`` to :meth:`add` for quick, non-blocking sync handlers.
+
+    :meth:`dispatch` runs every matching handler concurrently in a task group, started in
+    registration order (an included router's handlers start at the position of the
+    :meth:`include` call). One failing handler does not stop the others; their exceptions
+    are raised together afterwards as one ``ExceptionGroup``.
+    """
+
+    def __init__(self, *, sync_in_thread: bool = True) -> None:
+        self._entries: list[Subscription | EventRouter] = []
+        self._sync_in_thread = sync_in_thread
+        self._cache: dict[str, tuple[Subscription, ...]] = {}
+        self._cache_generation = -1
+
+    def __repr__(self) -> str:
+        return f"<EventRouter with {len(self.subscriptions())} handler(s)>"
+
+    # --- registration -----------------------------------------------------------------
+
+    def on(self, pattern: str, *patterns: str, **filters: object) -> Callable[[H], H]:
+        """Decorator registering a handler for ``pattern`` (and more), with field filters.
+
+        Returns the handler unchanged, so decorators stack::
+
+            @router.on("call.completed")
+            @router.on("call.failed", reason="busy")
+            async def done(event): ...
+        """
+
+        def decorator(handler: H) -> H:
+            self.add(handler, pattern, *patterns, filters=filters)
+            return handler
+
+        return decorator
+
+    def add(
+        self,
+        handler: Handler,
+        pattern: str,
+        *patterns: str,
+        filters: Mapping[str, object] | None = None,
+        in_thread: bool | None = None,
+    ) -> Subscription:
+        """Register ``handler`` and return its :class:`Subscription` (call ``.cancel()``).
+
+        ``in_thread`` overrides the router's ``sync_in_thread`` for a sync handler.
+        """
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        all_patterns = (pattern, *patterns)
+        for p in all_patterns:
+            if not isinstance(p, str) or not p:
+                raise TypeError(f"an event pattern must be a non-empty string, got {p!r}")
+        sub = Subscription(
+            self,
+            handler,
+            all_patterns,
+            filters or {},
+            self._sync_in_thread if in_thread is None else in_thread,
+        )
+        self._entries.append(sub)
+        _bump()
+        return sub
+
+    def include(self, other: EventRouter) -> None:
+        """Add every handler of ``other``, live: handlers added to it later are included too.
+
+        ``other``'s handlers run in ``other``'s order, at the position of this call.
+        """
+        if not isinstance(other, EventRouter):
+            raise TypeError(f"expected an EventRouter, got {type(other).__name__}")
+        if other is self or self in other._routers():
+            raise ValueError("including this router would create a cycle")
+        self._entries.append(other)
+        _bump()
+
+    def off(self, handler: Handler) -> int:
+        """Remove every registration of ``handler`` on this router; return how many."""
+        removed = [e for e in self._entries if isinstance(e, Subscription) and e.handler == handler]
+        for sub in removed:
+            self._remove(sub)
+        return len(removed)
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub in self._entries:
+            self._entries.remove(sub)
+        sub._router = None
+        _bump()
+
+    def _routers(self) -> Iterator[EventRouter]:
+        for entry in self._entries:
+            if isinstance(entry, EventRouter):
+                yield entry
+                yield from entry._routers()
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every subscription, included routers' too, in dispatch start order."""
+        result: list[Subscription] = []
+        for entry in self._entries:
+            if isinstance(entry, EventRouter):
+                result.extend(entry.subscriptions())
+            else:
+                result.append(entry)
+        return result
+
+    # --- dispatch ---------------------------------------------------------------------
+
+    def _by_type(self, event_type: str) -> tuple[Subscription, ...]:
+        if self._cache_generation != _generation[0]:
+            self._cache.clear()
+            self._cache_generation = _generation[0]
+        found = self._cache.get(event_type)
+        if found is None:
+            found = tuple(s for s in self.subscriptions() if s.matches_type(event_type))
+            if len(self._cache) >= 1024:  # event types are few; bound it against odd senders
+                self._cache.clear()
+            self._cache[event_type] = found
+        return found
+
+    def matching(self, event: Event) -> list[Subscription]:
+        """The subscriptions :meth:`dispatch` would run for ``event``, in start order."""
+        subs = self._by_type(event.type)
+        return [s for s in subs if not s.filters or s.matches(event)]
+
+    async def dispatch(self, event: Event) -> int:
+        """Run every handler matching ``event``; return how many ran.
+
+        Handlers run concurrently, started in registration order; the call returns when all
+        have finished. When any raised, the exceptions are raised afterwards together as an
+        ``ExceptionGroup`` (in registration order), once every other handler has finished:
+        catch them with ``except*``.
+        """
+        subs = self.matching(event)
+        if not subs:
+            return 0
+        if len(subs) == 1:  # the common case: no task group needed
+            try:
+                await subs[0].run(event)
+            except Exception as exc:
+                raise _group(event, [exc]) from None
+            return 1
+        errors: list[tuple[int, Exception]] = []
+        async with anyio.create_task_group() as tg:
+            for index, sub in enumerate(subs):
+                # start() returns once the handler has begun: start order = registration order.
+                await tg.start(_run_collecting, sub, event, index, errors)
+        if errors:
+            raise _group(event, [exc for _, exc in sorted(errors, key=lambda e: e[0])])
+        return len(subs)
+
+
+async def _run_collecting(
+    sub: Subscription,
+    event: Event,
+    index: int,
+    errors: list[tuple[int, Exception]],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    task_status.started()
+    try:
+        await sub.run(event)
+    except Exception as exc:  # collected, so that one failure cannot cancel the others
+        errors.append((index, exc))
+
+
+def _group(event: Event, errors: list[Exception]) -> ExceptionGroup[Exception]:
+    label = f"{event.type} {event.id}" if event.id else event.type
+    return ExceptionGroup(f"{len(errors)} webhook handler(s) failed on {label}", errors)
