@@ -1,0 +1,26 @@
+"""Campaigns: place many calls with redials, a live-call limit, pacing and durable state.
+
+:class:`Dialer` is the I/O shell; :class:`RetryPolicy` and the campaign state machine are
+pure. See ``docs/dialer.md`` for a guide.
+"""
+
+from ._dialer import DEFAULT_DB_PATH, Dialer, DialerStats, DialHandle
+from ._machine import CallOutcome, CampaignReport, ItemRecord, ItemState, idempotency_key
+from ._policy import RetryPolicy
+from ._store import CampaignStore, MemoryStore, SQLiteStore
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "CallOutcome",
+    "CampaignReport",
+    "CampaignStore",
+    "DialHandle",
+    "Dialer",
+    "DialerStats",
+    "ItemRecord",
+    "ItemState",
+    "MemoryStore",
+    "RetryPolicy",
+    "SQLiteStore",
+    "idempotency_key",
+]

@@ -1,0 +1,363 @@
+"""The campaign state machine: pure and synchronous, no clocks, no I/O.
+
+Every item (one requested call, with its redials) moves through::
+
+    pending -> placing -> live -> completed
+                  ^         |---> failed
+                  |         '---> waiting --(redial due)--> placing
+                  '--(create retried with the same idempotency key)
+
+Only a terminal event for the item's *current* call while it is ``live`` moves it on, so a
+duplicated, late or reordered webhook (or a poll racing a webhook) can never cause a second
+redial or count an outcome twice. The I/O shell (:class:`~audian_async.dialer.Dialer`) feeds
+events in and acts on the transitions that come out.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import attrs
+
+from .._models import CallRequest
+from ._policy import RetryPolicy
+
+__all__ = [
+    "TAG_ATTEMPT",
+    "TAG_CAMPAIGN",
+    "TAG_ITEM",
+    "Campaign",
+    "CampaignReport",
+    "CallOutcome",
+    "Item",
+    "ItemRecord",
+    "ItemState",
+    "Step",
+    "Transition",
+    "idempotency_key",
+]
+
+TAG_CAMPAIGN = "audian_campaign"
+TAG_ITEM = "audian_item"
+TAG_ATTEMPT = "audian_attempt"
+MAX_EARLY_EVENTS = 4096
+
+
+class ItemState(enum.StrEnum):
+    """Where an item of a campaign stands."""
+
+    PENDING = "pending"
+    PLACING = "placing"
+    LIVE = "live"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the item has its outcome."""
+        return self in (ItemState.COMPLETED, ItemState.FAILED)
+
+
+def idempotency_key(campaign: str, index: int, attempt: int) -> str:
+    """The ``Idempotency-Key`` of attempt ``attempt`` of item ``index``: the same in every
+    process, so an attempt sent again after a crash cannot place a second call."""
+    digest = hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()
+    return f"dial-{digest}-{index}-{attempt}"
+
+
+@attrs.frozen
+class CallOutcome:
+    """How one requested call ended.
+
+    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason
+    (``"busy"``, ``"declined"``, or the API error code when the API refused the request);
+    ``attempts`` counts the calls the API accepted and ``call_ids`` lists them in order.
+    """
+
+    index: int
+    to: str
+    status: Literal["completed", "failed"]
+    reason: str | None
+    attempts: int
+    call_ids: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the call completed."""
+        return self.status == "completed"
+
+
+@attrs.frozen
+class CampaignReport:
+    """The result of :meth:`Dialer.run`: ``outcomes`` aligned with the requests, and totals."""
+
+    campaign: str
+    outcomes: tuple[CallOutcome, ...]
+    completed: int
+    failed: int
+    attempts: int
+    rate_limited: int = 0
+    """Creates the API answered with 429 (waited out, not attempts)."""
+    polls: int = 0
+    """Status polls made because a terminal webhook was late or lost."""
+
+    @classmethod
+    def build(
+        cls,
+        campaign: str,
+        outcomes: Sequence[CallOutcome],
+        *,
+        rate_limited: int = 0,
+        polls: int = 0,
+    ) -> CampaignReport:
+        """Sum the totals of ``outcomes``."""
+        completed = sum(1 for o in outcomes if o.status == "completed")
+        return cls(
+            campaign=campaign,
+            outcomes=tuple(outcomes),
+            completed=completed,
+            failed=len(outcomes) - completed,
+            attempts=sum(o.attempts for o in outcomes),
+            rate_limited=rate_limited,
+            polls=polls,
+        )
+
+    def reasons(self) -> dict[str, int]:
+        """Failed items counted by final reason."""
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            if o.status == "failed":
+                key = o.reason or "unknown"
+                counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@attrs.define(slots=True, eq=False)
+class Item:
+    """One requested call and its redials (mutable; owned by :class:`Campaign`)."""
+
+    index: int
+    request: CallRequest
+    state: ItemState = ItemState.PENDING
+    attempt: int = 0
+    """Number of the latest attempt started (1-based); accepted attempts are ``call_ids``."""
+    call_ids: list[str] = attrs.field(factory=list)
+    reason: str | None = None
+    next_at: float | None = None
+    """Wall-clock time of the scheduled redial while ``waiting``."""
+    stored: bool = False
+    """Whether the store already holds the request (so updates need not resend it)."""
+
+    def outcome(self) -> CallOutcome:
+        """The item's outcome; only meaningful once :attr:`state` is final."""
+        return CallOutcome(
+            index=self.index,
+            to=self.request.to,
+            status="completed" if self.state is ItemState.COMPLETED else "failed",
+            reason=self.reason,
+            attempts=len(self.call_ids),
+            call_ids=tuple(self.call_ids),
+        )
+
+
+@attrs.frozen
+class ItemRecord:
+    """An item as a :class:`~audian_async.dialer.CampaignStore` keeps it.
+
+    ``request`` is the wire JSON of the request (``request_to_wire``); it may be ``None`` in
+    an update of an item the store already holds.
+    """
+
+    index: int
+    state: str
+    attempt: int
+    call_ids: tuple[str, ...]
+    reason: str | None
+    next_at: float | None
+    request: str | None = None
+
+
+class Step(enum.Enum):
+    """What the shell must do after a terminal event."""
+
+    DONE = "done"
+    REDIAL = "redial"
+
+
+@attrs.frozen
+class Transition:
+    """The live call of ``item`` ended: it is done, or a redial is due in ``delay`` seconds."""
+
+    item: Item
+    step: Step
+    delay: float = 0.0
+
+
+class Campaign:
+    """The state of every item of one campaign, and the rules that move it.
+
+    ``now`` arguments are wall-clock seconds supplied by the caller, which keeps this class
+    free of clocks and trivially testable.
+    """
+
+    def __init__(self, name: str, policy: RetryPolicy) -> None:
+        self.name = name
+        self.policy = policy
+        self.items: dict[int, Item] = {}
+        self.counts: dict[ItemState, int] = dict.fromkeys(ItemState, 0)
+        self._by_call_id: dict[str, Item] = {}
+        # Terminal events can overtake the create reply that tells us the call_id. Kept bounded:
+        # an event dropped here is recovered by polling.
+        self._early: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _set(self, item: Item, state: ItemState) -> None:
+        self.counts[item.state] -= 1
+        self.counts[state] += 1
+        item.state = state
+
+    def add(self, index: int, request: CallRequest) -> Item:
+        """Register a new item (state ``pending``)."""
+        if index in self.items:
+            raise KeyError(f"item {index} already exists")
+        item = Item(index, request)
+        self.items[index] = item
+        self.counts[ItemState.PENDING] += 1
+        return item
+
+    def restore(self, record: ItemRecord, request: CallRequest) -> Item:
+        """Rebuild an item from the store, as it was when last saved."""
+        state = ItemState(record.state)
+        item = Item(
+            record.index,
+            request,
+            state=state,
+            attempt=record.attempt,
+            call_ids=list(record.call_ids),
+            reason=record.reason,
+            next_at=record.next_at,
+            stored=True,
+        )
+        self.items[record.index] = item
+        self.counts[state] += 1
+        for call_id in item.call_ids:
+            self._by_call_id[call_id] = item
+        return item
+
+    def record(self, item: Item) -> ItemRecord:
+        """The store's view of ``item`` (with the request only if the store lacks it)."""
+        from .._convert import request_to_wire
+        from .._json import dumps
+
+        wire = None if item.stored else dumps(request_to_wire(item.request)).decode()
+        return ItemRecord(
+            item.index,
+            item.state.value,
+            item.attempt,
+            tuple(item.call_ids),
+            item.reason,
+            item.next_at,
+            wire,
+        )
+
+    def item_for(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id``, if it belongs to this campaign."""
+        return self._by_call_id.get(call_id)
+
+    @property
+    def unfinished(self) -> int:
+        """Items without an outcome yet."""
+        return len(self.items) - self.counts[ItemState.COMPLETED] - self.counts[ItemState.FAILED]
+
+    # --- transitions -------------------------------------------------------------------
+
+    def start_attempt(self, item: Item) -> tuple[CallRequest, str]:
+        """Move ``item`` to ``placing``; return the tagged request and its idempotency key.
+
+        From ``pending``/``waiting`` this starts a new attempt; from ``placing`` (a create to
+        repeat, e.g. after a restart) it repeats the same attempt with the same key.
+        """
+        if item.state in (ItemState.PENDING, ItemState.WAITING):
+            item.attempt = len(item.call_ids) + 1
+            item.next_at = None
+            self._set(item, ItemState.PLACING)
+        elif item.state is not ItemState.PLACING:
+            raise ValueError(f"item {item.index} is {item.state}, cannot place a call")
+        return self.tagged(item), idempotency_key(self.name, item.index, item.attempt)
+
+    def tagged(self, item: Item) -> CallRequest:
+        """The item's request with the campaign/item/attempt tags added."""
+        request = item.request
+        tags = dict(request.tags or {})
+        tags[TAG_CAMPAIGN] = self.name
+        tags[TAG_ITEM] = str(item.index)
+        tags[TAG_ATTEMPT] = str(item.attempt)
+        return attrs.evolve(request, tags=tags)
+
+    def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
+        """The API accepted the current attempt as ``call_id``: the item is ``live``.
+
+        Returns the transition of a terminal event that arrived before this reply, if any.
+        """
+        if item.state is not ItemState.PLACING:
+            return None
+        if call_id in self._by_call_id:
+            # The same attempt replayed (idempotency key) and the API returned the call again.
+            if item.call_ids and item.call_ids[-1] == call_id:
+                self._set(item, ItemState.LIVE)
+            return None
+        item.call_ids.append(call_id)
+        self._by_call_id[call_id] = item
+        self._set(item, ItemState.LIVE)
+        early = self._early.pop(call_id, None)
+        if early is not None:
+            return self.terminal(call_id, early[0], early[1], now)
+        return None
+
+    def rejected(self, item: Item, reason: str) -> Transition | None:
+        """The API refused the create for good (invalid number, caller ID...): ``failed``."""
+        if item.state is not ItemState.PLACING:
+            return None
+        item.reason = reason
+        self._set(item, ItemState.FAILED)
+        return Transition(item, Step.DONE)
+
+    def terminal(
+        self, call_id: str, status: str, reason: str | None, now: float
+    ) -> Transition | None:
+        """A call reached ``completed``/``failed``; returns what follows, or ``None`` when the
+        event changes nothing (duplicate, stale, or not ours)."""
+        if status not in ("completed", "failed"):
+            return None
+        item = self._by_call_id.get(call_id)
+        if item is None:
+            if call_id not in self._early:
+                self._early[call_id] = (status, reason)
+                if len(self._early) > MAX_EARLY_EVENTS:
+                    self._early.popitem(last=False)
+            return None
+        if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
+            return None
+        if status == "completed":
+            item.reason = None
+            self._set(item, ItemState.COMPLETED)
+            return Transition(item, Step.DONE)
+        item.reason = reason or "unknown"
+        attempts = len(item.call_ids)
+        if self.policy.should_redial(item.reason, attempts):
+            delay = self.policy.delay(item.reason, attempts)
+            item.next_at = now + delay
+            self._set(item, ItemState.WAITING)
+            return Transition(item, Step.REDIAL, delay)
+        self._set(item, ItemState.FAILED)
+        return Transition(item, Step.DONE)
+
+    def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+        """Outcomes of ``indices`` in that order."""
+        return [self.items[i].outcome() for i in indices]

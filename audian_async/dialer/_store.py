@@ -1,0 +1,190 @@
+"""Where a campaign's state survives the process: the :class:`CampaignStore` protocol, an
+in-memory store for tests, and the default embedded SQLite store.
+
+The dialer writes behind: changed items are saved in batches every few tens of
+milliseconds. A crash can lose the last batch, and that is safe by construction: every
+create carries a deterministic idempotency key per (campaign, item, attempt), so an attempt
+replayed from an older record cannot place a second call, and a call whose end was not yet
+saved is polled on restart instead of being dialed again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import anyio
+import anyio.to_thread
+
+from .._json import dumps, loads
+from ._machine import ItemRecord
+
+__all__ = ["CampaignStore", "MemoryStore", "SQLiteStore"]
+
+
+@runtime_checkable
+class CampaignStore(Protocol):
+    """Durable campaign state. Implementations must be safe to call from one event loop.
+
+    ``save`` upserts records; a record whose ``request`` is ``None`` only updates an item
+    saved before. ``load`` returns every item of a campaign with its request. A shared
+    implementation (e.g. on Redis) lets several processes serve one campaign.
+    """
+
+    async def open(self) -> None:
+        """Prepare the store (create tables, connect). Called once per dialer session."""
+
+    async def load(self, campaign: str) -> list[ItemRecord]:
+        """Every stored item of ``campaign``."""
+
+    async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
+        """Upsert ``records`` atomically."""
+
+    async def aclose(self) -> None:
+        """Release resources; the data stays."""
+
+
+class MemoryStore:
+    """A :class:`CampaignStore` in a dict: for tests and throwaway runs (not durable)."""
+
+    def __init__(self) -> None:
+        self.campaigns: dict[str, dict[int, ItemRecord]] = {}
+        self.saves = 0
+
+    async def open(self) -> None:
+        """Nothing to prepare."""
+
+    async def load(self, campaign: str) -> list[ItemRecord]:
+        """Every stored item of ``campaign``, by index."""
+        items = self.campaigns.get(campaign, {})
+        return [items[i] for i in sorted(items)]
+
+    async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
+        """Upsert ``records``, keeping a stored request when an update omits it."""
+        items = self.campaigns.setdefault(campaign, {})
+        for record in records:
+            old = items.get(record.index)
+            if record.request is None and old is not None:
+                record = ItemRecord(
+                    record.index,
+                    record.state,
+                    record.attempt,
+                    record.call_ids,
+                    record.reason,
+                    record.next_at,
+                    old.request,
+                )
+            items[record.index] = record
+        self.saves += 1
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dial_items (
+    campaign TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    request TEXT,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    call_ids TEXT NOT NULL,
+    reason TEXT,
+    next_at REAL,
+    PRIMARY KEY (campaign, idx)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO dial_items (campaign, idx, request, state, attempt, call_ids, reason, next_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (campaign, idx) DO UPDATE SET
+    request = COALESCE(excluded.request, dial_items.request),
+    state = excluded.state, attempt = excluded.attempt, call_ids = excluded.call_ids,
+    reason = excluded.reason, next_at = excluded.next_at
+"""
+
+
+class SQLiteStore:
+    """The default :class:`CampaignStore`: one embedded SQLite file.
+
+    One connection in WAL mode, used from a worker thread one operation at a time (stdlib
+    ``sqlite3`` via ``anyio.to_thread`` works on asyncio and trio alike). ``synchronous=NORMAL``
+    keeps every committed batch across a killed process; only a power loss may drop the last
+    one, which the idempotency keys make harmless.
+    """
+
+    def __init__(self, path: str | Path = "audian-dialer.sqlite3") -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(_SCHEMA)
+        return conn
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SQLiteStore is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        """Open (or create) the database file."""
+        if self._conn is None:
+            self._conn = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+
+    async def load(self, campaign: str) -> list[ItemRecord]:
+        """Every stored item of ``campaign``, by index."""
+        conn = self._require()
+
+        def query() -> list[ItemRecord]:
+            rows = conn.execute(
+                "SELECT idx, state, attempt, call_ids, reason, next_at, request FROM dial_items"
+                " WHERE campaign = ? ORDER BY idx",
+                (campaign,),
+            ).fetchall()
+            return [ItemRecord(i, s, a, tuple(loads(c)), r, n, q) for i, s, a, c, r, n, q in rows]
+
+        return await anyio.to_thread.run_sync(query, limiter=self._limiter)
+
+    async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
+        """Upsert ``records`` in one transaction."""
+        if not records:
+            return
+        conn = self._require()
+        rows = [
+            (
+                campaign,
+                r.index,
+                r.request,
+                r.state,
+                r.attempt,
+                dumps(list(r.call_ids)).decode(),
+                r.reason,
+                r.next_at,
+            )
+            for r in records
+        ]
+
+        def write() -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany(_UPSERT, rows)
+
+        await anyio.to_thread.run_sync(write, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)

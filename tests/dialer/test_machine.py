@@ -1,0 +1,137 @@
+"""The campaign state machine: transitions, duplicates, reordering; no event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from audian_async import CallRequest
+from audian_async.dialer import RetryPolicy, idempotency_key
+from audian_async.dialer._machine import Campaign, ItemState, Step
+
+FROM = "+14155552671"
+
+
+def _campaign(max_attempts: int = 3) -> Campaign:
+    return Campaign("spring", RetryPolicy(max_attempts=max_attempts, base_delay=1.0, jitter=False))
+
+
+def test_tagged_request_keeps_user_tags_and_adds_campaign_metadata() -> None:
+    campaign = _campaign()
+    item = campaign.add(4, CallRequest(from_=FROM, to="+14155550100", tags={"agent": "a1"}))
+    request, key = campaign.start_attempt(item)
+    assert request.tags == {
+        "agent": "a1",
+        "audian_campaign": "spring",
+        "audian_item": "4",
+        "audian_attempt": "1",
+    }
+    assert key == idempotency_key("spring", 4, 1)
+    assert item.request.tags == {"agent": "a1"}  # the original request is never changed
+
+
+def test_idempotency_keys_are_deterministic_and_distinct() -> None:
+    assert idempotency_key("a", 1, 1) == idempotency_key("a", 1, 1)
+    keys = {idempotency_key(c, i, n) for c in ("a", "b") for i in (1, 2) for n in (1, 2)}
+    assert len(keys) == 8
+    assert all(len(k) <= 255 for k in keys)
+
+
+def test_busy_then_completed_redials_once() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550106"))
+    campaign.start_attempt(item)
+    assert campaign.placed(item, "call_1", now=100.0) is None
+    step = campaign.terminal("call_1", "failed", "busy", now=100.0)
+    assert step is not None
+    assert step.step is Step.REDIAL
+    assert step.delay == 1.0
+    assert item.state is ItemState.WAITING
+    assert item.next_at == 101.0
+    _, key = campaign.start_attempt(item)
+    assert key == idempotency_key("spring", 0, 2)
+    campaign.placed(item, "call_2", now=102.0)
+    done = campaign.terminal("call_2", "completed", None, now=103.0)
+    assert done is not None
+    assert done.step is Step.DONE
+    outcome = item.outcome()
+    assert (outcome.status, outcome.reason, outcome.attempts) == ("completed", None, 2)
+    assert outcome.call_ids == ("call_1", "call_2")
+
+
+def test_duplicate_and_stale_events_change_nothing() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550101"))
+    campaign.start_attempt(item)
+    campaign.placed(item, "call_1", now=0.0)
+    assert campaign.terminal("call_1", "failed", "busy", now=0.0) is not None
+    assert campaign.terminal("call_1", "failed", "busy", now=0.0) is None  # duplicate
+    campaign.start_attempt(item)
+    campaign.placed(item, "call_2", now=0.0)
+    assert campaign.terminal("call_1", "failed", "busy", now=0.0) is None  # stale call
+    assert campaign.terminal("call_2", "answered", None, now=0.0) is None  # not terminal
+    assert campaign.terminal("call_2", "completed", None, now=0.0) is not None
+    assert campaign.terminal("call_2", "failed", "busy", now=0.0) is None  # reordered
+    assert item.outcome().status == "completed"
+    assert campaign.counts[ItemState.COMPLETED] == 1
+    assert campaign.unfinished == 0
+
+
+def test_event_that_overtakes_the_create_reply_is_applied_on_placement() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550103"))
+    campaign.start_attempt(item)
+    assert campaign.terminal("call_9", "failed", "declined", now=0.0) is None
+    step = campaign.placed(item, "call_9", now=0.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert item.outcome().reason == "declined"
+
+
+@pytest.mark.parametrize("reason", ["declined", "invalid_number"])
+def test_final_reasons_fail_at_once(reason: str) -> None:
+    campaign = _campaign(max_attempts=5)
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550103"))
+    campaign.start_attempt(item)
+    campaign.placed(item, "c", now=0.0)
+    step = campaign.terminal("c", "failed", reason, now=0.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert item.outcome().attempts == 1
+
+
+def test_max_attempts_caps_redials() -> None:
+    campaign = _campaign(max_attempts=2)
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550101"))
+    steps = []
+    for n in (1, 2):
+        campaign.start_attempt(item)
+        campaign.placed(item, f"c{n}", now=0.0)
+        step = campaign.terminal(f"c{n}", "failed", "busy", now=0.0)
+        assert step is not None
+        steps.append(step.step)
+    assert steps == [Step.REDIAL, Step.DONE]
+    assert item.outcome().status == "failed"
+    assert item.outcome().attempts == 2
+
+
+def test_rejected_create_is_not_an_attempt() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550104"))
+    campaign.start_attempt(item)
+    step = campaign.rejected(item, "invalid_number")
+    assert step is not None
+    assert item.outcome().attempts == 0
+    assert item.outcome().reason == "invalid_number"
+
+
+def test_replayed_placing_attempt_keeps_its_key_and_records_round_trip() -> None:
+    campaign = _campaign()
+    item = campaign.add(3, CallRequest(from_=FROM, to="+14155550100"))
+    _, first = campaign.start_attempt(item)
+    record = campaign.record(item)
+    assert record.request is not None
+    assert record.state == "placing"
+    resumed = Campaign("spring", campaign.policy)
+    again = resumed.restore(record, item.request)
+    _, second = resumed.start_attempt(again)
+    assert second == first
