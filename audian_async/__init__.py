@@ -43,6 +43,15 @@ from ._models import (
 )
 from ._validation import normalize_number
 from ._version import __version__
+from .dialer import (
+    CallOutcome,
+    CampaignReport,
+    CampaignStore,
+    Dialer,
+    MemoryStore,
+    RetryPolicy,
+    SQLiteStore,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -59,14 +68,19 @@ __all__ = [
     "BatchResult",
     "Call",
     "CallControl",
+    "CallOutcome",
     "CallRequest",
     "CallStatus",
     "Calls",
+    "CampaignReport",
+    "CampaignStore",
+    "Dialer",
     "DtmfRoute",
     "FailureReason",
     "GatherDtmf",
     "Hangup",
     "InvalidNumberError",
+    "MemoryStore",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -74,6 +88,8 @@ __all__ = [
     "RateLimitedError",
     "RecordAudio",
     "Recording",
+    "RetryPolicy",
+    "SQLiteStore",
     "ServerError",
     "Transfer",
     "UnauthorizedCallerIdError",
