@@ -1,0 +1,366 @@
+"""Client CPU per ``calls.create``: audian_async against raw HTTP clients and peer SDKs.
+
+Every variant places the same number of creates at the same concurrency against one loopback
+HTTP server (benchmarks/_loopback_server.py) running in ANOTHER process, so the figures are the
+client's own CPU: ``time.process_time()`` of the client process over the measured creates,
+divided by their number. Each variant runs in a fresh worker process (no shared heap, caches or
+pools) after a warm-up, and each figure is the median of ``--repeats`` runs, interleaved so
+that noise from a shared machine spreads over all variants alike.
+
+Variants:
+
+* ``audian httpx``    AsyncAudian on stock httpx (our default; asyncio and trio)
+* ``audian aiohttp``  AsyncAudian(http_backend="aiohttp") (the ``aiohttp`` extra; asyncio)
+* ``raw httpx``       httpx.AsyncClient.post(json=...) and ``response.json()``
+* ``raw aiohttp``     aiohttp.ClientSession.post(json=...) and ``response.json()``
+* ``twilio``          Twilio's async client: ``await client.calls.create_async(...)``
+* ``telnyx``          Telnyx's async SDK (httpx): ``await client.calls.dial(...)``
+
+Then the queue test: all N creates started at once (one task each) with N=1,000 and
+N=10,000; CPU per call should not grow with the queue.
+
+    python benchmarks/client_create.py            # full run (a few minutes)
+    python benchmarks/client_create.py --quick    # smoke test (N=500, one repeat)
+
+Only 127.0.0.1 is ever contacted. Needs the ``bench`` extra (twilio, telnyx, aiohttp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SERVER = HERE / "_loopback_server.py"
+
+FROM = "+14155552671"
+TO = "+14155552672"
+TAGS = {"campaign": "winter_sale", "agent_id": "agent_123"}
+
+VARIANTS = ["audian httpx", "audian aiohttp", "raw httpx", "raw aiohttp", "twilio", "telnyx"]
+OURS = ["audian httpx", "audian aiohttp"]
+BASELINES = ["twilio", "telnyx"]
+
+Create = Callable[[], Awaitable[Any]]
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+async def _make_variant(variant: str, port: int, stack: Any) -> Create:
+    """Build the client for ``variant`` and return a zero-argument coroutine placing one call."""
+    base = f"http://127.0.0.1:{port}"
+    if variant in ("audian httpx", "audian aiohttp"):
+        import audian_async as au
+
+        backend = "aiohttp" if variant == "audian aiohttp" else "httpx"
+        client = au.AsyncAudian("bench-key", base_url=f"{base}/v2", http_backend=backend)
+        await stack.enter_async_context(client)
+        calls = client.calls
+
+        async def create() -> Any:
+            return await calls.create(from_=FROM, to=TO, tags=TAGS)
+
+        return create
+
+    if variant == "raw httpx":
+        import httpx
+
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        hx = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
+        url = f"{base}/v2/calls"
+        headers = {"X-Auth-Token": "bench-key"}
+
+        async def create() -> Any:
+            response = await hx.post(
+                url, json={"from": FROM, "to": TO, "tags": TAGS}, headers=headers
+            )
+            response.raise_for_status()
+            return response.json()
+
+        return create
+
+    if variant == "raw aiohttp":
+        import aiohttp
+
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        url = f"{base}/v2/calls"
+        headers = {"X-Auth-Token": "bench-key"}
+
+        async def create() -> Any:
+            async with session.post(
+                url, json={"from": FROM, "to": TO, "tags": TAGS}, headers=headers
+            ) as response:
+                response.raise_for_status()
+                return await response.json()
+
+        return create
+
+    if variant == "twilio":
+        from twilio.http.async_http_client import AsyncTwilioHttpClient
+        from twilio.rest import Client
+
+        class LoopbackTwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+            """Twilio's own async HTTP client, with its API host swapped for the loopback one."""
+
+            async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                url = url.replace("https://api.twilio.com", base, 1)
+                return await super().request(method, url, *args, **kwargs)
+
+        http = LoopbackTwilioHttpClient()
+        stack.push_async_callback(http.close)
+        twilio = Client("AC" + "0" * 32, "bench-token", http_client=http)
+        twiml = "<Response><Say>Hello</Say></Response>"
+
+        async def create() -> Any:
+            return await twilio.calls.create_async(to=TO, from_=FROM, twiml=twiml)
+
+        return create
+
+    if variant == "telnyx":
+        from telnyx import AsyncTelnyx
+
+        telnyx = await stack.enter_async_context(
+            AsyncTelnyx(api_key="KEYbench", base_url=f"{base}/telnyx/v2")
+        )
+
+        async def create() -> Any:
+            return await telnyx.calls.dial(connection_id="7267xxxxxxxxxxxxxx", from_=FROM, to=TO)
+
+        return create
+
+    raise SystemExit(f"unknown variant {variant!r}")
+
+
+async def _drive(create: Create, n: int, concurrency: int) -> None:
+    """Run ``n`` creates with ``concurrency`` workers pulling from one counter."""
+    import anyio
+
+    left = n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await create()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(concurrency, n)):
+            tg.start_soon(worker)
+
+
+async def _flood(create: Create, n: int) -> None:
+    """Start all ``n`` creates at once, one task each (a dialer's whole queue)."""
+    import anyio
+
+    async def one() -> None:
+        await create()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+
+
+async def _worker_main(args: argparse.Namespace) -> dict[str, float]:
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        create = await _make_variant(args.worker, args.port, stack)
+        await _drive(create, args.warmup, args.concurrency or 16)
+        gc.collect()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        if args.concurrency == 0:
+            await _flood(create, args.n)
+        else:
+            await _drive(create, args.n, args.concurrency)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"cpu": cpu, "wall": wall, "n": args.n}
+
+
+def _worker(args: argparse.Namespace) -> None:
+    import anyio
+
+    result = anyio.run(_worker_main, args, backend="asyncio")
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+class LoopbackServer:
+    """The loopback server in a child process; stopped (and reaped) on exit."""
+
+    def __enter__(self) -> LoopbackServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.__exit__(None, None, None)
+            raise SystemExit(f"loopback server failed to start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def run_worker(variant: str, port: int, n: int, concurrency: int, warmup: int) -> dict[str, float]:
+    """One measurement in a fresh process."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        variant,
+        "--port",
+        str(port),
+        "--n",
+        str(n),
+        "--concurrency",
+        str(concurrency),
+        "--warmup",
+        str(warmup),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {variant} c={concurrency} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _available(variant: str) -> bool:
+    module = {"audian aiohttp": "httpx_aiohttp", "raw aiohttp": "aiohttp"}.get(variant)
+    module = module or {"twilio": "twilio", "telnyx": "telnyx"}.get(variant)
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (N=500, 1 repeat)")
+    parser.add_argument("--n", type=int, default=None, help="creates per measurement")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per figure (median)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of: " + ", ".join(VARIANTS),
+    )
+    parser.add_argument("--concurrency", default="16,128", help="comma-separated levels")
+    parser.add_argument("--no-queue", action="store_true", help="skip the queue-growth test")
+    # Internal: run one measurement in this process and print it as JSON.
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=300, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        args.concurrency = int(args.concurrency)
+        _worker(args)
+        return 0
+
+    n = args.n or (500 if args.quick else 5000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    warmup = 100 if args.quick else 500
+    levels = [int(c) for c in args.concurrency.split(",")]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    missing = [v for v in variants if not _available(v)]
+    for v in missing:
+        print(f"skipping {v!r}: not installed (pip install 'audian-async[bench]')")
+    variants = [v for v in variants if v not in missing]
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; N={n} creates per run, "
+        f"median of {repeats}; client CPU = process_time of the client process only"
+    )
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    with LoopbackServer() as server:
+        for _ in range(repeats):
+            for concurrency in levels:
+                for variant in variants:
+                    r = run_worker(variant, server.port, n, concurrency, warmup)
+                    results.setdefault((variant, concurrency), []).append(r)
+        print_table(results, variants, levels)
+
+        if not args.no_queue:
+            small, large = (200, 2000) if args.quick else (1000, 10000)
+            queued: dict[tuple[str, int], list[dict[str, float]]] = {}
+            ours = [v for v in OURS if v in variants]
+            for _ in range(repeats):
+                for variant in ours:
+                    for size in (small, large):
+                        r = run_worker(variant, server.port, size, 0, warmup)
+                        queued.setdefault((variant, size), []).append(r)
+            print_queue(queued, ours, small, large)
+    return 0
+
+
+def _cpu_us(runs: list[dict[str, float]]) -> float:
+    return statistics.median(r["cpu"] / r["n"] * 1e6 for r in runs)
+
+
+def _rps(runs: list[dict[str, float]]) -> float:
+    return statistics.median(r["n"] / r["wall"] for r in runs)
+
+
+def print_table(
+    results: dict[tuple[str, int], list[dict[str, float]]], variants: list[str], levels: list[int]
+) -> None:
+    header = f"{'variant':<16} {'conc':>5} {'req/s':>8} {'CPU us/call':>12}"
+    header += "".join(f" {'vs ' + b:>10}" for b in BASELINES if b in variants)
+    print()
+    print(header)
+    print("-" * len(header))
+    for concurrency in levels:
+        for variant in variants:
+            runs = results[(variant, concurrency)]
+            cpu = _cpu_us(runs)
+            line = f"{variant:<16} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f}"
+            for baseline in BASELINES:
+                if baseline in variants:
+                    ratio = cpu / _cpu_us(results[(baseline, concurrency)])
+                    line += f" {ratio:>9.2f}x"
+            print(line)
+
+
+def print_queue(
+    queued: dict[tuple[str, int], list[dict[str, float]]], ours: list[str], small: int, large: int
+) -> None:
+    print()
+    print(f"All creates started at once (queue growth), CPU us/call, N={small:,} vs N={large:,}:")
+    header = f"{'variant':<16} {f'N={small:,}':>10} {f'N={large:,}':>10} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for variant in ours:
+        a = _cpu_us(queued[(variant, small)])
+        b = _cpu_us(queued[(variant, large)])
+        print(f"{variant:<16} {a:>10,.0f} {b:>10,.0f} {b / a:>6.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
