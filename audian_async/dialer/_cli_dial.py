@@ -1,0 +1,174 @@
+"""``audian-async dial numbers.csv``: run a campaign from a CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from .._client import AsyncAudian
+from .._errors import AudianError
+from .._json import dumps
+from .._models import CallRequest
+from ..webhooks import EventRouter, WebhookApp
+from ._csv import CsvError, read_requests
+from ._dialer import DEFAULT_DB_PATH, Dialer
+from ._policy import RetryPolicy
+from ._progress import Progress, report_json, summary_table
+from ._receiver import serve_in_thread
+from ._store import SQLiteStore
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``audian-async dial``."""
+    parser.add_argument(
+        "csv", help="CSV of numbers (a 'to'/'number'/'phone' column, or one per line)"
+    )
+    parser.add_argument("--from", dest="from_", required=True, help="caller ID your account owns")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--message", help="text-to-speech message played when answered")
+    what.add_argument("--audio-url", help="audio file played when answered")
+    parser.add_argument("--max-active", type=int, default=100, help="live calls at most (100)")
+    parser.add_argument("--cps", type=float, default=None, help="calls placed per second at most")
+    parser.add_argument(
+        "--campaign", help="campaign name; the same name resumes (default: from the file)"
+    )
+    parser.add_argument("--max-attempts", type=int, default=3, help="calls per number at most (3)")
+    parser.add_argument(
+        "--base-delay", type=float, default=30.0, help="redial backoff base, s (30)"
+    )
+    parser.add_argument(
+        "--max-delay", type=float, default=900.0, help="redial backoff cap, s (900)"
+    )
+    parser.add_argument("--db", default=DEFAULT_DB_PATH, help=f"campaign state ({DEFAULT_DB_PATH})")
+    parser.add_argument("--json", action="store_true", help="print a JSON report, no live display")
+    parser.add_argument("--region", help="region for national numbers, e.g. US")
+    parser.add_argument("--webhook-host", default="127.0.0.1", help="receiver address (127.0.0.1)")
+    parser.add_argument(
+        "--webhook-port", type=int, default=8765, help="receiver port (8765; 0: any)"
+    )
+    parser.add_argument(
+        "--no-webhooks", action="store_true", help="no receiver: learn outcomes by polling"
+    )
+    parser.add_argument(
+        "--poll-after",
+        type=float,
+        default=None,
+        help="poll a call this many seconds after placing it when no webhook came "
+        "(default: its timeout + max_duration + 60)",
+    )
+    parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls")
+
+
+def _default_campaign(path: Path, text: str) -> str:
+    digest = hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
+    return f"{path.stem}-{digest}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``audian-async dial``; returns the exit code."""
+    path = Path(args.csv)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        requests = read_requests(
+            text,
+            from_=args.from_,
+            message=args.message,
+            audio_url=args.audio_url,
+            default_region=args.region,
+            path=str(path),
+        )
+        policy = RetryPolicy(
+            max_attempts=args.max_attempts, base_delay=args.base_delay, max_delay=args.max_delay
+        )
+    except CsvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AudianError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    campaign = args.campaign or _default_campaign(path, text)
+    try:
+        return anyio.run(_dial, args, requests, policy, campaign)
+    except AudianError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: run the same command again to resume campaign {campaign!r}",
+            file=sys.stderr,
+        )
+        return 130
+
+
+async def _dial(
+    args: argparse.Namespace, requests: list[CallRequest], policy: RetryPolicy, campaign: str
+) -> int:
+    say: Callable[[str], None] = (
+        (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    )
+    router = EventRouter()
+    interactive = not args.json and sys.stderr.isatty()
+    async with AsyncAudian(default_region=args.region) as client:
+        dialer = Dialer(
+            client,
+            router,
+            max_active_calls=args.max_active,
+            calls_per_second=args.cps,
+            retry=policy,
+            store=SQLiteStore(args.db),
+            campaign=campaign,
+            poll_after=args.poll_after,
+            poll_interval=args.poll_interval,
+        )
+        started = time.monotonic()
+        async with _receiver(args, router, say):
+            say(f"campaign {campaign!r}: {len(requests)} numbers, state in {args.db}")
+            progress = Progress(dialer.stats, enabled=interactive)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(progress.run)
+                report = await dialer.run(requests)
+                tg.cancel_scope.cancel()
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(dumps(report_json(report, elapsed, db=str(args.db))).decode())
+    else:
+        from rich.console import Console
+
+        Console().print(summary_table(report, elapsed))
+    return 0
+
+
+@asynccontextmanager
+async def _receiver(
+    args: argparse.Namespace, router: EventRouter, say: Callable[[str], None]
+) -> AsyncIterator[None]:
+    """Serve a WebhookApp for the campaign when a signing secret is configured."""
+    secret = os.environ.get("AUDIAN_WEBHOOK_SECRET")
+    if args.no_webhooks:
+        say("webhooks off: outcomes are learned by polling")
+    elif not secret:
+        say(
+            "no AUDIAN_WEBHOOK_SECRET set: webhooks off, outcomes are learned by polling "
+            "(set it to receive signed webhooks)"
+        )
+    else:
+        app = WebhookApp(router, secret=secret)
+        async with serve_in_thread(app, args.webhook_host, args.webhook_port) as url:
+            say(f"receiving webhooks at {url}: configure this URL for your account")
+            yield
+        return
+    yield
