@@ -1,0 +1,392 @@
+"""Event parsing: the reference's payloads, recorded samples, bad input and fuzzing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audian_async import CallStatus, FailureReason, WebhookError
+from audian_async.webhooks import (
+    CallAnswered,
+    CallCompleted,
+    CallFailed,
+    CallInitiated,
+    CallRinging,
+    Event,
+    RecordingCompleted,
+    UnknownEvent,
+    parse_event,
+)
+
+SAMPLES = Path(__file__).parent.parent / "samples" / "webhooks"
+
+# Written out by hand (not derived from the package) so a wrong table there is caught here.
+EXPECTED_CLASS: dict[str, type[Event]] = {
+    "call.initiated": CallInitiated,
+    "call.ringing": CallRinging,
+    "call.answered": CallAnswered,
+    "call.completed": CallCompleted,
+    "call.failed": CallFailed,
+    "recording.completed": RecordingCompleted,
+}
+
+
+# --- the reference's own examples ---------------------------------------------------------
+
+
+def test_reference_call_initiated() -> None:
+    body = b"""{
+      "id": "evt_1234567890abcdef",
+      "timestamp": "2024-01-15T10:30:00Z",
+      "event": "call.initiated",
+      "data": {"call_id": "call_xyz789", "status": "initiated"}
+    }"""
+    event = parse_event(body)
+    assert type(event) is CallInitiated
+    assert event.id == "evt_1234567890abcdef"
+    assert event.type == "call.initiated"
+    assert event.timestamp == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    assert event.call_id == "call_xyz789"
+    assert event.status is CallStatus.INITIATED
+
+
+def test_reference_call_failed_without_id_or_timestamp() -> None:
+    body = (
+        '{"event": "call.failed", '
+        '"data": {"call_id": "call_xyz789", "reason": "no_answer", "reason_code": 408}}'
+    )
+    event = parse_event(body)
+    assert type(event) is CallFailed
+    assert event.id is None
+    assert event.timestamp is None
+    assert event.status is None
+    assert event.call_id == "call_xyz789"
+    assert event.reason is FailureReason.NO_ANSWER
+    assert event.reason_code == 408
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [("no_answer", 408), ("declined", 603), ("invalid_number", 404), ("busy", 486),
+     ("network_error", 503)],
+)  # fmt: skip
+def test_reference_failure_reasons(reason: str, code: int) -> None:
+    event = parse_event(
+        {"event": "call.failed", "data": {"call_id": "c", "reason": reason, "reason_code": code}}
+    )
+    assert isinstance(event, CallFailed)
+    assert event.reason == FailureReason(reason)
+    assert isinstance(event.reason, FailureReason)
+    assert event.reason_code == code == FailureReason(reason).code
+
+
+@pytest.mark.parametrize("event_type", list(EXPECTED_CLASS))
+def test_each_reference_event_type_parses_to_its_class(event_type: str) -> None:
+    event = parse_event({"event": event_type, "data": {"call_id": "call_1"}})
+    assert type(event) is EXPECTED_CLASS[event_type]
+    assert event.type == event_type
+    assert event.call_id == "call_1"
+
+
+# --- recorded samples ---------------------------------------------------------------------
+
+
+def _samples() -> list[Path]:
+    paths = sorted(SAMPLES.glob("*.json"))
+    assert len(paths) >= 10
+    return paths
+
+
+@pytest.mark.parametrize("path", _samples(), ids=lambda p: p.stem)
+def test_every_sample_parses_to_its_class(path: Path) -> None:
+    raw = path.read_bytes()
+    payload = json.loads(raw)
+    event = parse_event(raw)
+    expected = EXPECTED_CLASS.get(payload["event"], UnknownEvent)
+    assert type(event) is expected
+    assert event.type == payload["event"]
+    assert event.id == payload.get("id")
+    assert event.call_id == payload["data"].get("call_id")
+    assert dict(event.data) == payload["data"]
+    assert event.timestamp is None or event.timestamp.tzinfo is not None
+    # The same payload given as str and as a mapping gives the same event.
+    assert parse_event(raw.decode()) == event
+    assert parse_event(payload) == event
+
+
+def _sample(name: str) -> Event:
+    return parse_event((SAMPLES / f"{name}.json").read_bytes())
+
+
+def test_sample_fields() -> None:
+    completed = _sample("call_completed")
+    assert completed.timestamp == datetime(2024, 1, 15, 10, 30, 50, tzinfo=UTC)
+    assert completed.status is CallStatus.COMPLETED
+    assert completed.data["duration"] == 45
+
+    answered = _sample("call_answered")
+    assert answered.timestamp == datetime(2024, 1, 15, 10, 30, 5, 250000, tzinfo=UTC)
+    assert answered.data["tags"] == {"campaign": "winter_sale", "agent_id": "agent_123"}
+
+    busy = _sample("call_failed_busy")
+    assert isinstance(busy, CallFailed)
+    assert busy.reason is FailureReason.BUSY
+    assert busy.reason_code == 486
+    assert busy.status is CallStatus.FAILED
+
+
+def test_unknown_reason_and_status_are_kept_as_strings() -> None:
+    failed = _sample("call_failed_unknown_reason")
+    assert isinstance(failed, CallFailed)
+    assert failed.reason == "carrier_blocked"
+    assert not isinstance(failed.reason, FailureReason)
+    assert failed.reason_code == 607
+    assert failed.data["carrier"] == {"name": "Example Telecom"}
+
+    answered = _sample("call_answered_unknown_status")
+    assert type(answered) is CallAnswered
+    assert answered.status == "machine_detected"
+    assert not isinstance(answered.status, CallStatus)
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "fmt", "duration"),
+    [
+        ("recording_completed", "https://recordings.example.com/rec_abc123.mp3", "mp3", 45),
+        ("recording_completed_download_url", "https://recordings.example.com/rec_def456.wav",
+         "wav", 12.5),
+        ("recording_completed_url", "https://recordings.example.com/rec_ghi789.opus", "opus",
+         None),
+    ],
+)  # fmt: skip
+def test_recording_url_keys(name: str, url: str, fmt: str, duration: float | None) -> None:
+    event = _sample(name)
+    assert isinstance(event, RecordingCompleted)
+    assert event.recording_url == url
+    assert event.format == fmt
+    assert event.duration == duration
+    assert event.recording_id is not None
+    assert event.recording_id.startswith("rec_")
+
+
+def test_recording_url_prefers_recording_url_key() -> None:
+    event = parse_event(
+        {
+            "event": "recording.completed",
+            "data": {
+                "url": "https://a/3",
+                "download_url": "https://a/2",
+                "recording_url": "https://a/1",
+            },
+        }
+    )
+    assert isinstance(event, RecordingCompleted)
+    assert event.recording_url == "https://a/1"
+
+
+def test_unknown_event_keeps_the_raw_payload() -> None:
+    event = _sample("call_transferred_unknown_type")
+    assert isinstance(event, UnknownEvent)
+    assert event.type == "call.transferred"
+    assert event.status == "transferred"
+    assert event.payload["data"]["destination"] == "+14155552673"
+    assert event.payload["event"] == "call.transferred"
+
+
+def test_unknown_event_tolerates_odd_common_fields() -> None:
+    event = parse_event({"event": "sms.sent", "data": {"call_id": 12, "status": ["x"]}})
+    assert isinstance(event, UnknownEvent)
+    assert event.call_id is None
+    assert event.status is None
+    assert event.data["call_id"] == 12
+
+
+def test_timestamps() -> None:
+    def ts(value: object) -> datetime | None:
+        return parse_event({"event": "call.ringing", "data": {}, "timestamp": value}).timestamp
+
+    assert ts("2024-01-15T10:30:00Z") == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    offset = ts("2024-01-15T12:30:00+02:00")
+    assert offset == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    assert offset is not None
+    assert offset.utcoffset() == timedelta(hours=2)
+    assert ts("2024-01-15T10:30:00") == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)  # naive: UTC
+    assert ts(1705314600) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)  # Unix seconds
+    assert ts(None) is None
+
+
+def test_data_is_read_only_and_detached_from_the_input() -> None:
+    payload: dict[str, Any] = {"event": "call.ringing", "data": {"call_id": "c", "extra": 1}}
+    event = parse_event(payload)
+    with pytest.raises(TypeError):
+        event.data["extra"] = 2  # type: ignore[index]
+    payload["data"]["extra"] = 3
+    assert event.data["extra"] == 1
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.call_id = "other"  # type: ignore[misc]
+
+
+def test_events_can_be_built_directly() -> None:
+    event = CallFailed(call_id="c1", reason="busy", status="failed", data={"to": "+1"})
+    assert event.type == "call.failed"
+    assert event.reason is FailureReason.BUSY
+    assert event.status is CallStatus.FAILED
+    assert event.data["to"] == "+1"
+    assert CallFailed(reason="new_reason").reason == "new_reason"
+    assert UnknownEvent(type="x.y").type == "x.y"
+    assert hash(event) == hash(CallFailed(call_id="c1", reason="busy", status="failed"))
+    assert "to" not in repr(event)  # raw data stays out of reprs
+
+
+# --- bad input: WebhookError, and nothing else --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'"call.failed"',
+        b"null",
+        b"{}",
+        b'{"data": {}}',
+        b'{"event": 1, "data": {}}',
+        b'{"event": null, "data": {}}',
+        b'{"event": "call.failed"}',
+        b'{"event": "call.failed", "data": null}',
+        b'{"event": "call.failed", "data": []}',
+        b'{"event": "call.failed", "data": "x"}',
+        b'{"event": "call.failed", "data": {}, "id": 5}',
+        b'{"event": "call.failed", "data": {}, "timestamp": "yesterday"}',
+        b'{"event": "call.failed", "data": {}, "timestamp": true}',
+        b'{"event": "call.failed", "data": {}, "timestamp": 1e300}',
+        b'{"event": "call.failed", "data": {"call_id": 5}}',
+        b'{"event": "call.failed", "data": {"status": 5}}',
+        b'{"event": "call.failed", "data": {"reason": 486}}',
+        b'{"event": "call.failed", "data": {"reason_code": "486"}}',
+        b'{"event": "call.failed", "data": {"reason_code": 486.5}}',
+        b'{"event": "call.failed", "data": {"reason_code": true}}',
+        b'{"event": "recording.completed", "data": {"duration": "45"}}',
+        b'{"event": "recording.completed", "data": {"url": 5}}',
+        b"\xff\xfe{}",
+        b'{"event": "call.failed", "data": {}',
+    ],
+)
+def test_bad_bodies_raise_webhook_error(body: bytes) -> None:
+    with pytest.raises(WebhookError):
+        parse_event(body)
+
+
+def test_wrong_type_error_names_the_field() -> None:
+    with pytest.raises(WebhookError, match=r"data\.reason_code"):
+        parse_event({"event": "call.failed", "data": {"reason_code": "486"}})
+
+
+def test_int_valued_float_is_an_integer() -> None:
+    event = parse_event({"event": "call.failed", "data": {"reason_code": 486.0}})
+    assert isinstance(event, CallFailed)
+    assert event.reason_code == 486
+    assert type(event.reason_code) is int
+
+
+@pytest.mark.parametrize("value", [None, 42, 4.2, object(), ["event"]])
+def test_non_body_input_raises_webhook_error(value: object) -> None:
+    with pytest.raises(WebhookError):
+        parse_event(value)  # type: ignore[arg-type]
+
+
+def test_deep_nesting_is_a_webhook_error() -> None:
+    deep = b'{"event": "call.failed", "data": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    with pytest.raises(WebhookError):
+        parse_event(deep, max_size=len(deep))
+
+
+def test_huge_body_is_rejected_before_decoding() -> None:
+    body = b'{"event": "call.failed", "data": {"pad": "' + b"x" * (1024 * 1024) + b'"}}'
+    with pytest.raises(WebhookError, match="larger than"):
+        parse_event(body)
+    assert isinstance(parse_event(body, max_size=len(body)), CallFailed)
+
+
+def test_bytearray_and_memoryview() -> None:
+    raw = b'{"event": "call.ringing", "data": {"call_id": "c"}}'
+    assert parse_event(bytearray(raw)) == parse_event(memoryview(raw)) == parse_event(raw)
+
+
+def test_timestamp_with_other_offset_is_aware() -> None:
+    event = parse_event(
+        {"event": "call.ringing", "data": {}, "timestamp": "2024-01-15T10:30:00-05:00"}
+    )
+    assert event.timestamp == datetime(2024, 1, 15, 10, 30, tzinfo=timezone(timedelta(hours=-5)))
+
+
+# --- fuzzing ------------------------------------------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_data_keys = st.sampled_from(
+    ["call_id", "status", "reason", "reason_code", "recording_id", "recording_url",
+     "download_url", "url", "format", "duration"]
+)  # fmt: skip
+_timestamps = st.sampled_from(["2024-01-15T10:30:00Z", "2024-13-45T99:00:00Z", "", "Z"]) | _json
+_envelopes = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from([*EXPECTED_CLASS, "call.other", ""]) | _json,
+        "data": st.dictionaries(_data_keys | st.text(max_size=6), _json, max_size=6) | _json,
+    },
+    optional={"id": st.text(max_size=12) | _json, "timestamp": _timestamps},
+)
+_bodies = (
+    st.binary(max_size=200)
+    | st.text(max_size=200)
+    | _json.map(json.dumps)
+    | _envelopes.map(json.dumps)
+    | _envelopes.map(lambda e: json.dumps(e).encode())
+    | _envelopes
+)
+
+
+def _check(body: Any) -> None:
+    try:
+        event = parse_event(body)
+    except WebhookError:
+        return
+    assert isinstance(event, Event)
+    payload = json.loads(body) if isinstance(body, str | bytes) else body
+    expected = EXPECTED_CLASS.get(payload["event"], UnknownEvent)
+    assert type(event) is expected
+    assert event.type == payload["event"]
+    assert event.timestamp is None or event.timestamp.tzinfo is not None
+
+
+@given(_bodies)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_event_or_webhook_error(body: Any) -> None:
+    _check(body)
+
+
+@pytest.mark.slow
+@given(_bodies)
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_event_or_webhook_error_long(body: Any) -> None:
+    _check(body)
