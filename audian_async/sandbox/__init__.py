@@ -1,0 +1,31 @@
+"""A faithful local emulator of the Audian API: simulated calls, signed webhooks, faults.
+
+Start it from Python (``async with Sandbox() as sb:``), from the command line
+(``audian-async sandbox``) or from pytest (the ``audian_sandbox`` fixture of
+:mod:`audian_async.testing`). Destination numbers in :data:`MAGIC_NUMBERS` force each outcome.
+"""
+
+from ._app import MAX_BODY, SandboxApp
+from ._engine import DIGITS_TAG, TALK_SECONDS_TAG, SandboxCall, SandboxEvent, SandboxRecording
+from ._faults import ROUTES, Faults
+from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+from ._server import DEFAULT_API_KEY, Sandbox, generate_webhook_secret
+from ._webhooks import Delivery
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DIGITS_TAG",
+    "MAGIC_NUMBERS",
+    "MAX_BODY",
+    "OWNED_CALLER_ID",
+    "ROUTES",
+    "TALK_SECONDS_TAG",
+    "Delivery",
+    "Faults",
+    "Sandbox",
+    "SandboxApp",
+    "SandboxCall",
+    "SandboxEvent",
+    "SandboxRecording",
+    "generate_webhook_secret",
+]

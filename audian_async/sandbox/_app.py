@@ -1,0 +1,452 @@
+"""The sandbox's HTTP face: a pure ASGI app that speaks the reference API.
+
+It translates requests into calls on the :class:`~._engine.Engine` (through the same
+``parse_call_request`` / ``validate_call_request`` the client uses, so both sides share one set
+of rules) and replies in the reference's shapes, errors included: ``{"error", "message",
+"code"}``. Its lifespan runs the timer heap and the webhook workers in one task group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .._convert import parse_call_request
+from .._errors import ValidationError
+from .._json import dumps, loads
+from .._models import CallRequest
+from .._validation import MAX_BATCH, normalize_number, validate_call_request
+from ._audio import make_wav
+from ._engine import Engine, SandboxEvent, Scheduler
+from ._faults import Faults
+from ._magic import OWNED_CALLER_ID
+from ._webhooks import WebhookDeliverer
+
+__all__ = ["MAX_BODY", "SandboxApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = 1 << 20
+"""Request bodies above 1 MiB are refused with 413 without being read."""
+MAX_IDEMPOTENCY_KEYS = 10_000
+_NUMBER_FIELDS = frozenset({"to", "from", "destination", "caller_id"})
+_JSON = (b"content-type", b"application/json")
+_ROUTE_CALLS = "POST /v2/calls"
+_ROUTE_BATCH = "POST /v2/calls/batch"
+_ROUTE_GET = "GET /v2/calls/{id}"
+_ROUTE_RECORDING = "GET /v2/recordings/{id}"
+
+
+class _Reply(Exception):
+    """Raised inside a handler to answer with an error in the reference's shape."""
+
+    def __init__(
+        self, status: int, error: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = list(headers)
+
+    def body(self) -> bytes:
+        return dumps({"error": self.error, "message": self.message, "code": self.status})
+
+
+def _validation_reply(exc: ValidationError) -> _Reply:
+    field = exc.field
+    leaf = field.rsplit(".", 1)[-1]
+    if leaf in _NUMBER_FIELDS and exc.message != "is required":
+        what = "destination" if leaf in ("to", "destination") else "caller ID"
+        return _Reply(
+            400, "invalid_number", f"The {what} number format is invalid ({field}: {exc.message})"
+        )
+    return _Reply(400, "invalid_request", str(exc))
+
+
+def _route(path: str) -> tuple[str | None, str, tuple[str, ...]]:
+    """(route name, path argument, allowed methods) for ``path``; name None when unknown."""
+    if path == "/v2/calls":
+        return _ROUTE_CALLS, "", ("POST",)
+    if path == "/v2/calls/batch":
+        return _ROUTE_BATCH, "", ("POST",)
+    if path.startswith("/v2/calls/") and path.count("/") == 3:
+        return _ROUTE_GET, path[len("/v2/calls/") :], ("GET",)
+    if path.startswith("/v2/recordings/") and path.count("/") == 3:
+        return _ROUTE_RECORDING, path[len("/v2/recordings/") :], ("GET",)
+    return None, "", ()
+
+
+class SandboxApp:
+    """The ASGI application of the sandbox (see :class:`~audian_async.sandbox.Sandbox`).
+
+    Mount it under any ASGI server; its ``lifespan`` must run, since the simulated network
+    and the webhook workers live there.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        webhook_secret: str,
+        webhook_urls: Iterable[str] = (),
+        caller_ids: Iterable[str] = (),
+        speed: float = 1.0,
+        max_concurrent: int = 100,
+        faults: Faults | None = None,
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        seed: int | None = None,
+        webhook_max_attempts: int = 5,
+        webhook_timeout: float = 5.0,
+        webhook_workers: int = 16,
+        drain_timeout: float = 2.0,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self._api_key = api_key.encode()
+        owned = {OWNED_CALLER_ID}
+        for number in caller_ids:
+            owned.add(normalize_number(number, "caller_id"))
+        self.caller_ids = frozenset(owned)
+        self.faults = faults if faults is not None else Faults()
+        self.max_body = max_body
+        self.drain_timeout = drain_timeout
+        self.origin = "http://127.0.0.1"
+        """Scheme, host and port the sandbox is reached at (set once bound)."""
+        self.scheduler = Scheduler()
+        self.deliverer = WebhookDeliverer(
+            secret=webhook_secret,
+            urls=list(webhook_urls),
+            schedule=self.scheduler.call_later,
+            speed=speed,
+            drop_rate=drop_rate,
+            duplicate_rate=duplicate_rate,
+            seed=seed,
+            max_attempts=webhook_max_attempts,
+            timeout=webhook_timeout,
+            workers=webhook_workers,
+        )
+        self.engine = Engine(
+            speed=speed,
+            max_concurrent=max_concurrent,
+            scheduler=self.scheduler,
+            emit=self._emit,
+            recording_url=lambda rid: f"{self.origin}/v2/recordings/{rid}",
+        )
+        self.idempotency: OrderedDict[tuple[str, str], tuple[bytes, int, bytes]] = OrderedDict()
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "posts": 0,
+            "calls_created": 0,
+            "idempotent_replays": 0,
+            "rate_limited": 0,
+            "injected_errors": 0,
+            "no_replies": 0,
+        }
+        self.running = False
+        self._wake = anyio.Event()
+
+    def _emit(self, event: SandboxEvent) -> None:
+        self.deliverer.enqueue(event)
+
+    # --- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._run_timers)
+                await tg.start(self.deliverer.run)
+                self.running = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown: uvicorn has stopped taking requests
+                await self._drain()
+                tg.cancel_scope.cancel()
+        finally:
+            self.running = False
+            with anyio.CancelScope(shield=True):
+                await self.deliverer.aclose()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _drain(self) -> None:
+        # Give deliveries in flight a moment to land, so a stopping sandbox tells its
+        # receivers what already happened; timers (and so retries) keep running meanwhile.
+        with anyio.move_on_after(self.drain_timeout):
+            while self.deliverer.pending:  # noqa: ASYNC110 - a counter, not an event
+                await anyio.sleep(0.01)
+
+    def _wake_timers(self) -> None:
+        self._wake.set()
+
+    async def _run_timers(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        scheduler = self.scheduler
+        scheduler.on_earlier = self._wake_timers
+        task_status.started()
+        while True:
+            self._wake = anyio.Event()
+            due = scheduler.run_due()
+            if due is None:
+                await self._wake.wait()
+                continue
+            delay = due - scheduler.clock()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._wake.wait()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stats = self.stats
+        stats["requests"] += 1
+        method = scope["method"]
+        if method == "POST":
+            stats["posts"] += 1
+        faults = self.faults
+        if faults.latency > 0:
+            await anyio.sleep(faults.latency)
+        try:
+            route, arg, allowed = _route(scope["path"])
+            if route is None:
+                raise _Reply(404, "not_found", "No such endpoint")
+            if method not in allowed:
+                allow = (b"allow", ", ".join(allowed).encode())
+                raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
+            if faults.error_for(route):
+                stats["injected_errors"] += 1
+                status = faults.error_status
+                raise _Reply(
+                    status, "service_unavailable", "Injected fault", [(b"retry-after", b"1")]
+                )
+            headers = scope["headers"]
+            if route == _ROUTE_RECORDING:
+                # The recording URL is a capability (an unguessable id), as download links
+                # in webhooks usually are: no API key needed.
+                await self._send(send, *self._recording(arg))
+                return
+            self._authenticate(headers)
+            if route == _ROUTE_GET:
+                await self._send(send, 200, dumps(self._get(arg)))
+                return
+            body = await self._read_body(headers, receive)
+            status, payload = self._post(route, headers, body)
+        except _Reply as reply:
+            if reply.status == 429:
+                stats["rate_limited"] += 1
+            await self._send(send, reply.status, reply.body(), reply.headers)
+            return
+        if faults.no_reply_for(route):
+            stats["no_replies"] += 1
+            await self._hold(receive, send)
+            return
+        await self._send(send, status, payload)
+
+    @staticmethod
+    async def _send(
+        send: Send,
+        status: int,
+        body: bytes,
+        extra: Iterable[tuple[bytes, bytes]] = (),
+        content_type: bytes = b"application/json",
+    ) -> None:
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        headers.extend(extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _hold(self, receive: Receive, send: Send) -> None:
+        with anyio.move_on_after(self.faults.no_reply_hold):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return  # the client gave up: it never sees the reply
+        reply = _Reply(504, "gateway_timeout", "The reply was lost (injected fault)")
+        await self._send(send, 504, reply.body())
+
+    def _authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        given = b""
+        for name, value in headers:
+            if name == b"x-auth-token":
+                given = value.strip()
+                break
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = token.strip()
+                    break
+        if not given or not hmac.compare_digest(given, self._api_key):
+            raise _Reply(
+                401,
+                "unauthorized",
+                "Missing or invalid API key",
+                [(b"www-authenticate", b'Bearer realm="audian"')],
+            )
+
+    async def _read_body(self, headers: Iterable[tuple[bytes, bytes]], receive: Receive) -> bytes:
+        limit = self.max_body
+        too_large = _Reply(413, "payload_too_large", f"The request body exceeds {limit} bytes")
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise _Reply(400, "invalid_request", "Bad Content-Length") from None
+                if declared > limit:
+                    raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Reply(400, "invalid_request", "The client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _get(self, call_id: str) -> dict[str, Any]:
+        call = self.engine.calls.get(call_id)
+        if call is None:
+            raise _Reply(404, "not_found", "Call not found")
+        return self.engine.wire(call)
+
+    def _recording(self, recording_id: str) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+        recording = self.engine.recordings.get(recording_id)
+        if recording is None:
+            raise _Reply(404, "not_found", "Recording not found")
+        disposition = f'attachment; filename="{recording_id}.wav"'.encode()
+        return (
+            200,
+            make_wav(recording.duration),
+            [(b"content-disposition", disposition)],
+            b"audio/wav",
+        )
+
+    def _post(
+        self, route: str, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes]:
+        key = ""
+        for name, value in headers:
+            if name == b"idempotency-key":
+                key = value.decode("latin-1").strip()
+                break
+        if len(key) > 255:
+            raise _Reply(400, "invalid_request", "Idempotency-Key: at most 255 characters")
+        digest = hashlib.sha256(body).digest() if key else b""
+        if key:
+            seen = self.idempotency.get((route, key))
+            if seen is not None:
+                if seen[0] != digest:
+                    raise _Reply(
+                        422,
+                        "idempotency_key_reused",
+                        "This Idempotency-Key was already used with a different request body",
+                    )
+                self.stats["idempotent_replays"] += 1
+                return seen[1], seen[2]
+        if route == _ROUTE_CALLS:
+            status, payload = 201, dumps(self._create(self._json(body)))
+        else:
+            status, payload = 200, dumps(self._batch(self._json(body)))
+        if key:
+            # Only replies that acted are remembered: a 429 or 400 must be re-evaluated.
+            store = self.idempotency
+            store[(route, key)] = (digest, status, payload)
+            if len(store) > MAX_IDEMPOTENCY_KEYS:
+                store.popitem(last=False)
+        return status, payload
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        try:
+            return loads(body)
+        except ValueError:
+            raise _Reply(400, "invalid_json", "The request body is not valid JSON") from None
+
+    def _check(self, data: object) -> CallRequest:
+        try:
+            request = validate_call_request(parse_call_request(data))
+        except ValidationError as exc:
+            raise _validation_reply(exc) from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise _Reply(400, "invalid_request", f"Unreadable call request: {exc}") from None
+        if request.from_ not in self.caller_ids:
+            raise _Reply(
+                403, "unauthorized_caller_id", "You are not authorized to use this caller ID"
+            )
+        engine = self.engine
+        starts_now = request.scheduled_for is None or request.scheduled_for <= datetime.now(UTC)
+        if starts_now and engine.at_limit:
+            raise _Reply(
+                429,
+                "rate_limited",
+                f"Too many concurrent calls. Maximum: {engine.max_concurrent}",
+                [(b"retry-after", b"1")],
+            )
+        return request
+
+    def _create(self, data: object) -> dict[str, Any]:
+        request = self._check(data)
+        call = self.engine.create(request)
+        self.stats["calls_created"] += 1
+        return self.engine.wire(call)
+
+    def _batch(self, data: object) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
+            raise _Reply(400, "invalid_request", "calls: must be a list of call objects")
+        items: list[Any] = data["calls"]
+        if not items:
+            raise _Reply(400, "invalid_request", "calls: a batch needs at least one call")
+        if len(items) > MAX_BATCH:
+            raise _Reply(400, "invalid_request", f"calls: a batch holds at most {MAX_BATCH} calls")
+        results: list[dict[str, Any]] = []
+        queued = 0
+        for index, item in enumerate(items):
+            try:
+                request = self._check(item)
+            except _Reply as reply:
+                failure: dict[str, Any] = {
+                    "status": "failed",
+                    "error": reply.error,
+                    "message": reply.message.replace("(", f"(calls[{index}].", 1)
+                    if reply.error == "invalid_number"
+                    else reply.message,
+                    "code": reply.status,
+                }
+                to = item.get("to") if isinstance(item, dict) else None
+                if isinstance(to, str):
+                    failure["to"] = to[:64]
+                results.append(failure)
+                continue
+            call = self.engine.create(request)
+            self.stats["calls_created"] += 1
+            queued += 1
+            results.append({"call_id": call.call_id, "status": call.status.value})
+        return {
+            "batch_id": "batch_" + secrets.token_hex(6),
+            "total": len(items),
+            "queued": queued,
+            "failed": len(items) - queued,
+            "calls": results,
+        }

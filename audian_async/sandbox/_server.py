@@ -1,0 +1,352 @@
+"""Sandbox: the emulator served by uvicorn on its own thread and event loop.
+
+The server lives in a background thread with its own asyncio loop (uvloop when installed),
+so the sandbox works the same under asyncio and trio callers and never competes with the
+caller's loop. Inspection (``sb.calls``, ``sb.deliveries``...) hops onto that loop through
+an anyio blocking portal, so snapshots are always consistent.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import anyio.from_thread
+
+from .._client import AsyncAudian
+from .._errors import AudianError
+from ._app import MAX_BODY, SandboxApp
+from ._engine import SandboxCall, SandboxRecording
+from ._faults import Faults
+from ._webhooks import Delivery
+
+__all__ = ["DEFAULT_API_KEY", "Sandbox", "generate_webhook_secret"]
+
+T = TypeVar("T")
+
+DEFAULT_API_KEY = "sk_test_sandbox"
+"""The sandbox's API key unless another is given (it guards nothing real: loopback only)."""
+
+
+def generate_webhook_secret() -> str:
+    """A fresh ``whsec_<base64>`` secret, as the sandbox uses when none is given."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _http_impl() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+class Sandbox:
+    """A local Audian API on loopback with a simulated network and signed webhooks.
+
+    Use it as an async context manager from asyncio or trio::
+
+        async with Sandbox(speed=50, webhook_urls=[url], max_concurrent=100) as sb:
+            call = await sb.client.calls.create(from_="+14155552671", to="+14155550101")
+            await sb.wait_for_status(call.call_id, "failed")
+            assert sb.calls[call.call_id].reason == "busy"
+
+    or synchronously with :meth:`start` / :meth:`stop` (then build your own client from
+    :attr:`base_url` and :attr:`api_key`). ``port=0`` picks a free port. ``speed`` divides
+    every simulated duration (ringing, talking, timeouts, webhook backoff). ``max_concurrent``
+    is the live-call limit behind 429. ``caller_ids`` are owned in addition to +14155552671.
+    ``drop_rate`` / ``duplicate_rate`` (with ``seed``) drop or duplicate webhook deliveries;
+    ``faults`` injects latency and errors (see :class:`Faults`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        webhook_urls: Iterable[str] = (),
+        webhook_secret: str | None = None,
+        caller_ids: Iterable[str] = (),
+        speed: float = 1.0,
+        max_concurrent: int = 100,
+        faults: Faults | None = None,
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        seed: int | None = None,
+        webhook_max_attempts: int = 5,
+        webhook_timeout: float = 5.0,
+        webhook_workers: int = 16,
+        drain_timeout: float = 2.0,
+        max_body: int = MAX_BODY,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not api_key:
+            raise AudianError("the sandbox needs a non-empty api_key")
+        if speed <= 0:
+            raise AudianError(f"speed must be positive, got {speed!r}")
+        for name, rate in (("drop_rate", drop_rate), ("duplicate_rate", duplicate_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise AudianError(f"{name} must be between 0 and 1, got {rate!r}")
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret or generate_webhook_secret()
+        self.speed = float(speed)
+        self.faults = faults if faults is not None else Faults(seed=seed)
+        self._client_options = dict(client_options or {})
+        self.app = SandboxApp(
+            api_key=api_key,
+            webhook_secret=self.webhook_secret,
+            webhook_urls=webhook_urls,
+            caller_ids=caller_ids,
+            speed=speed,
+            max_concurrent=max_concurrent,
+            faults=self.faults,
+            drop_rate=drop_rate,
+            duplicate_rate=duplicate_rate,
+            seed=seed,
+            webhook_max_attempts=webhook_max_attempts,
+            webhook_timeout=webhook_timeout,
+            webhook_workers=webhook_workers,
+            drain_timeout=drain_timeout,
+            max_body=max_body,
+        )
+        self._portal_cm: contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal] | None
+        self._portal_cm = None
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._server: Any = None
+        self._serving: Any = None
+        self._socket: socket.socket | None = None
+        self._client: AsyncAudian | None = None
+
+    def __repr__(self) -> str:
+        # The API key and the webhook secret are deliberately absent.
+        state = "running" if self._portal is not None else "stopped"
+        return f"Sandbox(base_url={self.base_url!r}, speed={self.speed:g}, {state})"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API root, e.g. ``http://127.0.0.1:54321/v2`` (the port is known once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v2"
+
+    def start(self) -> None:
+        """Bind, start the server thread and wait until it answers (blocking)."""
+        if self._portal is not None:
+            raise AudianError("the sandbox is already running")
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(4096)
+        except BaseException:
+            sock.close()
+            raise
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        self.app.origin = self.base_url.removesuffix("/v2")
+        config = uvicorn.Config(
+            self.app,
+            lifespan="on",
+            log_config=None,  # never reconfigure the host program's logging
+            log_level=None,
+            access_log=False,
+            http=_http_impl(),
+            ws="none",
+            timeout_graceful_shutdown=5,
+            timeout_keep_alive=30,
+            backlog=4096,
+        )
+        self._server = uvicorn.Server(config)
+        options = {"use_uvloop": True} if _uvloop_available() else {}
+        self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio", options)
+        self._portal = self._portal_cm.__enter__()
+        try:
+            self._serving = self._portal.start_task_soon(self._serve)
+            self._portal.call(self._wait_started)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _serve(self) -> None:
+        assert self._socket is not None
+        await self._server.serve(sockets=[self._socket])
+
+    async def _wait_started(self) -> None:
+        with anyio.fail_after(30):
+            while not self._server.started:
+                if self._serving.done():
+                    self._serving.result()  # raises what stopped it
+                    raise AudianError("the sandbox server stopped during startup")
+                await anyio.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop serving: drain connections and webhook deliveries, then join the thread."""
+        if self._portal_cm is None:
+            return
+        try:
+            if self._server is not None:
+                self._server.should_exit = True
+            if self._serving is not None:
+                with contextlib.suppress(Exception):
+                    self._serving.result(timeout=30)
+        finally:
+            portal_cm, self._portal_cm, self._portal = self._portal_cm, None, None
+            portal_cm.__exit__(None, None, None)
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(self.start)
+        options: dict[str, Any] = {"timeout": 10.0, **self._client_options}
+        self._client = AsyncAudian(self.api_key, base_url=self.base_url, **options)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._client is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._client.aclose()
+        finally:
+            self._client = None
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.stop)
+
+    @property
+    def client(self) -> AsyncAudian:
+        """An :class:`AsyncAudian` pointed at this sandbox (only inside ``async with``)."""
+        if self._client is None:
+            raise AudianError(
+                "sb.client exists inside `async with Sandbox() as sb:`; otherwise use "
+                "AsyncAudian(sb.api_key, base_url=sb.base_url)"
+            )
+        return self._client
+
+    # --- runtime changes and inspection ----------------------------------------------------
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the sandbox loop (state is only ever touched there)."""
+        if self._portal is None:
+            return fn()  # stopped: nothing else touches the state any more
+        return self._portal.call(fn)
+
+    def add_webhook_url(self, url: str) -> None:
+        """Deliver every later event to ``url`` too (e.g. a receiver started afterwards)."""
+        self._call(lambda: self.app.deliverer.add_url(url))
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """The URLs every event is delivered to."""
+        return self.app.deliverer.urls
+
+    @property
+    def calls(self) -> dict[str, SandboxCall]:
+        """Every call the sandbox remembers, by id, as consistent snapshots."""
+        engine = self.app.engine
+        return self._call(lambda: {cid: engine.snapshot(c) for cid, c in engine.calls.items()})
+
+    def call(self, call_id: str) -> SandboxCall:
+        """One call's snapshot (``KeyError`` when unknown)."""
+        engine = self.app.engine
+
+        def snap() -> SandboxCall:
+            return engine.snapshot(engine.calls[call_id])
+
+        return self._call(snap)
+
+    @property
+    def recordings(self) -> dict[str, SandboxRecording]:
+        """Recordings made so far, by id."""
+        return self._call(lambda: dict(self.app.engine.recordings))
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook delivery attempt so far (most recent last; bounded)."""
+        return self._call(lambda: list(self.app.deliverer.records))
+
+    @property
+    def live_calls(self) -> int:
+        """Calls initiated, ringing or answered right now."""
+        return self.app.engine.live
+
+    @property
+    def peak_live_calls(self) -> int:
+        """The most calls live at once since the start."""
+        return self.app.engine.peak_live
+
+    @property
+    def pending_deliveries(self) -> int:
+        """Webhook deliveries queued, in flight or waiting to be retried."""
+        return self.app.deliverer.pending
+
+    @property
+    def post_count(self) -> int:
+        """POST requests seen (idempotent replays and rejected ones included)."""
+        return self.app.stats["posts"]
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: requests, posts, calls_created, idempotent_replays, rate_limited..."""
+        return self._call(lambda: dict(self.app.stats))
+
+    @property
+    def max_concurrent(self) -> int:
+        """The live-call limit (settable at runtime)."""
+        return self.app.engine.max_concurrent
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int) -> None:
+        self.app.engine.max_concurrent = value
+
+    # --- waiting (works on asyncio and trio) ------------------------------------------------
+
+    async def wait_for_status(
+        self, call_id: str, *statuses: str, timeout: float = 10.0
+    ) -> SandboxCall:
+        """Wait until ``call_id`` is in one of ``statuses`` (default: completed or failed)."""
+        wanted = set(statuses or ("completed", "failed"))
+        with anyio.fail_after(timeout):
+            while True:
+                snapshot = await anyio.to_thread.run_sync(self.call, call_id)
+                if snapshot.status in wanted:
+                    return snapshot
+                await anyio.sleep(0.01)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no call is live or scheduled and no webhook delivery is pending."""
+
+        def idle() -> bool:
+            engine = self.app.engine
+            return not (engine.live or engine.scheduled or self.app.deliverer.pending)
+
+        with anyio.fail_after(timeout):
+            while not await anyio.to_thread.run_sync(self._call, idle):  # noqa: ASYNC110
+                await anyio.sleep(0.01)  # the state lives on another loop: poll it

@@ -1,0 +1,386 @@
+"""Signed, ordered, at-least-once webhook delivery for the sandbox.
+
+Each (call, URL) pair is a lane: its events go out one at a time, in order, and the next one
+waits until the previous one was acknowledged (2xx) or given up. Failed attempts (non-2xx,
+timeout, connection error) are redelivered with exponential backoff under the same
+``webhook-id``, freshly signed. Ready deliveries wait in one bounded queue served by a few
+worker tasks, so delivery never blocks the API.
+
+The HTTP/1.1 client is a small keep-alive one over anyio streams: webhook bodies are tiny and
+the sandbox may send thousands a second, where a general-purpose client would cost more CPU
+than the whole API it serves.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._json import dumps
+from ..webhooks._signing import sign
+from ._engine import SandboxEvent
+
+__all__ = ["Delivery", "WebhookDeliverer"]
+
+_MAX_RESPONSE = 1 << 20
+_MAX_IDLE_PER_URL = 64
+
+
+@attrs.frozen
+class Delivery:
+    """One delivery attempt (or a deliberate drop) of one event to one URL.
+
+    ``status_code`` is the receiver's HTTP status, or None when the attempt failed with
+    ``error`` (timeout, refused...) or was ``dropped`` by the ``drop_rate`` knob (never sent).
+    ``duplicate`` marks the extra copy sent by the ``duplicate_rate`` knob.
+    """
+
+    webhook_id: str
+    event: str
+    call_id: str
+    url: str
+    attempt: int
+    status_code: int | None = None
+    error: str | None = None
+    dropped: bool = False
+    duplicate: bool = False
+    at: float = attrs.field(factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        """True when the receiver acknowledged this attempt with a 2xx."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class _Job:
+    __slots__ = ("attempt", "body", "call_id", "duplicated", "event", "url", "webhook_id")
+
+    def __init__(self, event: SandboxEvent, url: str, body: bytes) -> None:
+        self.webhook_id = event.id
+        self.event = event.type
+        self.call_id = event.call_id
+        self.url = url
+        self.body = body
+        self.attempt = 0
+        self.duplicated = False
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection with a read buffer."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def _fill(self) -> None:
+        data = await self.stream.receive(65536)
+        self.buffer += data
+
+    async def _read_line(self) -> bytes:
+        while (end := self.buffer.find(b"\r\n")) < 0:
+            if len(self.buffer) > _MAX_RESPONSE:
+                raise ValueError("response line too long")
+            await self._fill()
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 2]
+        return line
+
+    async def _skip(self, size: int) -> None:
+        while len(self.buffer) < size:
+            await self._fill()
+        del self.buffer[:size]
+
+    async def read_response(self) -> tuple[int, bool]:
+        """Read one response; return its status and whether the connection can be reused."""
+        while True:
+            while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+                if len(self.buffer) > 65536:
+                    raise ValueError("response headers too large")
+                await self._fill()
+            head = bytes(self.buffer[:end]).split(b"\r\n")
+            del self.buffer[: end + 4]
+            status = int(head[0].split(b" ", 2)[1])
+            if status >= 200:
+                break  # 1xx interim responses are skipped
+        length: int | None = None
+        chunked = False
+        reusable = head[0].startswith(b"HTTP/1.1")
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            value = value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value
+            elif name == b"connection":
+                reusable = value == b"keep-alive" or (reusable and value != b"close")
+        if chunked:
+            total = 0
+            while True:
+                size = int((await self._read_line()).split(b";")[0], 16)
+                if size == 0:
+                    while await self._read_line():  # trailers end with an empty line
+                        pass
+                    break
+                total += size
+                if total > _MAX_RESPONSE:
+                    return status, False
+                await self._skip(size + 2)
+        elif length is not None:
+            if length > _MAX_RESPONSE:
+                return status, False
+            await self._skip(length)
+        else:
+            reusable = False  # body runs to EOF: do not read it, just drop the connection
+        return status, reusable
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+
+class _Endpoint:
+    """A parsed webhook URL with its pool of idle connections."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook URL must be http(s)://host[:port]/path, got {url!r}")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        host_header = parts.netloc.rpartition("@")[2]
+        self.prefix = (
+            f"POST {target} HTTP/1.1\r\nHost: {host_header}\r\n"
+            "User-Agent: audian-sandbox\r\nContent-Type: application/json\r\n"
+        ).encode()
+        self.idle: list[_Connection] = []
+
+    async def connect(self) -> _Connection:
+        stream: anyio.abc.ByteStream
+        if self.tls:
+            stream = await anyio.connect_tcp(self.host, self.port, tls=True, tls_hostname=self.host)
+        else:
+            stream = await anyio.connect_tcp(self.host, self.port)
+        return _Connection(stream)
+
+    async def post(self, headers: bytes, body: bytes) -> int:
+        """Send one request, reusing an idle connection when there is one."""
+        message = self.prefix + headers + body
+        while self.idle:
+            connection = self.idle.pop()
+            try:
+                await connection.stream.send(message)
+                status, reusable = await connection.read_response()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                # The receiver closed this idle connection; nothing was read, try a fresh one.
+                await connection.aclose()
+                continue
+            except BaseException:
+                await connection.aclose()
+                raise
+            await self._release(connection, reusable)
+            return status
+        connection = await self.connect()
+        try:
+            await connection.stream.send(message)
+            status, reusable = await connection.read_response()
+        except BaseException:
+            await connection.aclose()
+            raise
+        await self._release(connection, reusable)
+        return status
+
+    async def _release(self, connection: _Connection, reusable: bool) -> None:
+        if reusable and len(self.idle) < _MAX_IDLE_PER_URL and not connection.buffer:
+            self.idle.append(connection)
+        else:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        while self.idle:
+            await self.idle.pop().aclose()
+
+
+class WebhookDeliverer:
+    """Delivers emitted events to every configured URL (see the module docstring).
+
+    ``schedule(delay, callback)`` runs a callback later on the same loop (the sandbox's timer
+    heap); ``speed`` scales the redelivery backoff like every other simulated duration.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        urls: list[str],
+        schedule: Callable[[float, Callable[[], None]], None],
+        speed: float = 1.0,
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        seed: int | None = None,
+        max_attempts: int = 5,
+        retry_base: float = 2.0,
+        timeout: float = 5.0,
+        workers: int = 16,
+        max_pending: int = 100_000,
+        max_records: int = 100_000,
+    ) -> None:
+        self.secret = secret
+        self.urls: tuple[str, ...] = ()
+        self._endpoints: dict[str, _Endpoint] = {}
+        for url in urls:
+            self.add_url(url)
+        self.schedule = schedule
+        self.speed = speed
+        self.drop_rate = drop_rate
+        self.duplicate_rate = duplicate_rate
+        self.rng = random.Random(seed)
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.timeout = timeout
+        self.workers = workers
+        self.max_pending = max_pending
+        self.records: deque[Delivery] = deque(maxlen=max_records)
+        self.pending = 0
+        self.delivered = 0
+        self._lanes: dict[tuple[str, str], deque[_Job]] = {}
+        self._send: MemoryObjectSendStream[_Job]
+        self._receive: MemoryObjectReceiveStream[_Job]
+        self._send, self._receive = anyio.create_memory_object_stream[_Job](max_pending)
+
+    def add_url(self, url: str) -> None:
+        """Deliver every later event to ``url`` as well."""
+        if url not in self._endpoints:
+            self._endpoints[url] = _Endpoint(url)
+            self.urls = (*self.urls, url)
+
+    # --- producing ----------------------------------------------------------------------
+
+    def enqueue(self, event: SandboxEvent) -> None:
+        """Queue ``event`` for every URL (never blocks; over ``max_pending`` it is dropped)."""
+        if not self.urls:
+            return
+        body = dumps(event.envelope())
+        for url in self.urls:
+            job = _Job(event, url, body)
+            if self.pending >= self.max_pending:
+                self._record(job, error="overflow: too many pending deliveries", dropped=True)
+                continue
+            self.pending += 1
+            key = (job.call_id, url)
+            lane = self._lanes.get(key)
+            if lane is not None:
+                lane.append(job)  # an earlier event of this call is still in flight
+            else:
+                self._lanes[key] = deque()
+                self._submit(job)
+
+    def _submit(self, job: _Job) -> None:
+        if job.attempt == 0 and self.drop_rate and self.rng.random() < self.drop_rate:
+            self._record(job, dropped=True)
+            self._finish(job)
+            return
+        self._send.send_nowait(job)  # cannot overflow: at most `pending` jobs are queued
+
+    def _finish(self, job: _Job) -> None:
+        self.pending -= 1
+        key = (job.call_id, job.url)
+        lane = self._lanes.get(key)
+        if lane:
+            self._submit(lane.popleft())
+        else:
+            self._lanes.pop(key, None)
+
+    def _record(
+        self,
+        job: _Job,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        dropped: bool = False,
+        duplicate: bool = False,
+    ) -> None:
+        self.records.append(
+            Delivery(
+                webhook_id=job.webhook_id,
+                event=job.event,
+                call_id=job.call_id,
+                url=job.url,
+                attempt=job.attempt + 1,
+                status_code=status_code,
+                error=error,
+                dropped=dropped,
+                duplicate=duplicate,
+            )
+        )
+
+    # --- consuming ----------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve the queue with ``workers`` tasks until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.workers):
+                tg.start_soon(self._worker)
+            task_status.started()
+
+    async def aclose(self) -> None:
+        """Close idle connections (call after the workers stopped)."""
+        for endpoint in self._endpoints.values():
+            await endpoint.aclose()
+
+    async def _worker(self) -> None:
+        async for job in self._receive:
+            await self._attempt(job)
+
+    async def _attempt(self, job: _Job) -> None:
+        endpoint = self._endpoints[job.url]
+        timestamp = int(time.time())
+        signature = sign(self.secret, job.webhook_id, timestamp, job.body)
+        headers = (
+            f"Content-Length: {len(job.body)}\r\nwebhook-id: {job.webhook_id}\r\n"
+            f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"
+        ).encode()
+        status: int | None = None
+        error: str | None = None
+        try:
+            with anyio.fail_after(self.timeout):
+                status = await endpoint.post(headers, job.body)
+        except TimeoutError:
+            error = f"timed out after {self.timeout:g}s"
+        except (OSError, ValueError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        ok = status is not None and 200 <= status < 300
+        self._record(job, status_code=status, error=error, duplicate=job.duplicated)
+        if ok:
+            self.delivered += 1
+            if (
+                not job.duplicated
+                and self.duplicate_rate
+                and self.rng.random() < self.duplicate_rate
+            ):
+                job.duplicated = True
+                self._send.send_nowait(job)  # the same delivery again, same webhook-id
+                return
+            self._finish(job)
+            return
+        job.attempt += 1
+        if job.attempt >= self.max_attempts:
+            self._finish(job)  # given up: the next event of this call may go
+            return
+        delay = self.retry_base * 2 ** (job.attempt - 1) / self.speed
+        self.schedule(max(delay, 0.01), lambda: self._send.send_nowait(job))
