@@ -39,6 +39,12 @@ def _is_async(handler: Handler) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _check_patterns(patterns: tuple[str, ...]) -> None:
+    for p in patterns:
+        if not isinstance(p, str) or not p:
+            raise TypeError(f"an event pattern must be a non-empty string, got {p!r}")
+
+
 def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
@@ -190,6 +196,8 @@ class EventRouter:
             async def done(event): ...
         """
 
+        _check_patterns((pattern, *patterns))  # fail at the decorator line, not later
+
         def decorator(handler: H) -> H:
             self.add(handler, pattern, *patterns, filters=filters)
             return handler
@@ -211,9 +219,7 @@ class EventRouter:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         all_patterns = (pattern, *patterns)
-        for p in all_patterns:
-            if not isinstance(p, str) or not p:
-                raise TypeError(f"an event pattern must be a non-empty string, got {p!r}")
+        _check_patterns(all_patterns)
         sub = Subscription(
             self,
             handler,
