@@ -1,0 +1,112 @@
+"""``audian-async sandbox``: serve the emulator in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``sandbox`` subcommand's options."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8443, help="port; 0 picks a free one")
+    parser.add_argument("--api-key", default=None, help="the accepted API key")
+    parser.add_argument(
+        "--webhook-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="deliver signed webhooks here (repeatable)",
+    )
+    parser.add_argument("--webhook-secret", default=None, help="whsec_... (default: random)")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated time runs N times faster"
+    )
+    parser.add_argument(
+        "--max-concurrent", type=int, default=100, help="live calls before 429 (default: 100)"
+    )
+    parser.add_argument(
+        "--caller-id",
+        action="append",
+        default=[],
+        metavar="E164",
+        help=f"another caller ID the account owns besides {OWNED_CALLER_ID} (repeatable)",
+    )
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of webhooks dropped")
+    parser.add_argument(
+        "--duplicate-rate", type=float, default=0.0, help="fraction of webhooks sent twice"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for the fault knobs")
+
+
+def banner(base_url: str, api_key: str, secret: str, urls: tuple[str, ...], speed: float) -> str:
+    """What the command prints once the sandbox listens."""
+    lines = [
+        "Audian sandbox running",
+        f"  base URL        {base_url}",
+        f"  API key         {api_key}",
+        f"  webhook secret  {secret}",
+        f"  webhooks to     {', '.join(urls) or '(none: pass --webhook-url)'}",
+        f"  speed           x{speed:g}",
+        f"  caller ID       {OWNED_CALLER_ID}",
+        "",
+        "Magic destination numbers (any other valid number answers and completes):",
+    ]
+    lines += [f"  {number}  {outcome}" for number, outcome in MAGIC_NUMBERS.items()]
+    lines += ["", f"  export AUDIAN_BASE_URL={base_url} AUDIAN_API_KEY={api_key}", ""]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; returns the exit code."""
+    import signal
+    import threading
+
+    from .._errors import AudianError
+    from ._server import DEFAULT_API_KEY, Sandbox
+
+    try:
+        sandbox = Sandbox(
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key or DEFAULT_API_KEY,
+            webhook_urls=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+            caller_ids=args.caller_id,
+            speed=args.speed,
+            max_concurrent=args.max_concurrent,
+            drop_rate=args.drop_rate,
+            duplicate_rate=args.duplicate_rate,
+            seed=args.seed,
+        )
+        sandbox.start()
+    except (AudianError, ValueError, OSError) as exc:
+        print(f"audian-async sandbox: {exc}", file=sys.stderr)
+        return 2
+    print(
+        banner(
+            sandbox.base_url,
+            sandbox.api_key,
+            sandbox.webhook_secret,
+            sandbox.webhook_urls,
+            sandbox.speed,
+        ),
+        flush=True,
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):  # the server runs on its own thread
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        print("stopping the sandbox...", file=sys.stderr, flush=True)
+        sandbox.stop()
+    return 0
