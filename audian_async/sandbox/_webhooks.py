@@ -257,9 +257,8 @@ class WebhookDeliverer:
         self.pending = 0
         self.delivered = 0
         self._lanes: dict[tuple[str, str], deque[_Job]] = {}
-        self._send: MemoryObjectSendStream[_Job]
-        self._receive: MemoryObjectReceiveStream[_Job]
-        self._send, self._receive = anyio.create_memory_object_stream[_Job](max_pending)
+        # Made by run(), on the loop that serves them, and closed when it ends.
+        self._send: MemoryObjectSendStream[_Job] | None = None
 
     def add_url(self, url: str) -> None:
         """Deliver every later event to ``url`` as well."""
@@ -292,6 +291,12 @@ class WebhookDeliverer:
         if job.attempt == 0 and self.drop_rate and self.rng.random() < self.drop_rate:
             self._record(job, dropped=True)
             self._finish(job)
+            return
+        self._put(job)
+
+    def _put(self, job: _Job) -> None:
+        if self._send is None:  # stopped: the delivery is abandoned
+            self.pending -= 1
             return
         self._send.send_nowait(job)  # cannot overflow: at most `pending` jobs are queued
 
@@ -333,18 +338,24 @@ class WebhookDeliverer:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve the queue with ``workers`` tasks until cancelled."""
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.workers):
-                tg.start_soon(self._worker)
-            task_status.started()
+        send, receive = anyio.create_memory_object_stream[_Job](self.max_pending)
+        self._send = send
+        try:
+            with send, receive:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self.workers):
+                        tg.start_soon(self._worker, receive)
+                    task_status.started()
+        finally:
+            self._send = None
 
     async def aclose(self) -> None:
         """Close idle connections (call after the workers stopped)."""
         for endpoint in self._endpoints.values():
             await endpoint.aclose()
 
-    async def _worker(self) -> None:
-        async for job in self._receive:
+    async def _worker(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
+        async for job in receive:
             await self._attempt(job)
 
     async def _attempt(self, job: _Job) -> None:
@@ -374,7 +385,7 @@ class WebhookDeliverer:
                 and self.rng.random() < self.duplicate_rate
             ):
                 job.duplicated = True
-                self._send.send_nowait(job)  # the same delivery again, same webhook-id
+                self._put(job)  # the same delivery again, same webhook-id
                 return
             self._finish(job)
             return
@@ -383,4 +394,4 @@ class WebhookDeliverer:
             self._finish(job)  # given up: the next event of this call may go
             return
         delay = self.retry_base * 2 ** (job.attempt - 1) / self.speed
-        self.schedule(max(delay, 0.01), lambda: self._send.send_nowait(job))
+        self.schedule(max(delay, 0.01), lambda: self._put(job))

@@ -1,0 +1,231 @@
+"""The API surface of the sandbox, through the SDK client and raw HTTP, on asyncio and trio."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+import audian_async as au
+from audian_async.sandbox import Sandbox
+
+from .conftest import OWNED
+
+pytestmark = pytest.mark.anyio
+
+
+def _raw(sb: Sandbox) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=sb.base_url.removesuffix("/v2"), timeout=10)
+
+
+def _auth(sb: Sandbox) -> dict[str, str]:
+    return {"X-Auth-Token": sb.api_key}
+
+
+async def test_create_get_and_batch_with_a_bad_item() -> None:
+    async with Sandbox(speed=100) as sb:
+        call = await sb.client.calls.create(
+            from_=OWNED, to="+14155552672", timeout=45, tags={"campaign": "winter_sale"}
+        )
+        assert call.call_id.startswith("call_")
+        assert call.status == "initiated"
+        assert call.to == "+14155552672"
+        assert call.timeout == 45
+        assert call.tags == {"campaign": "winter_sale"}
+        fetched = await sb.client.calls.get(call.call_id)
+        assert fetched.call_id == call.call_id
+        assert fetched.call_uuid == call.call_uuid
+
+        async with _raw(sb) as http:
+            body = {
+                "calls": [
+                    {"from": OWNED, "to": "+14155552673"},
+                    {"from": OWNED, "to": "12"},
+                    {"from": "+14155559999", "to": "+14155552674"},
+                ]
+            }
+            response = await http.post("/v2/calls/batch", json=body, headers=_auth(sb))
+        assert response.status_code == 200
+        batch = au._convert.decode_batch(response.content)
+        assert (batch.total, batch.queued, batch.failed) == (3, 1, 2)
+        assert batch.calls[0].ok
+        assert batch.calls[1].error == "invalid_number"
+        assert batch.calls[1].code == 400
+        assert batch.calls[1].to == "12"
+        assert batch.calls[2].error == "unauthorized_caller_id"
+        assert batch.calls[2].code == 403
+        assert batch.calls[0].call_id in sb.calls
+
+
+async def test_client_batch() -> None:
+    async with Sandbox(speed=100) as sb:
+        requests = [au.CallRequest(from_=OWNED, to=f"+1415555267{i}") for i in range(2, 6)]
+        batch = await sb.client.calls.create_batch(requests)
+        assert batch.batch_id
+        assert (batch.total, batch.queued, batch.failed) == (4, 4, 0)
+        assert all(item.ok and item.status == "initiated" for item in batch.calls)
+
+
+async def test_auth_errors_and_bearer() -> None:
+    async with Sandbox(speed=100, api_key="sk_right") as sb:
+        wrong = au.AsyncAudian("sk_wrong", base_url=sb.base_url, max_retries=0)
+        async with wrong:
+            with pytest.raises(au.AuthenticationError):
+                await wrong.calls.create(from_=OWNED, to="+14155552672")
+        async with _raw(sb) as http:
+            missing = await http.get("/v2/calls/call_x")
+            assert missing.status_code == 401
+            assert missing.json()["error"] == "unauthorized"
+            bearer = await http.post(
+                "/v2/calls",
+                json={"from": OWNED, "to": "+14155552672"},
+                headers={"Authorization": "Bearer sk_right"},
+            )
+            assert bearer.status_code == 201
+            assert bearer.json()["status"] == "initiated"
+
+
+async def test_403_404_405() -> None:
+    async with Sandbox(speed=100, caller_ids=["+14155552680"]) as sb:
+        with pytest.raises(au.UnauthorizedCallerIdError) as denied:
+            await sb.client.calls.create(from_="+14155552699", to="+14155552672")
+        assert "not authorized" in str(denied.value)
+        # An extra owned caller ID is accepted.
+        await sb.client.calls.create(from_="+14155552680", to="+14155552672")
+        with pytest.raises(au.NotFoundError):
+            await sb.client.calls.get("call_missing")
+        async with _raw(sb) as http:
+            route = await http.get("/v2/nowhere", headers=_auth(sb))
+            assert route.status_code == 404
+            assert route.json()["code"] == 404
+            method = await http.delete("/v2/calls", headers=_auth(sb))
+            assert method.status_code == 405
+            assert method.headers["allow"] == "POST"
+
+
+async def test_413_for_a_huge_body() -> None:
+    async with Sandbox(speed=100) as sb:
+        huge = b'{"from": "' + b"x" * (2 << 20) + b'"}'
+        async with _raw(sb) as http:
+            response = await http.post(
+                "/v2/calls", content=huge, headers={**_auth(sb), "content-type": "application/json"}
+            )
+            assert response.status_code == 413
+            assert response.json()["error"] == "payload_too_large"
+
+            async def chunks() -> Any:  # no Content-Length: the limit holds while streaming
+                for _ in range(40):
+                    yield b"x" * 65536
+
+            streamed = await http.post("/v2/calls", content=chunks(), headers=_auth(sb))
+            assert streamed.status_code == 413
+        with pytest.raises(au.PayloadTooLargeError):
+            await sb.client.calls.create(
+                from_=OWNED, to="+14155552672", custom_fields={"blob": "y" * (2 << 20)}
+            )
+
+
+async def test_429_at_the_limit_and_recovery() -> None:
+    async with Sandbox(speed=100, max_concurrent=2) as sb:
+        client = sb.client.with_options(max_retries=0)
+        long = {"sandbox_talk_seconds": 100}  # 1 s of real time at speed 100
+        first = await client.calls.create(from_=OWNED, to="+14155552672", tags=long)
+        await client.calls.create(from_=OWNED, to="+14155552673", tags=long)
+        with pytest.raises(au.RateLimitedError) as limited:
+            await client.calls.create(from_=OWNED, to="+14155552674")
+        assert limited.value.error == "rate_limited"
+        assert "Maximum: 2" in limited.value.message
+        assert limited.value.retry_after is not None
+        # Scheduled calls do not count until they start.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        scheduled = await client.calls.create(from_=OWNED, to="+14155552675", scheduled_for=later)
+        assert scheduled.status == "scheduled"
+        await sb.wait_for_status(first.call_id)
+        recovered = await client.calls.create(from_=OWNED, to="+14155552676")
+        assert recovered.status == "initiated"
+        assert sb.peak_live_calls == 2
+
+
+async def test_idempotency_key() -> None:
+    async with Sandbox(speed=100) as sb:
+        first = await sb.client.calls.create(from_=OWNED, to="+14155552672", idempotency_key="k1")
+        again = await sb.client.calls.create(from_=OWNED, to="+14155552672", idempotency_key="k1")
+        assert again.call_id == first.call_id
+        assert len(sb.calls) == 1
+        assert sb.stats["idempotent_replays"] == 1
+        assert sb.post_count == 2
+        with pytest.raises(au.APIStatusError) as reused:
+            await sb.client.calls.create(from_=OWNED, to="+14155552673", idempotency_key="k1")
+        assert reused.value.status_code == 422
+        assert reused.value.error == "idempotency_key_reused"
+        assert len(sb.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[]", 400, "invalid_request"),
+        (b'"text"', 400, "invalid_request"),
+        (b"{}", 400, "invalid_request"),
+        (b'{"from": "+14155552671"}', 400, "invalid_request"),
+        (b'{"from": "+14155552671", "to": 14155552672}', 400, "invalid_number"),
+        (b'{"from": "+14155552671", "to": "+1415"}', 400, "invalid_number"),
+        (b'{"from": "+1", "to": "+14155552672"}', 400, "invalid_number"),
+        (b'{"from": "+14155552671", "to": "+14155552672", "timeout": "45"}', 400, None),
+        (b'{"from": "+14155552671", "to": "+14155552672", "timeout": -1}', 400, None),
+        (b'{"from": "+14155552671", "to": "+14155552672", "tags": []}', 400, None),
+        (b'{"from": "+14155552671", "to": "+14155552672", "scheduled_for": "soon"}', 400, None),
+        (
+            b'{"from": "+14155552671", "to": "+14155552672",'
+            b' "call_control": {"on_answered": [{"action": "dance"}]}}',
+            400,
+            "invalid_request",
+        ),
+        (
+            b'{"from": "+14155552671", "to": "+14155552672",'
+            b' "call_control": {"on_answered": [{"action": "play_audio"}]}}',
+            400,
+            None,
+        ),
+        (
+            b'{"from": "+14155552671", "to": "+14155552672", "call_control": {"on_answered":'
+            b' [{"action": "gather_dtmf", "routes": [{"digit": "x", "action": "hangup"}]}]}}',
+            400,
+            None,
+        ),
+        (b"[" * 5000 + b"]" * 5000, 400, None),
+    ],
+)
+async def test_bad_input_gets_the_reference_error_shape(
+    body: bytes, status: int, error: str | None
+) -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        response = await http.post(
+            "/v2/calls", content=body, headers={**_auth(sb), "content-type": "application/json"}
+        )
+        assert response.status_code == status
+        reply = response.json()
+        assert set(reply) == {"error", "message", "code"}
+        assert reply["code"] == status
+        if error is not None:
+            assert reply["error"] == error
+        assert not sb.calls
+        # The server is still fine afterwards.
+        ok = await http.post("/v2/calls", json={"from": OWNED, "to": "+14155552672"}, headers=_auth(sb))
+        assert ok.status_code == 201
+
+
+async def test_bad_batches() -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        for body in ({}, {"calls": {}}, {"calls": []}, {"calls": [{"from": OWNED}] * 1001}):
+            response = await http.post("/v2/calls/batch", json=body, headers=_auth(sb))
+            assert response.status_code == 400
+            assert response.json()["error"] == "invalid_request"
+        mixed = {"calls": [1, None, {"from": OWNED, "to": "+14155552672"}]}
+        response = await http.post("/v2/calls/batch", json=mixed, headers=_auth(sb))
+        reply = response.json()
+        assert (reply["queued"], reply["failed"]) == (1, 2)
+        assert reply["calls"][0]["status"] == "failed"
