@@ -1,0 +1,283 @@
+"""Dialer cost: a 10,000-call campaign against a sandbox running in another process.
+
+Figures (all from this process; the sandbox's CPU is excluded by construction):
+
+* wall time and peak RSS of the campaign;
+* client baseline: CPU per ``calls.create`` placing the same number of calls straight with
+  the client, at the same concurrency, against a second sandbox without webhooks;
+* dialer CPU per attempt beyond the client's own cost: (campaign process CPU - webhook
+  receiver thread CPU - baseline CPU per create x attempts) / attempts. The receiver (uvicorn +
+  signature check + parsing, in its own thread) is measured separately and shown on its own
+  row, since it is the webhooks package's cost, not the dialer's;
+* RSS per tracked call: resident memory added while the campaign holds every item;
+* pacing: a ``calls_per_second`` run, achieved vs requested pace.
+
+    python benchmarks/dialer_campaign.py            # 10,000 calls
+    python benchmarks/dialer_campaign.py --quick    # smoke run (1,000 calls)
+
+Only 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import anyio
+
+from audian_async import AsyncAudian, CallRequest, Dialer, RetryPolicy, SQLiteStore
+from audian_async.dialer._receiver import serve_in_thread
+from audian_async.sandbox import generate_webhook_secret
+from audian_async.webhooks import EventRouter, WebhookApp
+
+FROM = "+14155552671"
+API_KEY = "bench-key"
+
+
+def numbers(count: int) -> list[str]:
+    # Distinct answering numbers, one in twenty busy (redialed once or twice).
+    return [
+        "+14155550101" if i % 20 == 19 else f"+1{2025550000 + i % 10_000:010d}"[:12]
+        for i in range(count)
+    ]
+
+
+def requests(count: int, tag: str) -> list[CallRequest]:
+    return [
+        CallRequest(from_=FROM, to=to, timeout=30, max_duration=60, tags={"bench": tag})
+        for to in numbers(count)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def sandbox_process(speed: float, webhook_url: str | None, secret: str) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "audian_async", "sandbox", "--port", str(port),
+        "--api-key", API_KEY, "--speed", str(speed), "--max-concurrent", "1000000",
+        "--webhook-secret", secret,
+    ]  # fmt: skip
+    if webhook_url:
+        command += ["--webhook-url", webhook_url]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v2"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def thread_cpu(name: str) -> float:
+    for thread in threading.enumerate():
+        if thread.name == name and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return 0.0
+
+
+@asynccontextmanager
+async def client_for(base_url: str, connections: int) -> AsyncIterator[AsyncAudian]:
+    async with AsyncAudian(API_KEY, base_url=base_url, max_connections=connections) as client:
+        yield client
+
+
+async def baseline(base_url: str, count: int, concurrency: int) -> float:
+    """CPU seconds per create, placing ``count`` calls straight with the client."""
+    reqs = requests(count, "baseline")
+    async with client_for(base_url, concurrency) as client:
+        limiter = anyio.Semaphore(concurrency)
+
+        async def one(request: CallRequest) -> None:
+            async with limiter:
+                await client.calls.create(request)
+
+        await client.calls.create(reqs[0])  # warm-up: connections, caches
+        gc.collect()
+        cpu = time.process_time()
+        async with anyio.create_task_group() as tg:
+            for request in reqs:
+                tg.start_soon(one, request)
+        return (time.process_time() - cpu) / count
+
+
+async def campaign(
+    base_url: str, router: EventRouter, count: int, active: int, speed: float, db: Path
+) -> dict[str, float]:
+    reqs = requests(count, "campaign")
+    policy = RetryPolicy(max_attempts=3, base_delay=30.0, max_delay=120.0)
+    async with client_for(base_url, min(active, 200)) as client:
+        dialer = Dialer(
+            client,
+            router,
+            max_active_calls=active,
+            retry=policy,
+            store=SQLiteStore(db),
+            campaign=f"bench-{time.time_ns()}",
+            time_scale=1.0 / speed,
+            # Polling is the fallback for lost webhooks; at x500 the default (call timeout +
+            # max_duration + grace, scaled) would fire while deliveries are merely queued.
+            poll_after=10.0,
+        )
+        gc.collect()
+        rss0 = rss_bytes()
+        peak_rss = rss0
+        cpu0, recv0, wall0 = time.process_time(), thread_cpu("audian-webhooks"), time.monotonic()
+        async with anyio.create_task_group() as tg:
+
+            async def sample() -> None:
+                nonlocal peak_rss
+                while True:
+                    peak_rss = max(peak_rss, rss_bytes())
+                    await anyio.sleep(0.05)
+
+            tg.start_soon(sample)
+            report = await dialer.run(reqs)
+            peak_rss = max(peak_rss, rss_bytes())
+            tg.cancel_scope.cancel()
+        cpu = time.process_time() - cpu0
+        recv = thread_cpu("audian-webhooks") - recv0
+        wall = time.monotonic() - wall0
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "receiver_cpu": recv,
+        "attempts": report.attempts,
+        "completed": report.completed,
+        "failed": report.failed,
+        "polls": report.polls,
+        "rss_growth": peak_rss - rss0,
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+async def pacing(base_url: str, count: int, cps: float) -> float:
+    """Achieved creates per second with ``calls_per_second=cps``."""
+    reqs = requests(count, "pacing")
+    async with client_for(base_url, 100) as client:
+        dialer = Dialer(
+            client,
+            None,
+            calls_per_second=cps,
+            max_active_calls=10_000,
+            retry=RetryPolicy(max_attempts=1),
+            store=SQLiteStore(Path(tempfile.mkdtemp()) / "pace.sqlite3"),
+            poll_after=0.5,
+            poll_interval=0.5,
+        )
+        first = last = 0.0
+        async with dialer, anyio.create_task_group() as tg:
+            for request in reqs:
+                await dialer.submit(request)
+            while True:
+                stats = dialer.stats()
+                now = time.monotonic()
+                if stats.attempts and not first:
+                    first = now
+                if stats.attempts >= count:
+                    last = now
+                    break
+                await anyio.sleep(0.002)
+            tg.cancel_scope.cancel()
+    return (count - 1) / (last - first)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    count = 1_000 if args.quick else args.calls
+    cps_calls = 200 if args.quick else 1_000
+    secret = generate_webhook_secret()
+    router = EventRouter()
+    db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+    with sandbox_process(args.speed, None, secret) as plain_url:
+        per_create = await baseline(plain_url, count, args.active)
+        achieved = await pacing(plain_url, cps_calls, args.cps)
+    async with serve_in_thread(WebhookApp(router, secret=secret)) as hook_url:
+        with sandbox_process(args.speed, hook_url, secret) as url:
+            result = await campaign(url, router, count, args.active, args.speed, db)
+    attempts = result["attempts"]
+    dialer_cpu = result["cpu"] - result["receiver_cpu"] - per_create * attempts
+    rows = [
+        ("calls requested", f"{count:,}", ""),
+        ("attempts placed (incl. redials)", f"{attempts:,.0f}", ""),
+        ("completed / failed", f"{result['completed']:,.0f} / {result['failed']:,.0f}", ""),
+        ("status polls", f"{result['polls']:,.0f}", ""),
+        ("wall time", f"{result['wall']:.1f} s", f"sandbox speed x{args.speed:g}"),
+        ("peak RSS (process)", f"{result['peak_rss'] / 2**20:.0f} MiB", ""),
+        ("client CPU per create (baseline)", f"{per_create * 1e6:.0f} us", "1.00x"),
+        (
+            "process CPU per attempt (campaign)",
+            f"{result['cpu'] / attempts * 1e6:.0f} us",
+            f"{result['cpu'] / attempts / per_create:.2f}x",
+        ),
+        (
+            "  of which webhook receiver thread",
+            f"{result['receiver_cpu'] / attempts * 1e6:.0f} us",
+            "uvicorn + verify + parse",
+        ),
+        (
+            "dialer CPU per attempt beyond client",
+            f"{dialer_cpu / attempts * 1e6:.0f} us",
+            "target <= 100 us",
+        ),
+        (
+            "RSS per tracked call",
+            f"{result['rss_growth'] / count / 1024:.2f} KiB",
+            "target <= 5 KiB",
+        ),
+        (
+            "pacing: requested / achieved",
+            f"{args.cps:g} / {achieved:.1f} calls/s",
+            f"{(achieved / args.cps - 1) * 100:+.1f}% (target within 5%)",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print(f"\ndialer campaign benchmark ({'quick' if args.quick else 'full'})")
+    print(f"{'metric':<{width}}  {'value':>{vwidth}}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (1,000 calls)")
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--active", type=int, default=500, help="max_active_calls")
+    parser.add_argument("--speed", type=float, default=500.0, help="sandbox speed")
+    parser.add_argument("--cps", type=float, default=200.0, help="pace for the pacing run")
+    args = parser.parse_args()
+    anyio.run(main_async, args)
+
+
+if __name__ == "__main__":
+    main()
