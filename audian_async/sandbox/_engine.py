@@ -165,6 +165,7 @@ class Scheduler:
         self.clock = clock
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self._current: float | None = None
         self.on_earlier: Callable[[], None] = lambda: None
         """Called when a new timer is due before every other one (wakes the runner)."""
 
@@ -175,17 +176,29 @@ class Scheduler:
         if earlier:
             self.on_earlier()
 
+    def now(self) -> float:
+        """Inside a timer callback, the time it was due; else the clock.
+
+        Timers late by a few milliseconds (a busy loop) then shift nothing: a call's
+        timestamps follow its planned timeline exactly, whatever the load.
+        """
+        return self._current if self._current is not None else self.clock()
+
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` after ``delay`` real seconds."""
-        self.call_at(self.clock() + delay, callback)
+        """Run ``callback`` ``delay`` real seconds after :meth:`now`."""
+        self.call_at(self.now() + delay, callback)
 
     def run_due(self) -> float | None:
         """Run every timer that is due; return when the next one is, or None."""
         heap = self._heap
         now = self.clock()
-        while heap and heap[0][0] <= now:
-            _, _, callback = heapq.heappop(heap)
-            callback()
+        try:
+            while heap and heap[0][0] <= now:
+                due, _, callback = heapq.heappop(heap)
+                self._current = due
+                callback()
+        finally:
+            self._current = None
         return heap[0][0] if heap else None
 
     def __len__(self) -> int:
@@ -293,7 +306,7 @@ class Engine:
 
     def create(self, request: CallRequest) -> _CallState:
         """Accept a validated request: store the call and start (or schedule) it."""
-        now = self.scheduler.clock()
+        now = self.scheduler.now()
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
@@ -363,7 +376,7 @@ class Engine:
         """Talk time in simulated seconds: from answer to the end (or to now)."""
         if call.answered is None:
             return 0
-        end = call.ended if call.ended is not None else self.scheduler.clock()
+        end = call.ended if call.ended is not None else self.scheduler.now()
         return round((end - call.answered) * self.speed)
 
     def snapshot(self, call: _CallState) -> SandboxCall:
@@ -401,7 +414,7 @@ class Engine:
     # --- the lifecycle --------------------------------------------------------------------
 
     def _event(self, call: _CallState, kind: str, **extra: Any) -> None:
-        now = self.scheduler.clock()
+        now = self.scheduler.now()
         request = call.request
         data: dict[str, Any] = {
             "call_id": call.call_id,
@@ -431,7 +444,7 @@ class Engine:
         if call.status is CallStatus.SCHEDULED:
             self.scheduled -= 1
         call.status = CallStatus.INITIATED
-        call.initiated = self.scheduler.clock()
+        call.initiated = self.scheduler.now()
         self._set_live(1)
         self._event(call, "call.initiated")
         outcome = call.outcome
@@ -455,7 +468,7 @@ class Engine:
 
     def _end(self, call: _CallState, status: CallStatus) -> None:
         call.status = status
-        call.ended = self.scheduler.clock()
+        call.ended = self.scheduler.now()
         self._set_live(-1)
 
     def _fail(self, call: _CallState, outcome: Outcome) -> None:
@@ -475,7 +488,7 @@ class Engine:
         if call.status not in _LIVE:
             return
         call.status = CallStatus.ANSWERED
-        call.answered = self.scheduler.clock()
+        call.answered = self.scheduler.now()
         self._event(call, "call.answered")
         request = call.request
         limit = float(request.max_duration or DEFAULT_MAX_DURATION)

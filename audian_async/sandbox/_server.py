@@ -341,11 +341,12 @@ class Sandbox:
                 await anyio.sleep(0.01)
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until no call is live or scheduled and no webhook delivery is pending."""
+        """Wait until nothing is live, scheduled, being recorded or waiting for delivery."""
 
         def idle() -> bool:
-            engine = self.app.engine
-            return not (engine.live or engine.scheduled or self.app.deliverer.pending)
+            # Every live or scheduled call, pending recording and webhook retry has a timer.
+            app = self.app
+            return not (len(app.scheduler) or app.engine.live or app.deliverer.pending)
 
         with anyio.fail_after(timeout):
             while not await anyio.to_thread.run_sync(self._call, idle):  # noqa: ASYNC110
