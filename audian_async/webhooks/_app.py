@@ -152,8 +152,9 @@ class WebhookApp:
         self.dedupe_store: DedupeStore = (
             InMemoryDedupeStore() if dedupe_store is None else dedupe_store
         )
-        # Delivery ids being handled right now; bounded by the requests in flight.
-        self._inflight: dict[str, anyio.Event] = {}
+        # Delivery ids being handled right now, each with the duplicates waiting for it;
+        # bounded by the requests in flight. Waiter events are only made when one waits.
+        self._inflight: dict[str, list[anyio.Event]] = {}
         self._too_large = _error_response(
             413, "payload_too_large", f"the body is larger than {max_body} bytes"
         )
@@ -285,10 +286,12 @@ class WebhookApp:
         if key is None:  # nothing to dedupe on (only possible with verify=False)
             return await self._dispatch(event)
         inflight = self._inflight
-        while (pending := inflight.get(key)) is not None:
-            await pending.wait()
+        while (waiters := inflight.get(key)) is not None:
+            wakeup = anyio.Event()
+            waiters.append(wakeup)
+            await wakeup.wait()
         # No checkpoint between the loop and this line: exactly one delivery owns the key.
-        done = inflight[key] = anyio.Event()
+        inflight[key] = []
         try:
             try:
                 duplicate = await self.dedupe_store.seen(key)
@@ -306,8 +309,8 @@ class WebhookApp:
                 logger.exception("webhook %s: the dedupe store failed", key)
             return True
         finally:
-            del inflight[key]
-            done.set()
+            for wakeup in inflight.pop(key):
+                wakeup.set()
 
     async def _dispatch(self, event: Event) -> bool:
         try:

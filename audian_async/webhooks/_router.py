@@ -7,7 +7,7 @@ with anyio so it works on asyncio and trio.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
@@ -178,7 +178,8 @@ class EventRouter:
     def __init__(self, *, sync_in_thread: bool = True) -> None:
         self._entries: list[Subscription | EventRouter] = []
         self._sync_in_thread = sync_in_thread
-        self._cache: dict[str, tuple[Subscription, ...]] = {}
+        # event type -> (matching subscriptions, whether any of them has filters)
+        self._cache: dict[str, tuple[tuple[Subscription, ...], bool]] = {}
         self._cache_generation = -1
 
     def __repr__(self) -> str:
@@ -274,21 +275,24 @@ class EventRouter:
 
     # --- dispatch ---------------------------------------------------------------------
 
-    def _by_type(self, event_type: str) -> tuple[Subscription, ...]:
+    def _by_type(self, event_type: str) -> tuple[tuple[Subscription, ...], bool]:
         if self._cache_generation != _generation[0]:
             self._cache.clear()
             self._cache_generation = _generation[0]
         found = self._cache.get(event_type)
         if found is None:
-            found = tuple(s for s in self.subscriptions() if s.matches_type(event_type))
+            subs = tuple(s for s in self.subscriptions() if s.matches_type(event_type))
+            found = subs, any(s.filters for s in subs)
             if len(self._cache) >= 1024:  # event types are few; bound it against odd senders
                 self._cache.clear()
             self._cache[event_type] = found
         return found
 
-    def matching(self, event: Event) -> list[Subscription]:
+    def matching(self, event: Event) -> Sequence[Subscription]:
         """The subscriptions :meth:`dispatch` would run for ``event``, in start order."""
-        subs = self._by_type(event.type)
+        subs, filtered = self._by_type(event.type)
+        if not filtered:
+            return subs
         return [s for s in subs if not s.filters or s.matches(event)]
 
     async def dispatch(self, event: Event) -> int:

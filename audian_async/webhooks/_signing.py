@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
@@ -58,9 +57,9 @@ def decode_secret(secret: str | bytes) -> bytes:
 
 
 def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode(), hashlib.sha256)
-    mac.update(body)
-    return mac.digest()
+    # hmac.digest is OpenSSL's one-shot HMAC: several times cheaper than hmac.new() for
+    # webhook-sized bodies, even with the concatenation.
+    return hmac.digest(key, f"{msg_id}.{timestamp}.".encode() + body, "sha256")
 
 
 def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
@@ -138,7 +137,7 @@ def verify_parts(
         if version != "v1":
             continue  # other schemes (v1a asymmetric keys) are not ours to check
         try:
-            candidate = base64.b64decode(encoded, validate=True)
+            candidate = binascii.a2b_base64(encoded, strict_mode=True)
         except (binascii.Error, ValueError):
             continue
         if hmac.compare_digest(candidate, expected):

@@ -1,0 +1,434 @@
+"""Webhook receiving: audian_async.webhooks against the usual ways of doing the same work.
+
+(a) In process, per event: verify the signature, parse the body into a typed event and
+    dispatch it to one async handler, over the same pre-signed deliveries (all six event
+    types, unique ids). Variants:
+
+    * ``audian_async``              ``verify`` + ``parse_event`` + ``EventRouter.dispatch``
+    * ``standardwebhooks+pydantic`` ``Webhook.verify`` (parses JSON) + a pydantic v2
+                                    discriminated union + a dict of handlers
+    * ``standardwebhooks+msgspec``  ``Webhook.verify(json_parse=False)`` + ``msgspec`` tagged
+                                    union decode + a dict of handlers
+
+(b) Over HTTP, events/s: each server runs uvicorn (same settings) in its own process and one
+    load-generator process (aiohttp, fixed concurrency, a bounded number of signed
+    deliveries with unique ids) drives it after a warm-up. Servers:
+
+    * ``bare ASGI 200``        reads the body, answers 200 (the ceiling)
+    * ``WebhookApp``           audian_async.webhooks.WebhookApp with one async handler
+    * ``FastAPI endpoint``     standardwebhooks verify + pydantic parse + dispatch in a route
+
+Each figure is the median of ``--repeats`` runs, interleaved so that noise from a shared
+machine spreads over all variants alike. Only 127.0.0.1 is contacted.
+
+    python benchmarks/webhooks_bench.py            # full run (about a minute)
+    python benchmarks/webhooks_bench.py --quick    # smoke test
+"""
+
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+HERE = Path(__file__).resolve()
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TYPES = [
+    "call.initiated",
+    "call.ringing",
+    "call.answered",
+    "call.completed",
+    "call.failed",
+    "recording.completed",
+]
+
+
+def make_deliveries(n: int, prefix: str = "msg") -> list[tuple[bytes, dict[str, str]]]:
+    """``n`` signed deliveries over every event type, with unique ids, signed now."""
+    from audian_async.webhooks import sign
+
+    now = int(time.time())
+    stamp = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+    out = []
+    for i in range(n):
+        kind = TYPES[i % len(TYPES)]
+        data: dict[str, Any] = {"call_id": f"call_{i:08x}", "status": kind.split(".")[1]}
+        if kind == "call.failed":
+            data |= {"status": "failed", "reason": "busy", "reason_code": 486}
+        elif kind == "recording.completed":
+            data = {
+                "call_id": data["call_id"],
+                "recording_id": f"rec_{i:08x}",
+                "recording_url": f"https://recordings.example.com/rec_{i:08x}.mp3",
+                "format": "mp3",
+                "duration": 45,
+            }
+        body = json.dumps(
+            {"id": f"evt_{prefix}_{i}", "timestamp": stamp, "event": kind, "data": data}
+        ).encode()
+        msg_id = f"{prefix}_{i}"
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(now),
+            "webhook-signature": sign(SECRET, msg_id, now, body),
+        }
+        out.append((body, headers))
+    return out
+
+
+# --- peer models --------------------------------------------------------------------------
+
+
+def pydantic_adapter() -> Any:
+    from pydantic import BaseModel, Field, TypeAdapter
+
+    class Data(BaseModel):
+        call_id: str | None = None
+        status: str | None = None
+
+    class FailedData(Data):
+        reason: str | None = None
+        reason_code: int | None = None
+
+    class RecordingData(Data):
+        recording_id: str | None = None
+        recording_url: str | None = None
+        format: str | None = None
+        duration: float | None = None
+
+    class Base(BaseModel):
+        id: str | None = None
+        timestamp: datetime | None = None
+
+    class Initiated(Base):
+        event: Literal["call.initiated"]
+        data: Data
+
+    class Ringing(Base):
+        event: Literal["call.ringing"]
+        data: Data
+
+    class Answered(Base):
+        event: Literal["call.answered"]
+        data: Data
+
+    class Completed(Base):
+        event: Literal["call.completed"]
+        data: Data
+
+    class Failed(Base):
+        event: Literal["call.failed"]
+        data: FailedData
+
+    class RecordingDone(Base):
+        event: Literal["recording.completed"]
+        data: RecordingData
+
+    union = Initiated | Ringing | Answered | Completed | Failed | RecordingDone
+    return TypeAdapter(Annotated[union, Field(discriminator="event")])
+
+
+def msgspec_decoder() -> Any:
+    import msgspec
+
+    class Data(msgspec.Struct):
+        call_id: str | None = None
+        status: str | None = None
+
+    class FailedData(Data):
+        reason: str | None = None
+        reason_code: int | None = None
+
+    class RecordingData(Data):
+        recording_id: str | None = None
+        recording_url: str | None = None
+        format: str | None = None
+        duration: float | None = None
+
+    def event(tag: str, data: type) -> type:
+        return msgspec.defstruct(
+            tag.replace(".", "_"),
+            [("data", data), ("id", str | None, None), ("timestamp", datetime | None, None)],
+            tag=tag,
+            tag_field="event",
+        )
+
+    classes = [event(t, Data) for t in TYPES[:4]]
+    classes += [event("call.failed", FailedData), event("recording.completed", RecordingData)]
+    union = classes[0] | classes[1] | classes[2] | classes[3] | classes[4] | classes[5]
+    return msgspec.json.Decoder(union)
+
+
+# --- (a) in process ----------------------------------------------------------------------
+
+
+async def inprocess_variant(name: str, deliveries: list[tuple[bytes, dict[str, str]]]) -> float:
+    """Seconds per event for one variant over ``deliveries``."""
+    count = 0
+
+    async def handler(event: Any) -> None:
+        nonlocal count
+        count += 1
+
+    if name == "audian_async":
+        from audian_async.webhooks import EventRouter, decode_secret, parse_event, verify
+
+        key = decode_secret(SECRET)
+        router = EventRouter()
+        router.add(handler, "*")
+
+        async def handle(body: bytes, headers: dict[str, str]) -> None:
+            verify(key, headers, body)
+            await router.dispatch(parse_event(body))
+
+    else:
+        import standardwebhooks
+
+        wh = standardwebhooks.Webhook(SECRET)
+        handlers: dict[str, list[Any]] = {t: [handler] for t in TYPES}
+        if name == "standardwebhooks+pydantic":
+            adapter = pydantic_adapter()
+
+            async def handle(body: bytes, headers: dict[str, str]) -> None:
+                event = adapter.validate_python(wh.verify(body, headers))
+                for h in handlers.get(event.event, ()):
+                    await h(event)
+
+        else:
+            decoder = msgspec_decoder()
+
+            async def handle(body: bytes, headers: dict[str, str]) -> None:
+                wh.verify(body, headers, json_parse=False)
+                event = decoder.decode(body)
+                for h in handlers.get(event.__struct_config__.tag, ()):
+                    await h(event)
+
+    for body, headers in deliveries[:200]:  # warm-up
+        await handle(body, headers)
+    count = 0
+    start = time.perf_counter()
+    for body, headers in deliveries:
+        await handle(body, headers)
+    elapsed = time.perf_counter() - start
+    assert count == len(deliveries), (name, count)
+    return elapsed / len(deliveries)
+
+
+INPROCESS = ["audian_async", "standardwebhooks+pydantic", "standardwebhooks+msgspec"]
+
+
+def run_inprocess(n: int, repeats: int) -> dict[str, float]:
+    deliveries = make_deliveries(n)
+    results: dict[str, list[float]] = {v: [] for v in INPROCESS}
+    for _ in range(repeats):
+        for variant in INPROCESS:
+            results[variant].append(asyncio.run(inprocess_variant(variant, deliveries)))
+    return {v: statistics.median(r) for v, r in results.items()}
+
+
+# --- (b) over HTTP -------------------------------------------------------------------------
+
+
+def build_app(kind: str) -> Any:
+    if kind == "bare":
+
+        async def bare(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+            more = True
+            while more:
+                message = await receive()
+                more = message.get("more_body", False)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        return bare
+
+    async def handler(event: Any) -> None:
+        pass
+
+    if kind == "webhookapp":
+        from audian_async.webhooks import EventRouter, WebhookApp
+
+        router = EventRouter()
+        router.add(handler, "*")
+        return WebhookApp(router, secret=SECRET)
+
+    import standardwebhooks
+    from fastapi import FastAPI, HTTPException, Request, Response
+    from pydantic import ValidationError
+
+    wh = standardwebhooks.Webhook(SECRET)
+    adapter = pydantic_adapter()
+    handlers = {t: [handler] for t in TYPES}
+    api = FastAPI()
+
+    @api.post("/")
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            payload = wh.verify(body, dict(request.headers))
+        except standardwebhooks.webhooks.WebhookVerificationError:
+            raise HTTPException(401) from None
+        try:
+            event = adapter.validate_python(payload)
+        except ValidationError:
+            raise HTTPException(400) from None
+        for h in handlers.get(event.event, ()):
+            await h(event)
+        return Response(status_code=204)
+
+    return api
+
+
+def serve(kind: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build_app(kind),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="asyncio",
+        lifespan="on",
+    )
+
+
+async def load(url: str, n: int, concurrency: int, warmup: int) -> dict[str, float]:
+    import aiohttp
+
+    deliveries = make_deliveries(n + warmup, prefix=f"m{os.getpid()}")
+    statuses: dict[int, int] = {}
+
+    async def drive(batch: list[tuple[bytes, dict[str, str]]]) -> None:
+        queue = iter(batch)
+
+        async def worker() -> None:
+            for body, headers in queue:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await drive(deliveries[:warmup])
+        statuses.clear()
+        start = time.perf_counter()
+        await drive(deliveries[warmup:])
+        elapsed = time.perf_counter() - start
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    if ok != n:
+        raise RuntimeError(f"unexpected statuses {statuses}")
+    return {"events_per_s": n / elapsed}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_http_once(kind: str, n: int, concurrency: int) -> float:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE), "--serve", kind, "--port", str(port)],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{kind} server did not start") from None
+                time.sleep(0.05)
+        result = subprocess.run(
+            [sys.executable, str(HERE), "--load", f"http://127.0.0.1:{port}/",
+             "--n", str(n), "--concurrency", str(concurrency)],
+            capture_output=True, text=True, timeout=600, check=True,
+        )  # fmt: skip
+        return float(json.loads(result.stdout)["events_per_s"])
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+HTTP = {"bare": "bare ASGI 200", "webhookapp": "WebhookApp", "fastapi": "FastAPI endpoint"}
+
+
+def run_http(n: int, concurrency: int, repeats: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {k: [] for k in HTTP}
+    for _ in range(repeats):
+        for kind in HTTP:
+            results[kind].append(run_http_once(kind, n, concurrency))
+    return {k: statistics.median(r) for k, r in results.items()}
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def print_tables(inproc: dict[str, float], http: dict[str, float], args: Any) -> None:
+    ours = inproc["audian_async"]
+    print(f"\n(a) verify + parse + dispatch, in process ({args.n_inprocess} events, "
+          f"median of {args.repeats})")  # fmt: skip
+    print(f"| {'variant':<28} | {'us/event':>9} | {'events/s':>10} | {'vs audian_async':>15} |")
+    print(f"|{'-' * 30}|{'-' * 11}|{'-' * 12}|{'-' * 17}|")
+    for name, per in inproc.items():
+        print(f"| {name:<28} | {per * 1e6:>9.1f} | {1 / per:>10,.0f} | {per / ours:>14.2f}x |")
+    app = http["webhookapp"]
+    print(f"\n(b) over HTTP under uvicorn ({args.n_http} deliveries, concurrency "
+          f"{args.concurrency}, median of {args.repeats})")  # fmt: skip
+    print(f"| {'server':<20} | {'events/s':>9} | {'WebhookApp vs this':>18} |")
+    print(f"|{'-' * 22}|{'-' * 11}|{'-' * 20}|")
+    for kind, label in HTTP.items():
+        print(f"| {label:<20} | {http[kind]:>9,.0f} | {app / http[kind]:>17.2f}x |")
+    bare, fastapi = app / http["bare"], app / http["fastapi"]
+    print(f"\nWebhookApp = {bare:.2f}x the bare app (target >= 0.8x), "
+          f"{fastapi:.2f}x the FastAPI endpoint (target >= 1.5x)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke-test run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-inprocess", type=int, default=20_000)
+    parser.add_argument("--n-http", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serve", choices=list(HTTP), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+    if args.load:
+        print(json.dumps(asyncio.run(load(args.load, args.n, args.concurrency, warmup=300))))
+        return 0
+    if args.quick:
+        args.repeats, args.n_inprocess, args.n_http = 1, 2_000, 500
+    inproc = run_inprocess(args.n_inprocess, args.repeats)
+    http = run_http(args.n_http, args.concurrency, args.repeats)
+    print_tables(inproc, http, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
