@@ -212,7 +212,10 @@ class AsyncAudian:
         self._rng = random.Random()
         self._calls_url = httpx.URL(self.base_url + "/calls")
         self._batch_url = httpx.URL(self.base_url + "/calls/batch")
+        # Host and Content-Length are ours too, so httpx.Request skips its own header
+        # preparation (see _request).
         self._read_headers: list[tuple[str, str]] = [
+            ("host", url.netloc.decode("ascii")),
             ("accept", "application/json"),
             ("user-agent", _USER_AGENT),
             ("x-auth-token", key),
@@ -307,13 +310,26 @@ class AsyncAudian:
         idempotent = method == "GET"
         if body is None:
             headers = self._read_headers
+            content = b""
         else:
-            headers = [*self._write_headers, ("idempotency-key", idempotency_key or "")]
+            headers = [
+                *self._write_headers,
+                ("idempotency-key", idempotency_key or ""),
+                ("content-length", str(len(body))),
+            ]
+            content = body
         retry = 0
         while True:
+            # With stream= httpx takes our headers as they are: about 5 us instead of 19 us
+            # for content=, which rebuilds them to add Host and Content-Length.
             request = httpx.Request(
-                method, url, headers=headers, content=body, extensions=self._extensions
+                method,
+                url,
+                headers=headers,
+                stream=httpx.ByteStream(content),
+                extensions=self._extensions,
             )
+            request.read()  # sets .content, which transports may read instead of the stream
             try:
                 async with self._limiter:
                     response = await self._send(request)
