@@ -12,6 +12,7 @@ times ``speed``. A call's timestamps are therefore consistent with its ``duratio
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
@@ -19,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
@@ -184,6 +185,17 @@ class Scheduler:
         """
         return self._current if self._current is not None else self.clock()
 
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[float]:
+        """Make :meth:`now` one instant for the duration of a step (e.g. creating a call)."""
+        outer = self._current
+        if outer is None:
+            self._current = self.clock()
+        try:
+            yield self.now()
+        finally:
+            self._current = outer
+
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
         """Run ``callback`` ``delay`` real seconds after :meth:`now`."""
         self.call_at(self.now() + delay, callback)
@@ -306,7 +318,10 @@ class Engine:
 
     def create(self, request: CallRequest) -> _CallState:
         """Accept a validated request: store the call and start (or schedule) it."""
-        now = self.scheduler.now()
+        with self.scheduler.frozen() as now:
+            return self._create(request, now)
+
+    def _create(self, request: CallRequest, now: float) -> _CallState:
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
