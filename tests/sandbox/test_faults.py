@@ -1,0 +1,49 @@
+"""Fault injection: errors that did not act, replies that never arrive, latency."""
+
+from __future__ import annotations
+
+import pytest
+
+import audian_async as au
+from audian_async.sandbox import Faults, Sandbox
+
+from .conftest import OWNED
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_injected_503_does_not_act_and_the_client_retries() -> None:
+    async with Sandbox(speed=200, faults=Faults(error_rate={"POST /v2/calls": 1.0})) as sb:
+        client = sb.client.with_options(max_retries=1)
+        with pytest.raises(au.ServerError) as failed:
+            await client.calls.create(from_=OWNED, to="+14155552672")
+        assert failed.value.status_code == 503
+        assert sb.post_count == 2  # retried once: a 503 proves nothing was placed
+        assert not sb.calls
+        sb.faults.error_rate["POST /v2/calls"] = 0.0  # runtime change
+        call = await client.calls.create(from_=OWNED, to="+14155552672")
+        assert list(sb.calls) == [call.call_id]
+
+
+async def test_a_lost_reply_acts_once_and_the_same_key_returns_that_call() -> None:
+    faults = Faults(no_reply_rate={"POST /v2/calls": 1.0})
+    async with Sandbox(speed=200, faults=faults, client_options={"timeout": 0.5}) as sb:
+        with pytest.raises(au.APITimeoutError):
+            await sb.client.calls.create(from_=OWNED, to="+14155552672", idempotency_key="once")
+        assert sb.post_count == 1  # a read timeout on a POST is never retried by the SDK
+        assert len(sb.calls) == 1
+        (placed,) = sb.calls
+        sb.faults.no_reply_rate.clear()
+        again = await sb.client.calls.create(from_=OWNED, to="+14155552672", idempotency_key="once")
+        assert again.call_id == placed
+        assert len(sb.calls) == 1
+
+
+async def test_error_rate_on_gets_and_latency() -> None:
+    faults = Faults(error_rate={"GET /v2/calls/{id}": 0.5}, latency=0.01, seed=3)
+    async with Sandbox(speed=200, faults=faults) as sb:
+        call = await sb.client.calls.create(from_=OWNED, to="+14155552672")
+        client = sb.client.with_options(max_retries=10)
+        for _ in range(5):
+            assert (await client.calls.get(call.call_id)).call_id == call.call_id
+        assert sb.stats["injected_errors"] > 0

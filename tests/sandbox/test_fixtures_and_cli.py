@@ -1,0 +1,106 @@
+"""The pytest fixtures of audian_async.testing and the ``audian-async sandbox`` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+import audian_async as au
+from audian_async.sandbox import MAGIC_NUMBERS, Sandbox
+
+from .conftest import OWNED
+
+
+@pytest.fixture
+def audian_sandbox_options() -> dict[str, Any]:
+    return {"speed": 200, "max_concurrent": 3}
+
+
+@pytest.mark.anyio
+async def test_the_async_fixture(audian_sandbox: Sandbox) -> None:
+    call = await audian_sandbox.client.calls.create(from_=OWNED, to="+14155550101")
+    done = await audian_sandbox.wait_for_status(call.call_id)
+    assert done.reason == "busy"
+    assert audian_sandbox.max_concurrent == 3
+
+
+@pytest.mark.anyio
+async def test_the_sync_fixture(audian_sandbox_server: Sandbox) -> None:
+    sb = audian_sandbox_server
+    with pytest.raises(au.AudianError):
+        _ = sb.client
+    async with au.AsyncAudian(sb.api_key, base_url=sb.base_url) as client:
+        call = await client.calls.create(from_=OWNED, to="+14155552672")
+    assert call.call_id in sb.calls
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_the_cli_serves_the_reference_example() -> None:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "audian_async",
+        "sandbox",
+        "--port",
+        str(port),
+        "--api-key",
+        "sk_cli",
+        "--speed",
+        "100",
+        "--caller-id",
+        "+14155552680",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
+        try:
+            assert process.stdout is not None
+            banner = ""
+            deadline = time.monotonic() + 30
+            while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+                line = process.stdout.readline()
+                if not line:
+                    break
+                banner += line
+            base_url = f"http://127.0.0.1:{port}/v2"
+            assert base_url in banner
+            assert "sk_cli" in banner
+            for number in MAGIC_NUMBERS:
+                assert number in banner
+            assert re.search(r"whsec_\S+", banner)
+            # The reference's basic example, as curl would send it.
+            response = httpx.post(
+                f"{base_url}/calls",
+                headers={"X-Auth-Token": "sk_cli", "Content-Type": "application/json"},
+                content=b'{\n"from": "+14155552671",\n"to": "+14155552672"\n}',
+            )
+            assert response.status_code == 201
+            reply = response.json()
+            assert reply["from"] == "+14155552671"
+            assert reply["to"] == "+14155552672"
+            assert reply["status"] == "initiated"
+            assert reply["call_id"].startswith("call_")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", reply["created_at"])
+            other = httpx.post(
+                f"{base_url}/calls",
+                headers={"Authorization": "Bearer sk_cli"},
+                json={"from": "+14155552680", "to": "+14155552672"},
+            )
+            assert other.status_code == 201
+        finally:
+            process.terminate()
+            assert process.wait(timeout=30) == 0
