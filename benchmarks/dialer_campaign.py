@@ -43,6 +43,7 @@ from audian_async.webhooks import EventRouter, WebhookApp
 
 FROM = "+14155552671"
 API_KEY = "bench-key"
+CONNECTIONS = 200  # the same pool for the baseline and the campaign
 
 
 def numbers(count: int) -> list[str]:
@@ -115,7 +116,7 @@ async def client_for(base_url: str, connections: int) -> AsyncIterator[AsyncAudi
 async def baseline(base_url: str, count: int, concurrency: int) -> float:
     """CPU seconds per create, placing ``count`` calls straight with the client."""
     reqs = requests(count, "baseline")
-    async with client_for(base_url, concurrency) as client:
+    async with client_for(base_url, CONNECTIONS) as client:
         limiter = anyio.Semaphore(concurrency)
 
         async def one(request: CallRequest) -> None:
@@ -136,7 +137,7 @@ async def campaign(
 ) -> dict[str, float]:
     reqs = requests(count, "campaign")
     policy = RetryPolicy(max_attempts=3, base_delay=30.0, max_delay=120.0)
-    async with client_for(base_url, min(active, 200)) as client:
+    async with client_for(base_url, CONNECTIONS) as client:
         dialer = Dialer(
             client,
             router,
