@@ -27,7 +27,7 @@ from .._json import dumps
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
 from ._router import EventRouter
-from ._signing import DEFAULT_TOLERANCE, decode_secret, verify_parts
+from ._signing import DEFAULT_TOLERANCE, decode_secret, keyed_hmac, verify_parts
 
 __all__ = ["MAX_BODY", "WebhookApp"]
 
@@ -45,12 +45,12 @@ _MAX_KEY = 256
 
 
 class _SecretKey:
-    """Holds the HMAC key so that no repr, log line or traceback shows it."""
+    """Holds the keyed HMAC so that no repr, log line or traceback shows the secret."""
 
     __slots__ = ("value",)
 
     def __init__(self, value: bytes) -> None:
-        self.value = value
+        self.value = keyed_hmac(value)
 
     def __repr__(self) -> str:
         return "<secret>"
