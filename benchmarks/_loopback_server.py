@@ -194,7 +194,10 @@ async def _serve() -> None:
     if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
         # The parent holds our stdin pipe: when it goes away, so do we.
         def watch_parent() -> None:
-            sys.stdin.buffer.read()
+            # os.read, not sys.stdin: a buffered reader's lock held by this daemon thread
+            # would abort the interpreter's shutdown.
+            while os.read(0, 4096):
+                pass
             loop.call_soon_threadsafe(stop.set)
 
         threading.Thread(target=watch_parent, daemon=True).start()

@@ -214,6 +214,14 @@ class LoopbackServer:
         self.port = int(line.split()[1])
         return self
 
+    def cpu_seconds(self) -> float | None:
+        """The server's CPU time so far (Linux /proc), to show it is not the bottleneck."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc: object) -> None:
         proc = self.proc
         if proc.poll() is None:
@@ -303,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(repeats):
             for concurrency in levels:
                 for variant in variants:
+                    before = server.cpu_seconds()
                     r = run_worker(variant, server.port, n, concurrency, warmup)
+                    after = server.cpu_seconds()
+                    if before is not None and after is not None:
+                        r["server_cpu"] = (after - before) / (n + warmup)
                     results.setdefault((variant, concurrency), []).append(r)
         print_table(results, variants, levels)
 
@@ -331,7 +343,7 @@ def _rps(runs: list[dict[str, float]]) -> float:
 def print_table(
     results: dict[tuple[str, int], list[dict[str, float]]], variants: list[str], levels: list[int]
 ) -> None:
-    header = f"{'variant':<16} {'conc':>5} {'req/s':>8} {'CPU us/call':>12}"
+    header = f"{'variant':<16} {'conc':>5} {'req/s':>8} {'CPU us/call':>12} {'server us':>10}"
     header += "".join(f" {'vs ' + b:>10}" for b in BASELINES if b in variants)
     print()
     print(header)
@@ -340,7 +352,9 @@ def print_table(
         for variant in variants:
             runs = results[(variant, concurrency)]
             cpu = _cpu_us(runs)
-            line = f"{variant:<16} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f}"
+            server = [r["server_cpu"] * 1e6 for r in runs if "server_cpu" in r]
+            served = f"{statistics.median(server):,.0f}" if server else "-"
+            line = f"{variant:<16} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f} {served:>10}"
             for baseline in BASELINES:
                 if baseline in variants:
                     ratio = cpu / _cpu_us(results[(baseline, concurrency)])

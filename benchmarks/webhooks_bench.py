@@ -25,7 +25,6 @@ machine spreads over all variants alike. Only 127.0.0.1 is contacted.
     python benchmarks/webhooks_bench.py --quick    # smoke test
 """
 
-
 import argparse
 import asyncio
 import json
