@@ -51,9 +51,7 @@ class Receiver:
                 body, buffer = buffer[:length], buffer[length:]
                 self.requests.append((headers, body))
                 status = self.respond(headers, body)
-                await stream.send(
-                    f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok".encode()
-                )
+                await stream.send(f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok".encode())
 
 
 @pytest.fixture

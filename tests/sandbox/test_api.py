@@ -214,7 +214,9 @@ async def test_bad_input_gets_the_reference_error_shape(
             assert reply["error"] == error
         assert not sb.calls
         # The server is still fine afterwards.
-        ok = await http.post("/v2/calls", json={"from": OWNED, "to": "+14155552672"}, headers=_auth(sb))
+        ok = await http.post(
+            "/v2/calls", json={"from": OWNED, "to": "+14155552672"}, headers=_auth(sb)
+        )
         assert ok.status_code == 201
 
 
