@@ -243,12 +243,12 @@ class AsyncAudian:
         transport: httpx.AsyncBaseTransport
         if backend == "aiohttp":
             try:
-                from httpx_aiohttp import AiohttpTransport
+                from ._aiohttp import LeanAiohttpTransport
             except ImportError:  # pragma: no cover - depends on the installed extras
                 raise AudianError(
                     "http_backend='aiohttp' needs the extra: pip install 'audian-async[aiohttp]'"
                 ) from None
-            transport = AiohttpTransport(limits=limits)
+            transport = LeanAiohttpTransport(limits=limits)
         elif {url.scheme, "all"}.isdisjoint(urllib.request.getproxies()):
             transport = _ShardedTransport(max_connections)
         else:

@@ -1,0 +1,79 @@
+"""The transport behind ``AsyncAudian(http_backend="aiohttp")`` (the ``aiohttp`` extra).
+
+Imported only when that backend is chosen, since aiohttp is optional and asyncio-only.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+__all__ = ["LeanAiohttpTransport"]
+
+_MAX_TIMEOUTS = 64
+
+
+class LeanAiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp's transport with a leaner round trip for buffered JSON requests.
+
+    The session, connector, limits and exception mapping are httpx-aiohttp's own (the
+    client's retry rules rely on that mapping keeping aiohttp's error as ``__cause__``).
+    Per request it gives aiohttp plain header pairs rather than an ``httpx.Headers`` to
+    re-read, reuses one ``aiohttp.ClientTimeout`` per timeout setting, and reads the body
+    inside aiohttp so httpx gets a ready response instead of an async stream to drain.
+    A request whose body was not read into memory takes the stock path.
+    """
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            data: bytes | None = request.content or None
+        except httpx.RequestNotRead:
+            return await super().handle_async_request(request)
+        client = self.client
+        if not isinstance(client, aiohttp.ClientSession):
+            client = self.client = self.get_client()
+        extensions = request.extensions
+        timeout = extensions.get("timeout", {})
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        timeouts = self._timeouts
+        client_timeout = timeouts.get(key)
+        if client_timeout is None:
+            if len(timeouts) >= _MAX_TIMEOUTS:
+                timeouts.clear()
+            client_timeout = timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        proxy = self.proxy
+        with map_aiohttp_exceptions():
+            async with client.request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=client_timeout,
+                server_hostname=extensions.get("sni_hostname"),
+                proxy=str(proxy.url) if proxy else None,
+                proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                proxy_headers=proxy.headers if proxy else None,
+            ) as response:
+                body = await response.read()
+        reply_extensions = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            reply_extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(body),
+            request=request,
+            extensions=reply_extensions,
+        )
