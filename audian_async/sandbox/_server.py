@@ -287,6 +287,19 @@ class Sandbox:
         """Recordings made so far, by id."""
         return self._call(lambda: dict(self.app.engine.recordings))
 
+    def recording_urls(self, call_id: str) -> list[str]:
+        """Download URLs of the recordings of ``call_id`` made so far (empty when none)."""
+        engine = self.app.engine
+
+        def urls() -> list[str]:
+            call = engine.calls.get(call_id)
+            if call is None:
+                return []
+            found = (engine.recordings.get(rid) for rid in call.recordings)
+            return [recording.url for recording in found if recording is not None]
+
+        return self._call(urls)
+
     @property
     def deliveries(self) -> list[Delivery]:
         """Every webhook delivery attempt so far (most recent last; bounded)."""
