@@ -104,3 +104,16 @@ def test_the_cli_serves_the_reference_example() -> None:
         finally:
             process.terminate()
             assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.anyio
+async def test_stopping_leaves_no_thread_behind() -> None:
+    import threading
+
+    pools = ("Trio thread", "AnyIO worker")  # idle, pooled threads of to_thread.run_sync
+    before = set(threading.enumerate())
+    async with Sandbox(speed=200) as sb:
+        await sb.client.calls.create(from_=OWNED, to="+14155552672")
+        server = [t for t in set(threading.enumerate()) - before if not t.name.startswith(pools)]
+        assert server
+    assert not [t for t in server if t.is_alive()]
