@@ -3,10 +3,13 @@
 A delivery body is a JSON object ``{"id", "timestamp", "event", "data"}``. The ``event``
 string alone picks the class (a lookup table, never trial and error), and each class reads
 the few ``data`` keys it models. Everything else stays reachable through ``event.data``.
-Parsing tolerates what a newer API may send (unknown event types, fields, statuses and
-failure reasons) and rejects what no version sends (a body that is not a JSON object with a
-string ``event`` and an object ``data``, or a known field of the wrong type) with
-:class:`~audian_async.WebhookError`, and with nothing else.
+Parsing rejects only a body that is not a JSON object with a string ``event`` and an object
+``data``, with :class:`~audian_async.WebhookError` and nothing else. Everything inside is read
+leniently: unknown event types, fields, statuses and failure reasons are kept, and a known
+field of an unexpected type is coerced when that is lossless (``"486"`` -> 486, ``5`` ->
+``"5"`` for an id) or else read as ``None``, its raw value still in ``event.data``. A signed
+delivery is never refused over one odd field: a 400 would make the sender give up on it, and
+its handlers (a dialer freeing a slot on ``call.failed``) would never hear of the call.
 """
 
 from __future__ import annotations
@@ -180,32 +183,49 @@ def _fail(field: str, expected: str, value: object) -> WebhookError:
     return WebhookError(f"{field}: expected {expected}, got {type(value).__name__}")
 
 
-def _str(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None or isinstance(value, str):
+def _as_str(value: object) -> str | None:
+    if isinstance(value, str):
         return value
-    raise _fail(f"data.{key}", "a string", value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # an id sent as a number is still that id
+    return None
+
+
+def _str(data: Mapping[str, Any], key: str) -> str | None:
+    return _as_str(data.get(key))
 
 
 def _int(data: Mapping[str, Any], key: str) -> int | None:
     value = data.get(key)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise _fail(f"data.{key}", "an integer", value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 def _number(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
         return value
-    raise _fail(f"data.{key}", "a number", value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return None
 
 
 def _lenient(enum_cls: type[enum.StrEnum], data: Mapping[str, Any], key: str) -> Any:
-    value = _str(data, key)
-    if value is None:
+    value = data.get(key)
+    if not isinstance(value, str):
         return None
     try:
         return enum_cls(value)
@@ -214,16 +234,14 @@ def _lenient(enum_cls: type[enum.StrEnum], data: Mapping[str, Any], key: str) ->
 
 
 def _timestamp(value: object) -> datetime | None:
-    if value is None:
-        return None
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
         if isinstance(value, str):
             return parse_datetime(value)
     except (ValueError, TypeError, OverflowError, OSError):
-        raise WebhookError(f"timestamp: not an ISO 8601 datetime: {str(value)[:40]!r}") from None
-    raise _fail("timestamp", "an ISO 8601 string", value)
+        pass
+    return None  # absent or unreadable: the raw value is still in the payload
 
 
 def _common(
@@ -319,8 +337,8 @@ def parse_event(
     ``body`` is the raw request body (bytes or str) or an already decoded mapping. The
     ``event`` value picks the class; an unknown one gives :class:`UnknownEvent`. Raises
     :class:`~audian_async.WebhookError` (and nothing else) when the body is not a JSON object
-    with a string ``event`` and an object ``data``, when a known field has the wrong type,
-    or when it is longer than ``max_size`` bytes.
+    with a string ``event`` and an object ``data``, or when it is longer than ``max_size``
+    bytes. Fields inside are read leniently (see the module docs): an odd field is ``None``.
 
     >>> parse_event(b'{"event": "call.failed", "data": {"call_id": "c1", "reason": "busy"}}')
     CallFailed(id=None, timestamp=None, call_id='c1', status=None, reason=<FailureReason.BUSY: 'busy'>, reason_code=None)
@@ -342,9 +360,7 @@ def parse_event(
     if not isinstance(raw_data, Mapping):
         raise _fail("data", "an object", raw_data)
     data = MappingProxyType(raw_data if owned and isinstance(raw_data, dict) else dict(raw_data))
-    event_id = payload.get("id")
-    if event_id is not None and not isinstance(event_id, str):
-        raise _fail("id", "a string", event_id)
+    event_id = _as_str(payload.get("id"))
     timestamp = _timestamp(payload.get("timestamp"))
     builder = _BUILDERS.get(event_type)
     if builder is not None:
