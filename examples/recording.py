@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 from _target import CALLER_ID, audian, wait_until_done
 
@@ -21,14 +19,9 @@ async def main() -> None:
         print(f"{final.call_id} ended {final.status}; a recording.completed webhook follows")
         if sandbox is not None:
             with anyio.fail_after(10):
-                while not (urls := _recording_urls(sandbox, call.call_id)):
+                while not (urls := sandbox.recording_urls(call.call_id)):
                     await anyio.sleep(0.05)
             print(f"recording: {urls[0]}")
-
-
-def _recording_urls(sandbox: Any, call_id: str) -> list[str]:
-    """The sandbox's own record of a call's recordings (a webhook receiver gets the same URL)."""
-    return [r.url for r in sandbox.recordings.values() if r.call_id == call_id]
 
 
 if __name__ == "__main__":
