@@ -7,7 +7,10 @@ the API, the router, the clock and the store:
 * a *scheduler* wakes items whose redial is due and polls calls whose terminal webhook is
   late or lost;
 * a *flusher* writes changed items to the store in batches;
-* the router hands terminal events in, from any thread.
+* the router hands terminal events in: directly when they are handled on the dialer's loop
+  (the receiver served by ``serve_webhooks`` on asyncio), else through a bounded inbox that
+  a drainer task empties, woken by one byte on a socket pair: the receiver's thread never
+  waits for the dialer's loop.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import heapq
 import logging
 import math
+import socket
 import threading
 import time
 import uuid
@@ -58,6 +62,8 @@ DEFAULT_DB_PATH = "audian-dialer.sqlite3"
 _REDIAL, _POLL = 0, 1
 _TERMINAL = frozenset({CallStatus.COMPLETED.value, CallStatus.FAILED.value})
 _EVENTS = ("call.completed", "call.failed")
+# Terminal events queued by other threads; over this the sender waits for the loop instead.
+MAX_INBOX = 65_536
 
 
 @attrs.frozen
@@ -315,6 +321,12 @@ class _Session:
         self.thread = 0
         self.handlers: list[Any] = []
         self.open = False
+        # Events from other threads: (call_id, status, reason), and the wake-up socket pair.
+        self.inbox: deque[tuple[str, str, str | None]] = deque()
+        self.signalled = False
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
 
     # --- start / stop ----------------------------------------------------------------------
 
@@ -322,7 +334,11 @@ class _Session:
         d = self.d
         self.token = anyio.lowlevel.current_token()
         self.thread = threading.get_ident()
-        await d.store.open()
+        try:
+            await d.store.open()
+        except BaseException:
+            self._close_wakeup()
+            raise
         try:
             records = await d.store.load(d.campaign)
             for record in records:
@@ -334,12 +350,14 @@ class _Session:
             self.tg = anyio.create_task_group()
             await self.tg.__aenter__()
         except BaseException:
+            self._close_wakeup()
             await d.store.aclose()
             raise
         self.open = True
         self.tg.start_soon(self._placer)
         self.tg.start_soon(self._scheduler)
         self.tg.start_soon(self._flusher)
+        self.tg.start_soon(self._drain_inbox)
         self._resume()
         self._register()
         if records:
@@ -401,13 +419,15 @@ class _Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.open = False
         self._unregister()
+        self._take_inbox()  # events already received still count
+        self.open = False
         assert self.tg is not None
         self.tg.cancel_scope.cancel()
         try:
             await self.tg.__aexit__(exc_type, exc, tb)
         finally:
+            self._close_wakeup()
             with anyio.CancelScope(shield=True):
                 try:
                     await self._flush()
@@ -533,11 +553,37 @@ class _Session:
         if threading.get_ident() == self.thread:
             self._terminal(call_id, status, reason_text)
             return
-        # If the dialer stopped meanwhile the store still says "live", so the call is polled.
-        with contextlib.suppress(RuntimeError, anyio.RunFinishedError):
-            anyio.from_thread.run_sync(
-                self._terminal, call_id, status, reason_text, token=self.token
-            )
+        if len(self.inbox) >= MAX_INBOX:  # the loop lags far behind: wait for it instead
+            # If the dialer stopped meanwhile the store still says "live", so it is polled.
+            with contextlib.suppress(RuntimeError, anyio.RunFinishedError):
+                anyio.from_thread.run_sync(
+                    self._terminal, call_id, status, reason_text, token=self.token
+                )
+            return
+        self.inbox.append((call_id, status, reason_text))
+        if not self.signalled:
+            self.signalled = True
+            # A full buffer means a wake-up is pending anyway; a closed one, a stopped dialer.
+            with contextlib.suppress(OSError):
+                self.wake_w.send(b"\0")
+
+    async def _drain_inbox(self) -> None:
+        while True:
+            await anyio.wait_readable(self.wake_r)
+            with contextlib.suppress(BlockingIOError):
+                self.wake_r.recv(512)
+            # Reset before draining: an event queued from now on sends a new wake-up.
+            self.signalled = False
+            self._take_inbox()
+
+    def _take_inbox(self) -> None:
+        inbox = self.inbox
+        while inbox:
+            self._terminal(*inbox.popleft())
+
+    def _close_wakeup(self) -> None:
+        self.wake_w.close()
+        self.wake_r.close()
 
     def _terminal(self, call_id: str, status: str, reason: str | None) -> None:
         if self.open:
