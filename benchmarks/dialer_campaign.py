@@ -19,6 +19,7 @@ Figures (all from this process; the sandbox's CPU is excluded by construction):
 
     python benchmarks/dialer_campaign.py            # 10,000 calls
     python benchmarks/dialer_campaign.py --quick    # smoke run (1,000 calls)
+    python benchmarks/dialer_campaign.py --receiver thread   # receiver on a thread, as on trio
 
 Only 127.0.0.1 is contacted.
 """
@@ -42,7 +43,7 @@ from pathlib import Path
 import anyio
 
 from audian_async import AsyncAudian, CallRequest, Dialer, RetryPolicy, SQLiteStore
-from audian_async.dialer._receiver import serve_in_thread as serve_webhooks
+from audian_async.dialer._receiver import serve_in_thread, serve_webhooks
 from audian_async.sandbox import generate_webhook_secret
 from audian_async.webhooks import EventRouter, WebhookApp
 
@@ -264,14 +265,15 @@ async def main_async(args: argparse.Namespace) -> None:
     with sandbox_process(args.speed, None, secret) as plain_url:
         per_create = await baseline(plain_url, count, args.active)
         achieved = await pacing(plain_url, cps_calls, args.cps)
+    serve = serve_in_thread if args.receiver == "thread" else serve_webhooks
     router = EventRouter()
-    async with serve_webhooks(WebhookApp(router, secret=secret)) as hook_url:
+    async with serve(WebhookApp(router, secret=secret)) as hook_url:
         with sandbox_process(args.speed, hook_url, secret) as url:
             with_receiver, receiver_thread = await receiver_baseline(
                 url, router, count, args.active
             )
     router = EventRouter()
-    async with serve_webhooks(WebhookApp(router, secret=secret)) as hook_url:
+    async with serve(WebhookApp(router, secret=secret)) as hook_url:
         with sandbox_process(args.speed, hook_url, secret) as url:
             result = await campaign(url, router, count, args.active, args.speed, db)
     attempts = result["attempts"]
@@ -314,7 +316,8 @@ async def main_async(args: argparse.Namespace) -> None:
     ]
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
-    print(f"\ndialer campaign benchmark ({'quick' if args.quick else 'full'})")
+    kind = "quick" if args.quick else "full"
+    print(f"\ndialer campaign benchmark ({kind}, receiver on {args.receiver})")
     print(f"{'metric':<{width}}  {'value':>{vwidth}}  note")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
@@ -327,6 +330,12 @@ def main() -> None:
     parser.add_argument("--active", type=int, default=500, help="max_active_calls")
     parser.add_argument("--speed", type=float, default=500.0, help="sandbox speed")
     parser.add_argument("--cps", type=float, default=200.0, help="pace for the pacing run")
+    parser.add_argument(
+        "--receiver",
+        choices=("loop", "thread"),
+        default="loop",
+        help="serve webhooks on the dialer's loop (serve_webhooks) or on a thread (as on trio)",
+    )
     args = parser.parse_args()
     anyio.run(main_async, args)
 

@@ -30,7 +30,7 @@ from .._models import (
 from ._dialer import Dialer
 from ._policy import RetryPolicy
 from ._progress import Progress, summary_table
-from ._receiver import serve_in_thread
+from ._receiver import serve_webhooks
 from ._store import SQLiteStore
 
 __all__ = ["add_arguments", "run"]
@@ -137,7 +137,7 @@ async def _demo(args: argparse.Namespace) -> int:
     policy = RetryPolicy(max_attempts=3, base_delay=30.0, max_delay=900.0)
     campaign = f"demo-{int(time.time())}"
     async with (
-        serve_in_thread(WebhookApp(router, secret=secret)) as url,
+        serve_webhooks(WebhookApp(router, secret=secret)) as url,
         Sandbox(speed=args.speed, webhook_urls=[url], webhook_secret=secret) as sb,
     ):
         console.print(

@@ -22,7 +22,7 @@ from ._csv import CsvError, read_requests
 from ._dialer import DEFAULT_DB_PATH, Dialer
 from ._policy import RetryPolicy
 from ._progress import Progress, report_json, summary_table
-from ._receiver import serve_in_thread
+from ._receiver import serve_webhooks
 from ._store import SQLiteStore
 
 __all__ = ["add_arguments", "run"]
@@ -167,7 +167,7 @@ async def _receiver(
         )
     else:
         app = WebhookApp(router, secret=secret)
-        async with serve_in_thread(app, args.webhook_host, args.webhook_port) as url:
+        async with serve_webhooks(app, args.webhook_host, args.webhook_port) as url:
             say(f"receiving webhooks at {url}: configure this URL for your account")
             yield
         return

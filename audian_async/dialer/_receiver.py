@@ -1,15 +1,20 @@
-"""Serve an ASGI app (a ``WebhookApp``) with uvicorn on a background thread.
+"""Serve an ASGI app (a ``WebhookApp``) with uvicorn, for the dialer's commands.
 
-uvicorn runs its own asyncio loop, so the thread makes it usable from trio programs as
-well; the dialer's handlers hop back to the caller's loop by themselves.
+:func:`serve_webhooks` serves it on the caller's own event loop when that loop is asyncio:
+the webhooks are then handled by the same thread as the dialer, with no hand-off between
+threads and no contention for the GIL. uvicorn needs asyncio, so under trio it falls back to
+:func:`serve_in_thread`, a background thread with its own asyncio loop; the dialer's
+handlers hop to the dialer's loop by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,20 +23,71 @@ import anyio.to_thread
 
 from .._errors import AudianError
 
-__all__ = ["serve_in_thread"]
+__all__ = ["serve_in_thread", "serve_webhooks"]
+
+
+def _on_asyncio() -> bool:
+    # uvicorn can only join the caller's loop if that is an asyncio loop (not trio).
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @asynccontextmanager
-async def serve_in_thread(
+async def serve_webhooks(
     app: Any, host: str = "127.0.0.1", port: int = 0, path: str = "/hooks"
 ) -> AsyncIterator[str]:
-    """Serve ``app`` on ``host:port`` (0 picks a free port); yields the webhook URL."""
+    """Serve ``app`` on ``host:port`` (0 picks a free port); yields the webhook URL.
+
+    On asyncio it runs on the caller's loop (cheapest); under trio, on a thread.
+    """
+    if not _on_asyncio():
+        async with serve_in_thread(app, host, port, path) as url:
+            yield url
+        return
+    _require_uvicorn()
+    import uvicorn
+
+    sock, url = _listen(host, port, path)
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Ctrl-C belongs to the program embedding the receiver, not to the receiver.
+            yield
+
+    server = _Server(_config(app))
+    stopped = anyio.Event()
+
+    async def serve() -> None:
+        try:
+            await server.serve([sock])
+        finally:
+            stopped.set()
+
     try:
-        import uvicorn
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        raise AudianError(
-            "serving webhooks needs uvicorn: pip install 'audian-async[sandbox]'"
-        ) from None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            while not server.started:
+                if stopped.is_set():
+                    raise AudianError("the webhook server did not start")
+                await anyio.sleep(0.01)
+            try:
+                yield url
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+def _require_uvicorn() -> None:
+    if importlib.util.find_spec("uvicorn") is None:  # pragma: no cover - depends on extras
+        raise AudianError("serving webhooks needs uvicorn: pip install 'audian-async[sandbox]'")
+
+
+def _listen(host: str, port: int, path: str) -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -39,15 +95,33 @@ async def serve_in_thread(
     except OSError as exc:
         sock.close()
         raise AudianError(f"cannot listen on {host}:{port}: {exc}") from None
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    shown = f"[{host}]" if ":" in host else host
+    return sock, f"http://{shown}:{sock.getsockname()[1]}{path}"
+
+
+def _config(app: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=1,
     )
-    server = uvicorn.Server(config)
+
+
+@asynccontextmanager
+async def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, path: str = "/hooks"
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` from a thread with its own asyncio loop; yields the
+    webhook URL. Works under any event loop (trio included)."""
+    _require_uvicorn()
+    import uvicorn
+
+    sock, url = _listen(host, port, path)
+    server = uvicorn.Server(_config(app))
     failure: list[BaseException] = []
 
     def serve() -> None:
@@ -63,8 +137,7 @@ async def serve_in_thread(
             if failure or not thread.is_alive():
                 raise AudianError(f"the webhook server did not start: {failure[:1]}")
             await anyio.sleep(0.01)
-        shown = f"[{host}]" if ":" in host else host
-        yield f"http://{shown}:{bound_port}{path}"
+        yield url
     finally:
         server.should_exit = True
         with anyio.CancelScope(shield=True):
