@@ -319,18 +319,20 @@ class AsyncAudian:
             content = body
         retry = 0
         while True:
-            # With stream= httpx takes our headers as they are: about 5 us instead of 19 us
-            # for content=, which rebuilds them to add Host and Content-Length.
-            request = httpx.Request(
-                method,
-                url,
-                headers=headers,
-                stream=httpx.ByteStream(content),
-                extensions=self._extensions,
-            )
-            request.read()  # sets .content, which transports may read instead of the stream
             try:
                 async with self._limiter:
+                    # Built once a slot is ours, so thousands of queued creates hold no
+                    # request objects for the garbage collector to walk. With stream= httpx
+                    # takes our headers as they are: ~5 us, against ~19 us for content=,
+                    # which rebuilds them all to add Host and Content-Length.
+                    request = httpx.Request(
+                        method,
+                        url,
+                        headers=headers,
+                        stream=httpx.ByteStream(content),
+                        extensions=self._extensions,
+                    )
+                    request.read()  # sets .content, which transports may read
                     response = await self._send(request)
             except httpx.TransportError as exc:
                 failure = _classify(exc)
