@@ -292,6 +292,16 @@ def _check_campaign(name: object) -> None:
         raise ValidationError("campaign", "must be a non-empty string of at most 200 characters")
 
 
+class _Parked:
+    """A placer task waiting for its next item."""
+
+    __slots__ = ("event", "item")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None
+        self.item: Item | None = None
+
+
 class _Session:
     """One ``async with dialer:`` span: the machine, the task group and the timers."""
 
@@ -316,6 +326,7 @@ class _Session:
         self.rate_limited = 0
         self.polls = 0
         self.poll_limiter = anyio.CapacityLimiter(32)
+        self.parked: list[_Parked] = []
         self.tg: TaskGroup | None = None
         self.token: Any = None
         self.thread = 0
@@ -380,7 +391,7 @@ class _Session:
                 # The create may or may not have been acted on; repeat it with the same key.
                 self.slots.occupy()
                 assert self.tg is not None
-                self.tg.start_soon(self._place, item)
+                self.tg.start_soon(self._place_loop, item)
             elif state is ItemState.WAITING:
                 at = now + max(0.0, (item.next_at or now_wall) - now_wall)
                 self._schedule(at, _REDIAL, item, "")
@@ -593,13 +604,35 @@ class _Session:
 
     async def _placer(self) -> None:
         assert self.tg is not None
+        parked = self.parked
         while True:
             while not self.ready:
                 self.ready_wake = anyio.Event()
                 await self.ready_wake.wait()
             item = self.ready.popleft()
             await self.slots.acquire()
-            self.tg.start_soon(self._place, item)
+            if parked:
+                worker = parked.pop()
+                worker.item = item
+                assert worker.event is not None
+                worker.event.set()
+            else:
+                self.tg.start_soon(self._place_loop, item)
+
+    async def _place_loop(self, item: Item) -> None:
+        """Place ``item``, then park and place the next item handed over, and so on.
+
+        Waking a parked task costs a fraction of spawning one per call; the pool only grows
+        to the most creates ever in flight at once (at most ``max_active_calls``).
+        """
+        worker = _Parked()
+        while True:
+            await self._place(item)
+            worker.event = event = anyio.Event()
+            self.parked.append(worker)
+            await event.wait()
+            assert worker.item is not None
+            item, worker.item = worker.item, None
 
     async def _scheduler(self) -> None:
         assert self.tg is not None

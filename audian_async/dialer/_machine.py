@@ -19,10 +19,12 @@ import enum
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
+from .._convert import request_to_wire
+from .._json import dumps
 from .._models import CallRequest
 from ._policy import RetryPolicy
 
@@ -66,8 +68,11 @@ class ItemState(enum.StrEnum):
 def idempotency_key(campaign: str, index: int, attempt: int) -> str:
     """The ``Idempotency-Key`` of attempt ``attempt`` of item ``index``: the same in every
     process, so an attempt sent again after a crash cannot place a second call."""
-    digest = hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()
-    return f"dial-{digest}-{index}-{attempt}"
+    return f"{_key_prefix(campaign)}{index}-{attempt}"
+
+
+def _key_prefix(campaign: str) -> str:
+    return f"dial-{hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()}-"
 
 
 @attrs.frozen
@@ -152,6 +157,8 @@ class Item:
     """Wall-clock time of the scheduled redial while ``waiting``."""
     stored: bool = False
     """Whether the store already holds the request (so updates need not resend it)."""
+    base_tags: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    """The request's tags plus the campaign and item tags (cached by ``Campaign.tagged``)."""
 
     def outcome(self) -> CallOutcome:
         """The item's outcome; only meaningful once :attr:`state` is final."""
@@ -211,6 +218,7 @@ class Campaign:
         self.items: dict[int, Item] = {}
         self.counts: dict[ItemState, int] = dict.fromkeys(ItemState, 0)
         self._by_call_id: dict[str, Item] = {}
+        self._key_prefix = _key_prefix(name)
         # Terminal events can overtake the create reply that tells us the call_id. Kept bounded:
         # an event dropped here is recovered by polling.
         self._early: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
@@ -252,9 +260,6 @@ class Campaign:
 
     def record(self, item: Item) -> ItemRecord:
         """The store's view of ``item`` (with the request only if the store lacks it)."""
-        from .._convert import request_to_wire
-        from .._json import dumps
-
         wire = None if item.stored else dumps(request_to_wire(item.request)).decode()
         return ItemRecord(
             item.index,
@@ -289,14 +294,19 @@ class Campaign:
             self._set(item, ItemState.PLACING)
         elif item.state is not ItemState.PLACING:
             raise ValueError(f"item {item.index} is {item.state}, cannot place a call")
-        return self.tagged(item), idempotency_key(self.name, item.index, item.attempt)
+        # The same key as idempotency_key(), with the campaign's digest computed once.
+        return self.tagged(item), f"{self._key_prefix}{item.index}-{item.attempt}"
 
     def tagged(self, item: Item) -> CallRequest:
         """The item's request with the campaign/item/attempt tags added."""
         request = item.request
-        tags = dict(request.tags or {})
-        tags[TAG_CAMPAIGN] = self.name
-        tags[TAG_ITEM] = str(item.index)
+        base = item.base_tags
+        if base is None:  # the tags every attempt of the item shares, built once
+            base = dict(request.tags or {})
+            base[TAG_CAMPAIGN] = self.name
+            base[TAG_ITEM] = str(item.index)
+            item.base_tags = base
+        tags = base.copy()
         tags[TAG_ATTEMPT] = str(item.attempt)
         return attrs.evolve(request, tags=tags)
 
