@@ -177,6 +177,8 @@ async def _worker_main(args: argparse.Namespace) -> dict[str, float]:
         create = await _make_variant(args.worker, args.port, stack)
         await _drive(create, args.warmup, args.concurrency or 16)
         gc.collect()
+        if args.gc_off:
+            gc.disable()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if args.concurrency == 0:
             await _flood(create, args.n)
@@ -236,7 +238,9 @@ class LoopbackServer:
                 pipe.close()
 
 
-def run_worker(variant: str, port: int, n: int, concurrency: int, warmup: int) -> dict[str, float]:
+def run_worker(
+    variant: str, port: int, n: int, concurrency: int, warmup: int, *, gc_off: bool = False
+) -> dict[str, float]:
     """One measurement in a fresh process."""
     cmd = [
         sys.executable,
@@ -251,6 +255,7 @@ def run_worker(variant: str, port: int, n: int, concurrency: int, warmup: int) -
         str(concurrency),
         "--warmup",
         str(warmup),
+        *(["--gc-off"] if gc_off else []),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
@@ -285,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=300, help=argparse.SUPPRESS)
+    parser.add_argument("--gc-off", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -321,14 +327,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.no_queue:
             small, large = (200, 2000) if args.quick else (1000, 10000)
-            queued: dict[tuple[str, int], list[dict[str, float]]] = {}
-            ours = [v for v in OURS if v in variants]
+            queued: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
+            # raw aiohttp is the reference: what holding N tasks costs any asyncio client.
+            flooded = [v for v in [*OURS, "raw aiohttp"] if v in variants]
             for _ in range(repeats):
-                for variant in ours:
+                for variant in flooded:
                     for size in (small, large):
-                        r = run_worker(variant, server.port, size, 0, warmup)
-                        queued.setdefault((variant, size), []).append(r)
-            print_queue(queued, ours, small, large)
+                        for gc_off in (False, True):
+                            r = run_worker(variant, server.port, size, 0, warmup, gc_off=gc_off)
+                            queued.setdefault((variant, size, gc_off), []).append(r)
+            print_queue(queued, flooded, small, large)
     return 0
 
 
@@ -363,17 +371,27 @@ def print_table(
 
 
 def print_queue(
-    queued: dict[tuple[str, int], list[dict[str, float]]], ours: list[str], small: int, large: int
+    queued: dict[tuple[str, int, bool], list[dict[str, float]]],
+    variants: list[str],
+    small: int,
+    large: int,
 ) -> None:
     print()
-    print(f"All creates started at once (queue growth), CPU us/call, N={small:,} vs N={large:,}:")
-    header = f"{'variant':<16} {f'N={small:,}':>10} {f'N={large:,}':>10} {'ratio':>7}"
+    print(f"All creates started at once (queue growth), CPU us/call, N={small:,} vs N={large:,}")
+    print("(the gc-off columns rerun it with the cyclic garbage collector disabled):")
+    header = (
+        f"{'variant':<16} {f'N={small:,}':>10} {f'N={large:,}':>10} {'ratio':>7}"
+        f" {'gc off':>8} {'gc off':>8} {'ratio':>7}"
+    )
     print(header)
     print("-" * len(header))
-    for variant in ours:
-        a = _cpu_us(queued[(variant, small)])
-        b = _cpu_us(queued[(variant, large)])
-        print(f"{variant:<16} {a:>10,.0f} {b:>10,.0f} {b / a:>6.2f}x")
+    for variant in variants:
+        a = _cpu_us(queued[(variant, small, False)])
+        b = _cpu_us(queued[(variant, large, False)])
+        c = _cpu_us(queued[(variant, small, True)])
+        d = _cpu_us(queued[(variant, large, True)])
+        line = f"{variant:<16} {a:>10,.0f} {b:>10,.0f} {b / a:>6.2f}x"
+        print(line + f" {c:>8,.0f} {d:>8,.0f} {d / c:>6.2f}x")
 
 
 if __name__ == "__main__":
