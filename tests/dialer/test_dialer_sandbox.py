@@ -22,11 +22,7 @@ from .support import (
     sandbox_with_receiver,
 )
 
-pytestmark = [
-    pytest.mark.anyio,
-    # The sandbox's webhook deliverer does not close its memory streams yet (sandbox issue).
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = pytest.mark.anyio
 
 
 async def test_each_outcome_gets_the_right_number_of_attempts() -> None:

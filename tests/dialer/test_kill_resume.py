@@ -15,10 +15,7 @@ import pytest
 
 from .support import BUSY, BUSY_THEN_ANSWER, DECLINED, FROM, calls_per_number, sandbox_with_receiver
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = pytest.mark.anyio
 
 PLAIN = [f"+1415555{2700 + i}" for i in range(40)]  # answer and complete
 
