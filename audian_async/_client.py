@@ -1,10 +1,13 @@
 """AsyncAudian: the I/O shell that puts the pure core on the wire with httpx.
 
 The hot path is kept lean for dialers that keep hundreds of creates in flight: the URL, the
-static headers and the timeout extension are built once per client, bodies are encoded to bytes
-by the shared converter, requests go through ``AsyncClient.send`` with a prebuilt
-``httpx.Request``, and an anyio semaphore sized to the connection pool makes surplus requests
-wait outside httpcore, whose pool slows down as its own queue grows.
+static headers (Host and Content-Length included) and the timeout extension are built once per
+client, bodies are encoded to bytes by the shared converter, an anyio semaphore sized to the
+pool makes surplus requests wait outside the HTTP stack, and a request is built only once it
+holds a slot. Our own client's requests go straight to its transport: on stock httpx, many
+one-connection pools (httpcore's pool costs more per request the more connections it holds);
+with ``http_backend="aiohttp"``, a lean httpx-aiohttp transport. benchmarks/client_create.py
+measures it; docs/client-benchmark.md has the figures.
 """
 
 from __future__ import annotations
