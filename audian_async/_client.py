@@ -83,13 +83,19 @@ class _ShardedTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, max_connections: int) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        ssl_context = httpx.create_ssl_context()  # one for all: each one loads the CA store
-        self._pools = [
-            httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
-            for _ in range(max_connections)
-        ]
+        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._ssl_context = httpx.create_ssl_context()  # one for all: each loads the CA store
+        # Pools (~6 KB each) are made on first use: a large max_connections costs nothing
+        # until the concurrency is really there.
+        self._pools: list[httpx.AsyncHTTPTransport | None] = [None] * max_connections
         self._free = list(reversed(range(max_connections)))
+
+    def _pool(self, slot: int) -> httpx.AsyncHTTPTransport:
+        pool = self._pools[slot]
+        if pool is None:
+            pool = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
+            self._pools[slot] = pool
+        return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         free = self._free
@@ -97,7 +103,7 @@ class _ShardedTransport(httpx.AsyncBaseTransport):
         # free; the fallback only keeps a stray extra request working (queued in pool 0).
         slot = free.pop() if free else -1
         try:
-            response = await self._pools[max(slot, 0)].handle_async_request(request)
+            response = await self._pool(max(slot, 0)).handle_async_request(request)
         except BaseException:
             if slot >= 0:
                 free.append(slot)
@@ -108,7 +114,8 @@ class _ShardedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         for pool in self._pools:
-            await pool.aclose()
+            if pool is not None:
+                await pool.aclose()
 
 
 class _SlotStream(httpx.AsyncByteStream):
