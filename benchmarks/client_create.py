@@ -17,12 +17,14 @@ Variants:
 * ``telnyx``          Telnyx's async SDK (httpx): ``await client.calls.dial(...)``
 
 Then the queue test: all N creates started at once (one task each) with N=1,000 and
-N=10,000; CPU per call should not grow with the queue.
+N=10,000, for both of our backends and raw aiohttp as the reference, with the cyclic garbage
+collector on and off; CPU per call should not grow with the queue.
 
     python benchmarks/client_create.py            # full run (a few minutes)
     python benchmarks/client_create.py --quick    # smoke test (N=500, one repeat)
 
-Only 127.0.0.1 is ever contacted. Needs the ``bench`` extra (twilio, telnyx, aiohttp).
+Only 127.0.0.1 is ever contacted. The peers come with the ``bench`` extra (twilio, telnyx,
+aiohttp); a variant whose package is missing is skipped with a note.
 """
 
 from __future__ import annotations
