@@ -71,6 +71,16 @@ def _classify(exc: Exception) -> Failure:
     return Failure.SENT_NO_REPLY
 
 
+def _is_timeout(exc: Exception) -> bool:
+    """Whether a transport error was a timeout (and so an APITimeoutError)."""
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        # httpx-aiohttp reports a refused connection as httpx.ConnectTimeout too; aiohttp's
+        # own timeouts are TimeoutError subclasses, its other errors are not.
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
 class _ShardedTransport(httpx.AsyncBaseTransport):
     """httpx's default transport as many one-connection pools instead of one large pool.
 
@@ -407,7 +417,7 @@ class AsyncAudian:
                 "; the request may have been acted on: repeat it with idempotency_key="
                 f"{idempotency_key!r} so the API does not place the call twice"
             )
-        if isinstance(exc, httpx.TimeoutException):
+        if _is_timeout(exc):
             return APITimeoutError(f"request timed out: {detail}")
         return APIConnectionError(f"could not reach the API: {detail}")
 

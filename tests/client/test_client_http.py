@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -326,9 +327,17 @@ async def test_get_escapes_the_call_id(api: ScriptedAPI, client: au.AsyncAudian)
     assert "idempotency-key" not in api.seen[0].headers
 
 
-async def test_connection_refused(waits: Waits) -> None:
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_connection_refused(anyio_backend: str, backend: str, waits: Waits) -> None:
+    if backend == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
     port = free_port()
-    client = au.AsyncAudian(KEY, base_url=f"http://127.0.0.1:{port}/v2", max_retries=2)
+    client = au.AsyncAudian(
+        KEY,
+        base_url=f"http://127.0.0.1:{port}/v2",
+        max_retries=2,
+        http_backend=backend,  # type: ignore[arg-type]
+    )
     client._sleep = waits  # type: ignore[assignment]
     async with client:
         with pytest.raises(au.APIConnectionError) as info:
@@ -336,6 +345,48 @@ async def test_connection_refused(waits: Waits) -> None:
     assert not isinstance(info.value, au.APITimeoutError)
     # Nothing was sent, so retrying the POST was safe.
     assert len(waits.delays) == 2
+
+
+async def test_pool_slots_come_back_after_timeouts_errors_and_cancellation(
+    api: ScriptedAPI, server: tuple[ScriptedAPI, str]
+) -> None:
+    client = au.AsyncAudian(KEY, base_url=server[1], timeout=0.2, max_retries=0, max_connections=3)
+    transport = client._transport
+    assert transport is not None
+    async with client:
+        api.then("GET", *[Reply(delay=1.0)] * 3)
+        for _ in range(3):
+            with pytest.raises(au.APITimeoutError):
+                await client.calls.get("call_slow")
+        api.then("GET", *[error(500, "oops", "x")] * 3)
+        for _ in range(3):
+            with pytest.raises(au.ServerError):
+                await client.calls.get("call_err")
+        api.then("GET", *[Reply(delay=1.0)] * 3)
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(client.calls.get, "call_cancelled")
+            await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+        # Every slot is free again, and all of them still carry requests.
+        assert sorted(transport._free) == [0, 1, 2]  # type: ignore[attr-defined]
+        api.script.clear()
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                for i in range(9):
+                    tg.start_soon(client.calls.get, f"call_{i}")
+    assert sorted(transport._free) == [0, 1, 2]  # type: ignore[attr-defined]
+
+
+def test_environment_proxy_and_url_credentials_keep_httpx_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Our direct-to-transport path skips what AsyncClient.send adds; where httpx would add
+    # something (proxy routing from the environment, basic auth from the URL), it is kept.
+    assert au.AsyncAudian("k", base_url="http://127.0.0.1:9/v2")._transport is not None
+    assert au.AsyncAudian("k", base_url="http://u:p@127.0.0.1:9/v2")._transport is None
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    assert au.AsyncAudian("k", base_url="http://127.0.0.1:9/v2")._transport is None
 
 
 async def test_server_hanging_up_after_a_post_is_not_retried(
