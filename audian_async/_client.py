@@ -475,13 +475,24 @@ class Calls:
             raise ValidationError(
                 "", "pass either a CallRequest or keyword fields to calls.create(), not both"
             )
+        checked = validate_call_request(request, self._client.default_region)
+        return await self._create_checked(checked, idempotency_key=idempotency_key)
+
+    async def _create_checked(
+        self, request: CallRequest, *, idempotency_key: str | None = None
+    ) -> Call:
+        """:meth:`create` for a request that already passed ``validate_call_request`` with
+        this client's ``default_region`` (private: for callers such as the dialer, which
+        validate every request up front and would otherwise pay for it twice).
+
+        Everything else (encoding, idempotency key, retries, errors) is :meth:`create`'s:
+        ``create`` validates, then calls this.
+        """
         client = self._client
-        checked = validate_call_request(request, client.default_region)
-        body = encode_call_body(checked)
         raw = await client._request(
             "POST",
             client._calls_url,
-            body=body,
+            body=encode_call_body(request),
             idempotency_key=_idempotency_key(idempotency_key),
         )
         return decode_call(raw)
