@@ -15,7 +15,12 @@ Figures (all from this process; the sandbox's CPU is excluded by construction):
   it, wherever it runs: its handlers and the hand-off of events to its loop included, even
   when they run on the receiver's thread; whatever the receiver itself costs is not;
 * RSS per tracked call: resident memory added while the campaign holds every item;
-* pacing: a ``calls_per_second`` run, achieved vs requested pace.
+* pacing: a ``calls_per_second`` run, achieved vs requested pace;
+* dialer alone: the same campaign against an in-process stub client and router (no HTTP,
+  no receiver, no sandbox), CPU per attempt measured directly, median of three runs. The
+  subtraction above takes the difference of two figures near 1.5 ms that each move by
+  +-20 % on a shared machine; this one moves by a few us, so it is the figure to compare
+  changes of the dialer by.
 
     python benchmarks/dialer_campaign.py            # 10,000 calls
     python benchmarks/dialer_campaign.py --quick    # smoke run (1,000 calls)
@@ -41,8 +46,9 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
-from audian_async import AsyncAudian, CallRequest, Dialer, RetryPolicy, SQLiteStore
+from audian_async import AsyncAudian, Call, CallRequest, Dialer, RetryPolicy, SQLiteStore
 from audian_async._validation import _normalize_cached
 from audian_async.dialer._receiver import serve_in_thread, serve_webhooks
 from audian_async.sandbox import generate_webhook_secret
@@ -260,11 +266,102 @@ async def pacing(base_url: str, count: int, cps: float) -> float:
     return (count - 1) / (last - first)
 
 
+class _StubEvent:
+    __slots__ = ("call_id", "reason", "type")
+
+    def __init__(self, type_: str, call_id: str, reason: str | None) -> None:
+        self.type, self.call_id, self.reason = type_, call_id, reason
+
+
+class _StubSubscription:
+    def cancel(self) -> None:
+        pass
+
+
+class _StubRouter:
+    """Holds the dialer's handler; the stub client feeds it the calls' terminal events."""
+
+    def __init__(self) -> None:
+        self.handler: Callable[[object], None] | None = None
+
+    def add(self, handler: Callable[[object], None], *types: str, in_thread: bool) -> object:
+        self.handler = handler
+        return _StubSubscription()
+
+
+class _StubCalls:
+    """``calls.create`` answering at once; a busy number fails, every other completes."""
+
+    def __init__(self, ended: list[_StubEvent]) -> None:
+        self.ended = ended
+        self.count = 0
+
+    async def _create_checked(
+        self, request: CallRequest, *, idempotency_key: str | None = None
+    ) -> Call:
+        await anyio.lowlevel.checkpoint()
+        self.count += 1
+        call_id = f"call-{self.count}"
+        busy = request.to == BUSY
+        self.ended.append(
+            _StubEvent(
+                "call.failed" if busy else "call.completed", call_id, "busy" if busy else None
+            )
+        )
+        return Call(call_id=call_id)
+
+    create = _create_checked
+
+
+class _StubClient:
+    default_region = None
+
+    def __init__(self, ended: list[_StubEvent]) -> None:
+        self.calls = _StubCalls(ended)
+
+
+async def dialer_alone(count: int, speed: float, db_dir: Path) -> float:
+    """CPU seconds per attempt of the campaign against the stub client (no HTTP)."""
+    ended: list[_StubEvent] = []
+    router = _StubRouter()
+    dialer = Dialer(
+        _StubClient(ended),  # type: ignore[arg-type]
+        router,
+        max_active_calls=500,
+        retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, base_delay=30.0, max_delay=120.0),
+        store=SQLiteStore(db_dir / f"stub-{time.time_ns()}.sqlite3"),
+        time_scale=1.0 / speed,
+        poll_after=10.0,
+    )
+    reqs = requests(count, "stub")
+
+    async def deliver() -> None:  # the webhooks, a millisecond after each create
+        while True:
+            await anyio.sleep(0.001)
+            handler = router.handler
+            if handler is None or not ended:  # not registered yet, or nothing ended
+                continue
+            batch = ended[:]
+            ended.clear()
+            for event in batch:
+                handler(event)
+
+    _normalize_cached.cache_clear()  # as in the other runs
+    gc.collect()
+    cpu = time.process_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver)
+        report = await dialer.run(reqs)
+        tg.cancel_scope.cancel()
+    return (time.process_time() - cpu) / report.attempts
+
+
 async def main_async(args: argparse.Namespace) -> None:
     count = 1_000 if args.quick else args.calls
     cps_calls = 200 if args.quick else 1_000
     secret = generate_webhook_secret()
     db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+    alone = sorted([await dialer_alone(count, args.speed, db.parent) for _ in range(3)])
     with sandbox_process(args.speed, None, secret) as plain_url:
         per_create = await baseline(plain_url, count, args.active)
         achieved = await pacing(plain_url, cps_calls, args.cps)
@@ -305,6 +402,11 @@ async def main_async(args: argparse.Namespace) -> None:
             "dialer CPU per attempt beyond client",
             f"{dialer_cpu * 1e6:.0f} us",
             "and beyond the receiver; target <= 100 us",
+        ),
+        (
+            "dialer CPU per attempt, alone",
+            f"{alone[1] * 1e6:.0f} us",
+            f"stub client, no HTTP; median of 3 ({alone[0] * 1e6:.0f}-{alone[2] * 1e6:.0f} us)",
         ),
         (
             "RSS per tracked call",
