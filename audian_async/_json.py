@@ -14,7 +14,11 @@ __all__ = ["dumps", "loads"]
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised when the extra is absent
-    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    # Strict like orjson: NaN and Infinity are not JSON, in either direction.
+    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
 
     def dumps(value: Any) -> bytes:
         """Encode ``value`` as compact UTF-8 JSON."""
@@ -22,7 +26,10 @@ except ImportError:  # pragma: no cover - exercised when the extra is absent
 
     def loads(data: bytes | str) -> Any:
         """Decode JSON; raises ``ValueError`` on malformed input."""
-        return json.loads(data)
+        try:
+            return json.loads(data, parse_constant=_no_constants)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 else:
 

@@ -36,6 +36,11 @@ _FORMATS = frozenset({"wav", "mp3", "opus"})
 _PARTICIPANTS = frozenset({"all", "caller", "callee"})
 MIN_RATE, MAX_RATE = 0.5, 2.0
 MAX_BATCH = 1000
+MAX_INT = 2**31 - 1
+"""The largest value of an integer field (timeouts, durations, digits, bitrate)."""
+MAX_JSON_DEPTH = 32
+"""How deeply ``tags`` and ``custom_fields`` may nest."""
+_MIN_JSON_INT, _MAX_JSON_INT = -(2**63), 2**64 - 1
 
 
 @functools.lru_cache(maxsize=8192)
@@ -81,6 +86,8 @@ def _positive_int(value: object, field: str) -> None:
         raise ValidationError(field, f"must be an integer, got {type(value).__name__}")
     if value <= 0:
         raise ValidationError(field, f"must be positive, got {value}")
+    if value > MAX_INT:
+        raise ValidationError(field, f"must be at most {MAX_INT}, got {value}")
 
 
 def _one_of(value: object, allowed: frozenset[str], field: str) -> None:
@@ -187,14 +194,39 @@ def _recording(recording: object) -> None:
     _positive_int(recording.bitrate, "recording.bitrate")
 
 
+def _json_value(value: object, field: str, depth: int) -> None:
+    """Reject what JSON (or a JSON encoder's limits) cannot carry, naming where it sits."""
+    if value is None or isinstance(value, str | bool):
+        return
+    if isinstance(value, int):
+        if not _MIN_JSON_INT <= value <= _MAX_JSON_INT:
+            raise ValidationError(field, "integers must fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(field, f"{value} is not a JSON number")
+        return
+    if depth >= MAX_JSON_DEPTH:
+        raise ValidationError(field, f"is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(field, f"keys must be strings, got {key!r}")
+            _json_value(item, f"{field}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _json_value(item, f"{field}[{i}]", depth + 1)
+        return
+    raise ValidationError(field, f"{type(value).__name__} is not a JSON value")
+
+
 def _json_object(value: object, field: str) -> None:
     if value is None:
         return
     if not isinstance(value, dict):
         raise ValidationError(field, "must be a mapping")
-    for key in value:
-        if not isinstance(key, str):
-            raise ValidationError(field, f"keys must be strings, got {key!r}")
+    _json_value(value, field, 0)
 
 
 def validate_call_request(request: CallRequest, default_region: str | None = None) -> CallRequest:

@@ -191,3 +191,31 @@ def test_normalize_number_directly() -> None:
     with pytest.raises(au.ValidationError, match="region"):
         normalize_number("020 7183 8750", "x")
     assert normalize_number("020 7183 8750", "x", "GB") == "+442071838750"
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "fragment"),
+    [
+        ({"tags": {"a": {"b": {"c": 2**64}}}}, "tags.a.b.c", "64 bits"),
+        ({"custom_fields": {"x": [1, float("nan")]}}, "custom_fields.x[1]", "JSON number"),
+        ({"custom_fields": {"x": float("inf")}}, "custom_fields.x", "JSON number"),
+        ({"tags": {"when": object()}}, "tags.when", "not a JSON value"),
+        ({"tags": {"k": {1: "v"}}}, "tags.k", "keys must be strings"),
+        ({"timeout": 2**31}, "timeout", "at most"),
+        ({"max_duration": 10**30}, "max_duration", "at most"),
+    ],
+)
+def test_values_json_cannot_carry(fields: dict[str, Any], path: str, fragment: str) -> None:
+    rejects(call(**fields), path, fragment)
+
+
+def test_nesting_is_bounded() -> None:
+    deep: Any = "leaf"
+    for _ in range(40):
+        deep = {"d": deep}
+    with pytest.raises(au.ValidationError, match="nested more than 32"):
+        validate_call_request(call(custom_fields=deep))
+    shallow: Any = "leaf"
+    for _ in range(30):
+        shallow = [shallow]
+    validate_call_request(call(custom_fields={"ok": shallow}))
