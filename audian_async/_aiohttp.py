@@ -51,22 +51,29 @@ class LeanAiohttpTransport(AiohttpTransport):
             )
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         proxy = self.proxy
-        with map_aiohttp_exceptions():
-            async with client.request(
-                request.method,
-                str(request.url),
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=client_timeout,
-                server_hostname=extensions.get("sni_hostname"),
-                proxy=str(proxy.url) if proxy else None,
-                proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
-                proxy_headers=proxy.headers if proxy else None,
-            ) as response:
-                body = await response.read()
+        try:
+            with map_aiohttp_exceptions():
+                async with client.request(
+                    request.method,
+                    str(request.url),
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=client_timeout,
+                    server_hostname=extensions.get("sni_hostname"),
+                    proxy=str(proxy.url) if proxy else None,
+                    proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                    proxy_headers=proxy.headers if proxy else None,
+                ) as response:
+                    body = await response.read()
+        except aiohttp.ClientError as exc:
+            # What httpx-aiohttp leaves unmapped (a malformed reply, say) still surfaces as
+            # an httpx error, so the client turns it into an APIConnectionError; the original
+            # stays as __cause__ for the client's retry judgement.
+            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+
         reply_extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             reply_extensions["reason_phrase"] = response.reason.encode()

@@ -54,31 +54,41 @@ _USER_AGENT = (
 )
 
 
-def _classify(exc: Exception) -> Failure:
-    """Whether a transport error proves the request never left, as retry decisions need."""
+def _classify(exc: Exception) -> tuple[Failure, bool]:
+    """How a transport error bears on retrying: (failure kind, whether it was a timeout).
+
+    Only a failure that proves the request never left is ``NOT_CONNECTED``; everything else
+    may have reached the API, which for a POST means the call may exist.
+    """
     cause = exc.__cause__
     if cause is not None and type(cause).__module__.startswith("aiohttp"):
         # httpx-aiohttp maps every aiohttp.ClientConnectionError, including "server
-        # disconnected" after the request was written, to httpx.ConnectTimeout. Judge by the
-        # original error instead, or a POST that reached the API would be sent again.
+        # disconnected" after the request was written and a refused connection, to
+        # httpx.ConnectTimeout. Judge by aiohttp's own error instead, or a POST that reached
+        # the API would be sent again; aiohttp's timeouts are TimeoutError subclasses.
         import aiohttp
 
-        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            return Failure.NOT_CONNECTED
-        return Failure.SENT_NO_REPLY
+        connect_failed = isinstance(
+            cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+        )
+        failure = Failure.NOT_CONNECTED if connect_failed else Failure.SENT_NO_REPLY
+        return failure, isinstance(cause, TimeoutError)
+    timed_out = isinstance(exc, httpx.TimeoutException)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return Failure.NOT_CONNECTED
-    return Failure.SENT_NO_REPLY
+        return Failure.NOT_CONNECTED, timed_out
+    return Failure.SENT_NO_REPLY, timed_out
 
 
-def _is_timeout(exc: Exception) -> bool:
-    """Whether a transport error was a timeout (and so an APITimeoutError)."""
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        # httpx-aiohttp reports a refused connection as httpx.ConnectTimeout too; aiohttp's
-        # own timeouts are TimeoutError subclasses, its other errors are not.
-        return isinstance(cause, TimeoutError)
-    return isinstance(exc, httpx.TimeoutException)
+def _checked_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValidationError("timeout", f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _checked_max_retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("max_retries", f"must be a non-negative int, got {value!r}")
+    return value
 
 
 class _ShardedTransport(httpx.AsyncBaseTransport):
@@ -193,10 +203,6 @@ class AsyncAudian:
         url = httpx.URL(base.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
             raise ValidationError("base_url", f"must be an absolute http(s) URL, got {base!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValidationError("timeout", f"must be a positive number, got {timeout!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValidationError("max_retries", f"must be a non-negative int, got {max_retries!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ValidationError("max_connections", "must be an int")
         if max_connections < 1:
@@ -216,8 +222,8 @@ class AsyncAudian:
 
         self._api_key = key
         self.base_url = str(url)
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
+        self.timeout = _checked_timeout(timeout)
+        self.max_retries = _checked_max_retries(max_retries)
         self.default_region = default_region
         self._owns_client = http_client is None
         # With our own client, requests go straight to its transport (see _send).
@@ -277,8 +283,9 @@ class AsyncAudian:
         return client, (None if url.userinfo else transport)
 
     def __repr__(self) -> str:
-        # The API key is deliberately absent.
-        return f"AsyncAudian(base_url={self.base_url!r})"
+        # The API key, and any credentials in the URL, are deliberately absent.
+        shown = httpx.URL(self.base_url).copy_with(userinfo=b"")
+        return f"AsyncAudian(base_url={str(shown)!r})"
 
     async def __aenter__(self) -> Self:
         return self
@@ -306,14 +313,10 @@ class AsyncAudian:
         clone = copy.copy(self)
         clone._owns_client = False
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-                raise ValidationError("timeout", f"must be a positive number, got {timeout!r}")
-            clone.timeout = float(timeout)
+            clone.timeout = _checked_timeout(timeout)
             clone._set_timeout_extension()
         if max_retries is not None:
-            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-                raise ValidationError("max_retries", "must be a non-negative int")
-            clone.max_retries = max_retries
+            clone.max_retries = _checked_max_retries(max_retries)
         clone.calls = Calls(clone)
         return clone
 
@@ -355,14 +358,14 @@ class AsyncAudian:
                     request.read()  # sets .content, which transports may read
                     response = await self._send(request)
             except httpx.TransportError as exc:
-                failure = _classify(exc)
+                failure, timed_out = _classify(exc)
                 if retry < self.max_retries and should_retry(
                     idempotent=idempotent, failure=failure
                 ):
                     await self._pause(method, url, retry, None, type(exc).__name__)
                     retry += 1
                     continue
-                raise self._connection_error(exc, failure, method, idempotency_key) from exc
+                raise _connection_error(exc, failure, timed_out, method, idempotency_key) from exc
             status = response.status_code
             if status < 300:
                 return response.content
@@ -407,19 +410,24 @@ class AsyncAudian:
         )
         await self._sleep(delay)
 
-    @staticmethod
-    def _connection_error(
-        exc: httpx.TransportError, failure: Failure, method: str, idempotency_key: str | None
-    ) -> APIConnectionError:
-        detail = str(exc) or type(exc).__name__
-        if failure is Failure.SENT_NO_REPLY and method == "POST":
-            detail += (
-                "; the request may have been acted on: repeat it with idempotency_key="
-                f"{idempotency_key!r} so the API does not place the call twice"
-            )
-        if _is_timeout(exc):
-            return APITimeoutError(f"request timed out: {detail}")
-        return APIConnectionError(f"could not reach the API: {detail}")
+
+def _connection_error(
+    exc: httpx.TransportError,
+    failure: Failure,
+    timed_out: bool,
+    method: str,
+    idempotency_key: str | None,
+) -> APIConnectionError:
+    detail = str(exc) or type(exc).__name__
+    sent = failure is not Failure.NOT_CONNECTED
+    if sent and method == "POST":
+        detail += (
+            "; the request may have been acted on: repeat it with idempotency_key="
+            f"{idempotency_key!r} so the API does not place the call twice"
+        )
+    if timed_out:
+        return APITimeoutError(f"request timed out: {detail}", sent=sent)
+    return APIConnectionError(f"could not reach the API: {detail}", sent=sent)
 
 
 class Calls:

@@ -64,7 +64,16 @@ class WebhookError(AudianError):
 
 
 class APIConnectionError(AudianError):
-    """The API could not be reached, or the connection broke before a full reply arrived."""
+    """The API could not be reached, or the connection broke before a full reply arrived.
+
+    ``sent`` is False only when the request provably never left (connection refused, connect
+    or pool timeout). When it is True a POST may have been acted on: repeat it with the same
+    ``idempotency_key`` rather than a new one.
+    """
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):

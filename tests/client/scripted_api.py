@@ -12,7 +12,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import attrs
@@ -90,10 +90,11 @@ def error(status: int, code: str, message: str, **headers: str) -> Reply:
 
 
 @contextmanager
-def hang_up_server() -> Iterator[tuple[str, list[bytes]]]:
-    """A raw TCP server that reads one request per connection and closes without replying.
+def hang_up_server(reply: bytes = b"") -> Iterator[tuple[str, list[bytes]]]:
+    """A raw TCP server that reads one request per connection, sends ``reply`` (by default
+    nothing) and closes.
 
-    It is what a client sees when the API acted on a POST but the reply never arrived.
+    It is what a client sees when the API acted on a POST but no (readable) reply arrived.
     """
     received: list[bytes] = []
     listener = socket.socket()
@@ -124,6 +125,9 @@ def hang_up_server() -> Iterator[tuple[str, list[bytes]]]:
                     pass
                 if data:
                     received.append(data)
+                    if reply:
+                        with suppress(OSError):
+                            conn.sendall(reply)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

@@ -343,6 +343,8 @@ async def test_connection_refused(anyio_backend: str, backend: str, waits: Waits
         with pytest.raises(au.APIConnectionError) as info:
             await client.calls.create(from_=FROM, to=TO)
     assert not isinstance(info.value, au.APITimeoutError)
+    assert not info.value.sent
+    assert KEY not in str(info.value)
     # Nothing was sent, so retrying the POST was safe.
     assert len(waits.delays) == 2
 
@@ -389,17 +391,22 @@ def test_environment_proxy_and_url_credentials_keep_httpx_send(
     assert au.AsyncAudian("k", base_url="http://127.0.0.1:9/v2")._transport is None
 
 
+@pytest.mark.parametrize("reply", [b"", b"HELLO\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Le"])
 async def test_server_hanging_up_after_a_post_is_not_retried(
-    anyio_backend: str, waits: Waits
+    anyio_backend: str, waits: Waits, reply: bytes
 ) -> None:
     backends = ["httpx"] + (["aiohttp"] if anyio_backend == "asyncio" else [])
     for backend in backends:
-        with hang_up_server() as (url, received):
+        with hang_up_server(reply) as (url, received):
             client = au.AsyncAudian(KEY, base_url=url, max_retries=3, http_backend=backend)  # type: ignore[arg-type]
             client._sleep = waits  # type: ignore[assignment]
             async with client:
-                with pytest.raises(au.APIConnectionError):
+                with pytest.raises(au.APIConnectionError) as info:
                     await client.calls.create(from_=FROM, to=TO)
+        # The API may have placed the call: the error says so, and nothing was resent.
+        assert info.value.sent, backend
+        assert "idempotency_key" in str(info.value), backend
+        assert KEY not in str(info.value), backend
         assert len([r for r in received if r.startswith(b"POST")]) == 1, backend
     assert waits.delays == []
 
@@ -419,6 +426,24 @@ async def test_own_http_client_is_closed(server: tuple[ScriptedAPI, str]) -> Non
     client = au.AsyncAudian(KEY, base_url=server[1])
     await client.aclose()
     assert client._http.is_closed
+
+
+async def test_with_options_timeout_reaches_the_request(
+    api: ScriptedAPI, client: au.AsyncAudian
+) -> None:
+    api.then("GET", Reply(delay=0.6), Reply(delay=0.6))
+    async with client:
+        with pytest.raises(au.APITimeoutError):
+            await client.with_options(timeout=0.2, max_retries=0).calls.get("call_1")
+        # The original client keeps its own 2 s timeout.
+        assert (await client.calls.get("call_1")).call_id == CALL["call_id"]
+
+
+def test_repr_hides_credentials_in_the_url() -> None:
+    client = au.AsyncAudian(KEY, base_url="http://user:hunter2@127.0.0.1:9/v2")
+    assert "hunter2" not in repr(client)
+    assert KEY not in repr(client)
+    assert "127.0.0.1:9/v2" in repr(client)
 
 
 async def test_with_options_shares_connections(api: ScriptedAPI, client: au.AsyncAudian) -> None:
