@@ -16,6 +16,7 @@ import contextlib
 import functools
 import heapq
 import itertools
+import logging
 import secrets
 import time
 import uuid
@@ -55,6 +56,8 @@ DIGITS_TAG = "sandbox_digits"
 """Tag whose string value scripts the keys the callee presses (``{"sandbox_digits": "2"}``)."""
 TALK_SECONDS_TAG = "sandbox_talk_seconds"
 """Tag: how long (simulated seconds) the callee stays on the line after the actions end."""
+
+logger = logging.getLogger("audian_async.sandbox")
 
 DEFAULT_TIMEOUT = 30
 DEFAULT_MAX_DURATION = 3600
@@ -208,7 +211,11 @@ class Scheduler:
             while heap and heap[0][0] <= now:
                 due, _, callback = heapq.heappop(heap)
                 self._current = due
-                callback()
+                try:
+                    callback()
+                except Exception:
+                    # One call's bug must not stop the clock of every other call.
+                    logger.exception("sandbox timer %r failed", callback)
         finally:
             self._current = None
         return heap[0][0] if heap else None

@@ -13,6 +13,7 @@ than the whole API it serves.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from ..webhooks._signing import sign
 from ._engine import SandboxEvent
 
 __all__ = ["Delivery", "WebhookDeliverer"]
+
+logger = logging.getLogger("audian_async.sandbox")
 
 _MAX_RESPONSE = 1 << 20
 _MAX_IDLE_PER_URL = 64
@@ -107,7 +110,7 @@ class _Connection:
                 await self._fill()
             head = bytes(self.buffer[:end]).split(b"\r\n")
             del self.buffer[: end + 4]
-            status = int(head[0].split(b" ", 2)[1])
+            status = _status(head[0])
             if status >= 200:
                 break  # 1xx interim responses are skipped
         length: int | None = None
@@ -118,6 +121,8 @@ class _Connection:
             name = name.strip().lower()
             value = value.strip().lower()
             if name == b"content-length":
+                if not value.isdigit():
+                    raise ValueError(f"bad Content-Length {value[:32]!r}")
                 length = int(value)
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value
@@ -126,7 +131,10 @@ class _Connection:
         if chunked:
             total = 0
             while True:
-                size = int((await self._read_line()).split(b";")[0], 16)
+                size_field = (await self._read_line()).split(b";")[0].strip()
+                if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
+                    raise ValueError(f"bad chunk size {size_field[:32]!r}")
+                size = int(size_field, 16)
                 if size == 0:
                     while await self._read_line():  # trailers end with an empty line
                         pass
@@ -146,6 +154,20 @@ class _Connection:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
             await self.stream.aclose()
+
+
+def _status(line: bytes) -> int:
+    """The status of an ``HTTP/1.x NNN reason`` line; ValueError for anything else."""
+    version, _, rest = line.partition(b" ")
+    code = rest[:3]
+    if (
+        not version.startswith(b"HTTP/1.")
+        or len(code) != 3
+        or not code.isdigit()
+        or rest[3:4] not in (b"", b" ")
+    ):
+        raise ValueError(f"malformed status line {line[:64]!r}")
+    return int(code)
 
 
 class _Endpoint:
@@ -360,20 +382,23 @@ class WebhookDeliverer:
 
     async def _attempt(self, job: _Job) -> None:
         endpoint = self._endpoints[job.url]
-        timestamp = int(time.time())
-        signature = sign(self.secret, job.webhook_id, timestamp, job.body)
-        headers = (
-            f"Content-Length: {len(job.body)}\r\nwebhook-id: {job.webhook_id}\r\n"
-            f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"
-        ).encode()
         status: int | None = None
         error: str | None = None
         try:
+            timestamp = int(time.time())
+            signature = sign(self.secret, job.webhook_id, timestamp, job.body)
+            headers = (
+                f"Content-Length: {len(job.body)}\r\nwebhook-id: {job.webhook_id}\r\n"
+                f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"
+            ).encode()
             with anyio.fail_after(self.timeout):
                 status = await endpoint.post(headers, job.body)
         except TimeoutError:
             error = f"timed out after {self.timeout:g}s"
         except (OSError, ValueError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # one odd receiver (or bug) must not stop every delivery
+            logger.exception("webhook %s to %s: unexpected failure", job.webhook_id, job.url)
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
         self._record(job, status_code=status, error=error, duplicate=job.duplicated)

@@ -15,12 +15,17 @@ OWNED = "+14155552671"
 
 
 class Receiver:
-    """Records every webhook request; ``respond`` picks each reply's status (default 200)."""
+    """Records every webhook request; ``respond`` picks each reply's status (default 200).
+
+    ``respond`` may also return raw bytes, sent as the whole reply (to test malformed ones).
+    ``connections`` counts the TCP connections accepted.
+    """
 
     def __init__(self) -> None:
         self.url = ""
         self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.respond: Callable[[dict[str, str], bytes], int] = lambda headers, body: 200
+        self.respond: Callable[[dict[str, str], bytes], int | bytes] = lambda headers, body: 200
+        self.connections = 0
 
     def events(self) -> list[dict[str, object]]:
         return [loads(body) for _, body in self.requests]
@@ -32,6 +37,7 @@ class Receiver:
 
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         buffer = b""
+        self.connections += 1
         async with stream:
             while True:
                 try:
@@ -50,8 +56,13 @@ class Receiver:
                     return
                 body, buffer = buffer[:length], buffer[length:]
                 self.requests.append((headers, body))
-                status = self.respond(headers, body)
-                await stream.send(f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok".encode())
+                reply = self.respond(headers, body)
+                if isinstance(reply, bytes):
+                    await stream.send(reply)
+                elif reply in (204, 304):
+                    await stream.send(f"HTTP/1.1 {reply} X\r\n\r\n".encode())
+                else:
+                    await stream.send(f"HTTP/1.1 {reply} X\r\ncontent-length: 2\r\n\r\nok".encode())
 
 
 @pytest.fixture

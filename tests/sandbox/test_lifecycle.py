@@ -8,6 +8,7 @@ import pytest
 
 import audian_async as au
 from audian_async.sandbox import MAGIC_NUMBERS, Sandbox
+from audian_async.sandbox._engine import Scheduler
 
 from .conftest import OWNED
 
@@ -193,3 +194,22 @@ async def test_on_no_answer_actions_run_after_the_timeout() -> None:
         done = sb.call(call.call_id)
         assert done.actions == ("play_audio", "record_audio")
         assert done.event_types[-2:] == ("call.failed", "recording.completed")
+
+
+def test_a_raising_timer_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    scheduler = Scheduler(clock=lambda: clock[0])
+    ran: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("one bad call")
+
+    scheduler.call_at(1.0, lambda: ran.append("before"))
+    scheduler.call_at(2.0, boom)
+    scheduler.call_at(3.0, lambda: ran.append("after"))
+    scheduler.call_at(9.0, lambda: ran.append("later"))
+    clock[0] = 5.0
+    with caplog.at_level("ERROR", logger="audian_async.sandbox"):
+        assert scheduler.run_due() == 9.0
+    assert ran == ["before", "after"]
+    assert "one bad call" in caplog.text

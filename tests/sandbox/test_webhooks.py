@@ -151,3 +151,38 @@ async def test_recordings_download_as_valid_wav(receiver: Receiver, how: str) ->
             assert audio.getframerate() == 8000
             assert audio.getnframes() == 8000 * data["duration"]
         assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HELLO\r\n\r\n",
+        b"HTTP/1.1 abc X\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+async def test_a_malformed_reply_is_a_failed_attempt_not_a_crash(
+    receiver: Receiver, reply: bytes
+) -> None:
+    answered: set[str] = set()
+
+    def once_malformed(headers: dict[str, str], body: bytes) -> int | bytes:
+        if not answered:
+            answered.add(headers["webhook-id"])
+            return reply
+        return 200
+
+    receiver.respond = once_malformed
+    async with Sandbox(speed=200, webhook_urls=[receiver.url]) as sb:
+        first = await sb.client.calls.create(from_=OWNED, to="+14155552672")
+        assert (await sb.wait_for_status(first.call_id)).status == "completed"
+        second = await sb.client.calls.create(from_=OWNED, to="+14155550101")
+        assert (await sb.wait_for_status(second.call_id)).status == "failed"
+        await sb.wait_idle()
+        attempts = [d for d in sb.deliveries if d.call_id == first.call_id]
+        assert attempts[0].status_code is None
+        assert attempts[0].error
+        assert attempts[1].webhook_id == attempts[0].webhook_id
+        assert attempts[1].ok
+        assert [e["event"] for e in receiver.events()][-2:] == ["call.initiated", "call.failed"]
