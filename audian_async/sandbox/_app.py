@@ -20,10 +20,11 @@ import anyio
 import anyio.abc
 
 from .._convert import parse_call_request
-from .._errors import ValidationError
+from .._errors import ValidationError, WebhookError
 from .._json import dumps, loads
 from .._models import CallRequest
 from .._validation import MAX_BATCH, normalize_number, validate_call_request
+from ..webhooks._signing import decode_secret
 from ._audio import make_wav
 from ._engine import Engine, SandboxEvent, Scheduler
 from ._faults import Faults
@@ -115,6 +116,12 @@ class SandboxApp:
         max_body: int = MAX_BODY,
     ) -> None:
         self._api_key = api_key.encode()
+        try:
+            # Decoded once here: a bad secret fails now, not at the first delivery.
+            webhook_key = decode_secret(webhook_secret)
+        except WebhookError as exc:
+            # The message names the problem, never the secret itself.
+            raise ValidationError("webhook_secret", str(exc)) from None
         owned = {OWNED_CALLER_ID}
         for number in caller_ids:
             owned.add(normalize_number(number, "caller_id"))
@@ -126,7 +133,7 @@ class SandboxApp:
         """Scheme, host and port the sandbox is reached at (set once bound)."""
         self.scheduler = Scheduler()
         self.deliverer = WebhookDeliverer(
-            secret=webhook_secret,
+            key=webhook_key,
             urls=list(webhook_urls),
             schedule=self.scheduler.call_later,
             speed=speed,

@@ -239,6 +239,7 @@ class _Endpoint:
 class WebhookDeliverer:
     """Delivers emitted events to every configured URL (see the module docstring).
 
+    ``key`` is the HMAC key, already decoded from the ``whsec_`` secret.
     ``schedule(delay, callback)`` runs a callback later on the same loop (the sandbox's timer
     heap); ``speed`` scales the redelivery backoff like every other simulated duration.
     """
@@ -246,7 +247,7 @@ class WebhookDeliverer:
     def __init__(
         self,
         *,
-        secret: str,
+        key: bytes,
         urls: list[str],
         schedule: Callable[[float, Callable[[], None]], None],
         speed: float = 1.0,
@@ -260,7 +261,7 @@ class WebhookDeliverer:
         max_pending: int = 100_000,
         max_records: int = 100_000,
     ) -> None:
-        self.secret = secret
+        self._key = key  # the decoded HMAC key of the whsec_ secret
         self.urls: tuple[str, ...] = ()
         self._endpoints: dict[str, _Endpoint] = {}
         for url in urls:
@@ -386,7 +387,7 @@ class WebhookDeliverer:
         error: str | None = None
         try:
             timestamp = int(time.time())
-            signature = sign(self.secret, job.webhook_id, timestamp, job.body)
+            signature = sign(self._key, job.webhook_id, timestamp, job.body)
             headers = (
                 f"Content-Length: {len(job.body)}\r\nwebhook-id: {job.webhook_id}\r\n"
                 f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"

@@ -106,6 +106,15 @@ def test_the_cli_serves_the_reference_example() -> None:
             assert process.wait(timeout=30) == 0
 
 
+def test_the_cli_refuses_a_bad_webhook_secret() -> None:
+    command = [sys.executable, "-m", "audian_async", "sandbox", "--port", "0"]
+    command += ["--webhook-secret", "whsec_not*base64"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "webhook_secret" in done.stderr
+    assert "not*base64" not in done.stderr
+
+
 @pytest.mark.anyio
 async def test_stopping_leaves_no_thread_behind() -> None:
     import threading

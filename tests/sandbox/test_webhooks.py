@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import audian_async as au
-from audian_async.sandbox import Sandbox
+from audian_async.sandbox import Sandbox, SandboxApp
 from audian_async.webhooks import verify
 
 from .conftest import OWNED, Receiver
@@ -186,3 +186,13 @@ async def test_a_malformed_reply_is_a_failed_attempt_not_a_crash(
         assert attempts[1].webhook_id == attempts[0].webhook_id
         assert attempts[1].ok
         assert [e["event"] for e in receiver.events()][-2:] == ["call.initiated", "call.failed"]
+
+
+@pytest.mark.parametrize("secret", ["whsec_not*base64", "whsec_"])
+def test_an_invalid_webhook_secret_is_refused_up_front(secret: str) -> None:
+    with pytest.raises(au.ValidationError) as refused:
+        Sandbox(webhook_secret=secret, webhook_urls=["http://127.0.0.1:9/hooks"])
+    assert refused.value.field == "webhook_secret"
+    assert secret not in str(refused.value)
+    with pytest.raises(au.ValidationError):
+        SandboxApp(api_key="k", webhook_secret=secret)
