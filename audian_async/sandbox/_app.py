@@ -76,6 +76,25 @@ def _validation_reply(exc: ValidationError) -> _Reply:
     return _Reply(400, "invalid_request", str(exc))
 
 
+def _check_writable(request: CallRequest) -> None:
+    """400 unless what replies and events echo of ``request`` can be written as JSON.
+
+    The JSON reader accepts more than the writer (1024 levels against 254; integers past
+    64 bits), so without this a request would be acted on and then fail to answer. The
+    extra level stands for the webhook envelope, where tags sit one level deeper.
+    """
+    echoed = {
+        "tags": request.tags,
+        "custom_fields": request.custom_fields,
+        "timeout": request.timeout,
+        "max_duration": request.max_duration,
+    }
+    try:
+        dumps({"data": echoed})
+    except (TypeError, ValueError) as exc:
+        raise _Reply(400, "invalid_request", f"The call request cannot be stored: {exc}") from None
+
+
 def _route(path: str) -> tuple[str | None, str, tuple[str, ...]]:
     """(route name, path argument, allowed methods) for ``path``; name None when unknown."""
     if path == "/v2/calls":
@@ -372,10 +391,13 @@ class SandboxApp:
                     )
                 self.stats["idempotent_replays"] += 1
                 return seen[1], seen[2]
-        if route == _ROUTE_CALLS:
-            status, payload = 201, dumps(self._create(self._json(body)))
-        else:
-            status, payload = 200, dumps(self._batch(self._json(body)))
+        try:
+            if route == _ROUTE_CALLS:
+                status, payload = 201, dumps(self._create(self._json(body)))
+            else:
+                status, payload = 200, dumps(self._batch(self._json(body)))
+        except TypeError as exc:  # a value the JSON writer refuses: never a 500
+            raise _Reply(400, "invalid_request", f"The request cannot be stored: {exc}") from None
         if key:
             # Only replies that acted are remembered: a 429 or 400 must be re-evaluated.
             store = self.idempotency
@@ -398,6 +420,7 @@ class SandboxApp:
             raise _validation_reply(exc) from None
         except (TypeError, ValueError, RecursionError) as exc:
             raise _Reply(400, "invalid_request", f"Unreadable call request: {exc}") from None
+        _check_writable(request)
         if request.from_ not in self.caller_ids:
             raise _Reply(
                 403, "unauthorized_caller_id", "You are not authorized to use this caller ID"

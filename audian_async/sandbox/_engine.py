@@ -332,11 +332,7 @@ class Engine:
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
-            self._attempts[request.to] = attempt
         call = _CallState(request, attempt, now)
-        self.calls[call.call_id] = call
-        self.calls_created += 1
-        self._evict()
         delay = 0.0
         if request.scheduled_for is not None:
             ahead = (request.scheduled_for - call.created_at).total_seconds()
@@ -346,7 +342,13 @@ class Engine:
             self.scheduled += 1
             self._after(delay, lambda: self._start(call))
         else:
-            self._start(call)
+            self._start(call)  # raises before anything is counted when it cannot start
+        # Stored only once started or scheduled: a failed create leaves no trace.
+        if request.to in MAGIC_NUMBERS:
+            self._attempts[request.to] = attempt
+        self.calls[call.call_id] = call
+        self.calls_created += 1
+        self._evict()
         return call
 
     def _evict(self) -> None:
@@ -467,8 +469,15 @@ class Engine:
             self.scheduled -= 1
         call.status = CallStatus.INITIATED
         call.initiated = self.scheduler.now()
-        self._set_live(1)
-        self._event(call, "call.initiated")
+        try:
+            self._event(call, "call.initiated")
+        except BaseException:
+            # Nothing went out and no slot was taken; a scheduled call ends failed, not
+            # stuck in "initiated" (the timer heap logs the error).
+            call.status, call.reason = CallStatus.FAILED, FailureReason.NETWORK_ERROR
+            call.ended = call.initiated
+            raise
+        self._set_live(1)  # only once the event is out, so a failure cannot leak a slot
         outcome = call.outcome
         if outcome in FAST_FAIL_AFTER:
             self._after(FAST_FAIL_AFTER[outcome], lambda: self._fail(call, outcome))

@@ -10,8 +10,9 @@ import pytest
 
 import audian_async as au
 from audian_async.sandbox import Sandbox
+from audian_async.sandbox import _app as sandbox_app
 
-from .conftest import OWNED
+from .conftest import OWNED, Receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -231,3 +232,46 @@ async def test_bad_batches() -> None:
         reply = response.json()
         assert (reply["queued"], reply["failed"]) == (1, 2)
         assert reply["calls"][0]["status"] == "failed"
+
+
+_DEEP = b"[" * 400 + b"]" * 400  # orjson reads 1024 levels but writes only 254
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b'"tags": {"a": ' + _DEEP + b"}",
+        b'"custom_fields": {"a": ' + _DEEP + b"}",
+        b'"timeout": 1180591620717411303424',
+        b'"max_duration": 1180591620717411303424',
+    ],
+    ids=["deep-tags", "deep-custom-fields", "huge-timeout", "huge-max-duration"],
+)
+@pytest.mark.parametrize("hooks", [False, True], ids=["no-hooks", "hooks"])
+async def test_json_it_cannot_write_back_is_a_400_that_leaks_no_live_slot(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, extra: bytes, hooks: bool
+) -> None:
+    # Whatever the core validation lets through, the sandbox itself must stay consistent:
+    # here it lets everything through.
+    monkeypatch.setattr(sandbox_app, "validate_call_request", lambda request: request)
+    urls = [receiver.url] if hooks else []
+    async with Sandbox(speed=100, max_concurrent=1, webhook_urls=urls) as sb:
+        body = b'{"from": "%s", "to": "+14155552672", %s}' % (OWNED.encode(), extra)
+        batch = b'{"calls": [%s, {"from": "%s", "to": "+14155552673"}]}' % (body, OWNED.encode())
+        async with _raw(sb) as http:
+            for _ in range(2):
+                response = await http.post("/v2/calls", content=body, headers=_auth(sb))
+                assert response.status_code == 400
+                assert response.json()["error"] == "invalid_request"
+                assert response.json()["code"] == 400
+            assert not sb.calls
+            assert sb.live_calls == 0
+            items = await http.post("/v2/calls/batch", content=batch, headers=_auth(sb))
+            assert items.status_code == 200
+            assert [c["status"] for c in items.json()["calls"]] == ["failed", "initiated"]
+            assert items.json()["calls"][0]["code"] == 400
+        assert len(sb.calls) == 1
+        assert sb.live_calls == 1
+        await sb.wait_idle()
+        call = await sb.client.calls.create(from_=OWNED, to="+14155552674")
+        assert call.status == "initiated"

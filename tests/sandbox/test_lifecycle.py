@@ -8,7 +8,7 @@ import pytest
 
 import audian_async as au
 from audian_async.sandbox import MAGIC_NUMBERS, Sandbox
-from audian_async.sandbox._engine import Scheduler
+from audian_async.sandbox._engine import Engine, Scheduler
 
 from .conftest import OWNED
 
@@ -213,3 +213,18 @@ def test_a_raising_timer_does_not_stop_the_others(caplog: pytest.LogCaptureFixtu
         assert scheduler.run_due() == 9.0
     assert ran == ["before", "after"]
     assert "one bad call" in caplog.text
+
+
+def test_a_create_that_cannot_emit_leaves_no_trace() -> None:
+    def refuse(event: object) -> None:
+        raise TypeError("cannot encode")
+
+    engine = Engine(max_concurrent=1, emit=refuse)
+    with pytest.raises(TypeError):
+        engine.create(au.CallRequest(from_=OWNED, to="+14155550106"))
+    assert (engine.live, len(engine.calls), engine.calls_created) == (0, 0, 0)
+    assert not engine.at_limit
+    engine.emit = lambda event: None
+    call = engine.create(au.CallRequest(from_=OWNED, to="+14155550106"))
+    assert call.attempt == 1  # the failed create did not count as an attempt
+    assert engine.live == 1
