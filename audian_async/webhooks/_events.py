@@ -45,6 +45,7 @@ MAX_EVENT_SIZE = 1024 * 1024
 """The largest body :func:`parse_event` reads by default (1 MiB), like ``WebhookApp``."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_MAX_INT_DIGITS = 18  # any int64; a reason code has three digits
 E = TypeVar("E", bound="Event")
 
 
@@ -187,7 +188,10 @@ def _as_str(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # an id sent as a number is still that id
+        try:
+            return str(value)  # an id sent as a number is still that id
+        except ValueError:  # over Python's int-to-str digit limit: no id of ours
+            return None
     return None
 
 
@@ -203,8 +207,12 @@ def _int(data: Mapping[str, Any], key: str) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        # ASCII 0-9 only, and short: str.isdigit() also holds for "²" or a 5000-digit run,
+        # which int() refuses with a ValueError.
+        digits = value.strip()
+        if 0 < len(digits) <= _MAX_INT_DIGITS and digits.isascii() and digits.isdecimal():
+            return int(digits)
     return None
 
 

@@ -288,6 +288,11 @@ def test_bad_bodies_raise_webhook_error(body: bytes) -> None:
         ({"data": {"reason_code": "486"}}, "reason_code", 486),
         ({"data": {"reason_code": 486.5}}, "reason_code", None),
         ({"data": {"reason_code": True}}, "reason_code", None),
+        # str.isdigit() holds for these, yet int() refuses them: still None, never a 500.
+        ({"data": {"reason_code": "\u00b2"}}, "reason_code", None),  # superscript two
+        ({"data": {"reason_code": "9" * 5000}}, "reason_code", None),  # over int()'s limit
+        ({"data": {"reason_code": "\u0664\u0668\u0666"}}, "reason_code", None),  # Arabic-Indic
+        ({"data": {"reason_code": " 486 "}}, "reason_code", 486),
         ({"event": "recording.completed", "data": {"duration": "45"}}, "duration", 45.0),
         ({"event": "recording.completed", "data": {"duration": "nan"}}, "duration", None),
         ({"event": "recording.completed", "data": {"url": 5}}, "recording_url", "5"),
@@ -306,6 +311,16 @@ def test_odd_field_types_are_read_leniently(body: dict[str, Any], field: str, va
     assert type(event) is EXPECTED_CLASS[payload["event"]]
     assert getattr(event, field) == value
     assert dict(event.data) == payload["data"]
+
+
+def test_integer_id_too_long_for_str_is_none() -> None:
+    # A decoded mapping may hold an int Python refuses to turn into a str (over 4300 digits).
+    huge = 10**5000
+    event = parse_event({"event": "call.failed", "id": huge, "data": {"call_id": huge}})
+    assert isinstance(event, CallFailed)
+    assert event.id is None
+    assert event.call_id is None
+    assert event.data["call_id"] == huge
 
 
 def test_int_valued_float_is_an_integer() -> None:
@@ -348,12 +363,20 @@ def test_timestamp_with_other_offset_is_aware() -> None:
 
 # --- fuzzing ------------------------------------------------------------------------------
 
+# Strings that look numeric to some of Python's checks but not to int()/float(): digits of
+# other scripts, superscripts, and digit runs around int()'s 4300-digit conversion limit.
+_numeric_text = (
+    st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=6)
+    | st.integers(min_value=4290, max_value=4400).map(lambda n: "9" * n)
+    | st.integers().map(str)
+)
 _scalars = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
+    | _numeric_text
 )
 _json = st.recursive(
     _scalars,
@@ -370,9 +393,22 @@ _timestamps = st.sampled_from(["2024-01-15T10:30:00Z", "2024-13-45T99:00:00Z", "
 _envelopes = st.fixed_dictionaries(
     {
         "event": st.sampled_from([*EXPECTED_CLASS, "call.other", ""]) | _json,
-        "data": st.dictionaries(_data_keys | st.text(max_size=6), _json, max_size=6) | _json,
+        "data": st.one_of(
+            st.dictionaries(_data_keys | st.text(max_size=6), _json, max_size=6),
+            st.dictionaries(_data_keys, _scalars, max_size=6),  # known keys, odd values
+            _json,
+        ),
     },
     optional={"id": st.text(max_size=12) | _json, "timestamp": _timestamps},
+)
+# Only a decoded mapping can hold an int too long for json.dumps (or str()) to write out.
+_huge_ints = st.integers(min_value=4300, max_value=4400).map(lambda n: 10**n)
+_mapping_envelopes = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(list(EXPECTED_CLASS)),
+        "data": st.dictionaries(_data_keys, _scalars | _huge_ints, max_size=6),
+    },
+    optional={"id": _scalars | _huge_ints, "timestamp": _scalars | _huge_ints},
 )
 _bodies = (
     st.binary(max_size=200)
@@ -381,6 +417,7 @@ _bodies = (
     | _envelopes.map(json.dumps)
     | _envelopes.map(lambda e: json.dumps(e).encode())
     | _envelopes
+    | _mapping_envelopes
 )
 
 
@@ -401,6 +438,29 @@ def _check(body: Any) -> None:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_fuzz_event_or_webhook_error(body: Any) -> None:
     _check(body)
+
+
+_field_values = _numeric_text | _huge_ints | _scalars
+
+
+_known_keys = ["call_id", "status", "reason", "reason_code", "recording_id", "recording_url",
+               "download_url", "url", "format", "duration"]  # fmt: skip
+
+
+@given(
+    st.fixed_dictionaries(dict.fromkeys(_known_keys, _field_values)),
+    st.fixed_dictionaries({}, optional={"id": _field_values, "timestamp": _field_values}),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_known_fields_with_odd_values_never_fail(
+    data: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    # A well-formed envelope always parses, whatever its known fields hold: one odd value
+    # must never turn a signed delivery into an error. Every field, under every event type.
+    for event_type in [*EXPECTED_CLASS, "call.other"]:
+        event = parse_event({"event": event_type, "data": data, **extra})
+        assert type(event) is EXPECTED_CLASS.get(event_type, UnknownEvent)
+        assert event.data == data
 
 
 @pytest.mark.slow
