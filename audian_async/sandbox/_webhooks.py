@@ -128,7 +128,9 @@ class _Connection:
                 chunked = b"chunked" in value
             elif name == b"connection":
                 reusable = value == b"keep-alive" or (reusable and value != b"close")
-        if chunked:
+        if status in (204, 304):
+            pass  # never a body, whatever the headers say (RFC 9112 section 6.3)
+        elif chunked:
             total = 0
             while True:
                 size_field = (await self._read_line()).split(b";")[0].strip()

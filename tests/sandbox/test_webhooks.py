@@ -196,3 +196,20 @@ def test_an_invalid_webhook_secret_is_refused_up_front(secret: str) -> None:
     assert secret not in str(refused.value)
     with pytest.raises(au.ValidationError):
         SandboxApp(api_key="k", webhook_secret=secret)
+
+
+@pytest.mark.parametrize(
+    "reply", [b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 304 Not Modified\r\n\r\n"]
+)
+async def test_bodyless_replies_keep_the_connection(receiver: Receiver, reply: bytes) -> None:
+    # 204 and 304 correctly carry no Content-Length: not a "body until EOF" reply.
+    receiver.respond = lambda headers, body: reply
+    hooks = {"webhook_urls": [receiver.url], "webhook_workers": 1, "webhook_max_attempts": 2}
+    async with Sandbox(speed=200, **hooks) as sb:
+        for _ in range(3):
+            await sb.client.calls.create(from_=OWNED, to="+14155550101")
+        await sb.wait_idle()
+        statuses = {d.status_code for d in sb.deliveries}
+    assert statuses == {int(reply[9:12])}
+    assert len(receiver.requests) >= 6
+    assert receiver.connections == 1
