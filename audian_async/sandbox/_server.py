@@ -222,7 +222,13 @@ class Sandbox:
     async def __aenter__(self) -> Self:
         await anyio.to_thread.run_sync(self.start)
         options: dict[str, Any] = {"timeout": 10.0, **self._client_options}
-        self._client = AsyncAudian(self.api_key, base_url=self.base_url, **options)
+        try:
+            self._client = AsyncAudian(self.api_key, base_url=self.base_url, **options)
+        except BaseException:
+            # __aexit__ will not run: do not leave the server thread behind.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.stop)
+            raise
         return self
 
     async def __aexit__(

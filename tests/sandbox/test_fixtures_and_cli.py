@@ -126,3 +126,19 @@ async def test_stopping_leaves_no_thread_behind() -> None:
         server = [t for t in set(threading.enumerate()) - before if not t.name.startswith(pools)]
         assert server
     assert not [t for t in server if t.is_alive()]
+
+
+@pytest.mark.anyio
+async def test_a_failed_enter_stops_the_server() -> None:
+    import threading
+
+    pools = ("Trio thread", "AnyIO worker")
+    before = set(threading.enumerate())
+    sb = Sandbox(speed=200, client_options={"no_such_option": 1})
+    with pytest.raises(TypeError):
+        async with sb:
+            pass
+    left = [t for t in set(threading.enumerate()) - before if not t.name.startswith(pools)]
+    assert not [t for t in left if t.is_alive()]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(sb.base_url + "/calls/x", timeout=5)
