@@ -140,5 +140,6 @@ async def test_a_failed_enter_stops_the_server() -> None:
             pass
     left = [t for t in set(threading.enumerate()) - before if not t.name.startswith(pools)]
     assert not [t for t in left if t.is_alive()]
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(sb.base_url + "/calls/x", timeout=5)
+    async with httpx.AsyncClient(timeout=5) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(sb.base_url + "/calls/x")
