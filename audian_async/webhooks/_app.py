@@ -10,7 +10,8 @@ handled (:class:`DedupeStore`) and runs the router's handlers. Answers, in this 
 * 401 for a missing, wrong or stale signature;
 * 400 for a body that is not a webhook event;
 * 204 once every matching handler succeeded (also for duplicates and unknown event types),
-  or 500 when a handler raised, so the sender redelivers and the handlers run again.
+  or 500 when a handler (or the dispatch itself) raised, so the sender redelivers and the
+  handlers run again.
 """
 
 from __future__ import annotations
@@ -317,6 +318,12 @@ class WebhookApp:
             count = await self.router.dispatch(event)
         except ExceptionGroup as group:
             logger.error("webhook %s (%s): %s", event.id, event.type, group.message, exc_info=group)
+            return False
+        except Exception:
+            # Raised outside any handler (a router subclass, a bug): still ours to log, and
+            # still a 500 so that the sender redelivers, rather than the server's generic
+            # "Exception in ASGI application".
+            logger.exception("webhook %s (%s): dispatch failed", event.id, event.type)
             return False
         logger.debug("webhook %s (%s) handled by %d handler(s)", event.id, event.type, count)
         return True

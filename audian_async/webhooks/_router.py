@@ -7,6 +7,7 @@ with anyio so it works on asyncio and trio.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ __all__ = ["EventRouter", "Handler", "Subscription"]
 Handler = Callable[[Any], Any]
 """A handler: ``async def h(event) -> None`` or ``def h(event) -> None``."""
 H = TypeVar("H", bound=Handler)
+
+logger = logging.getLogger("audian_async.webhooks")
 
 _MISSING: Any = object()
 # Bumped by every change to any router, so cached match lists stay right across include().
@@ -132,10 +135,30 @@ class Subscription:
         return any(fnmatchcase(event_type, glob) for glob in self._globs)
 
     def matches(self, event: Event) -> bool:
-        """True when the event's type matches a pattern and every filter holds."""
+        """True when the event's type matches a pattern and every filter holds.
+
+        A filter that raises does not hold (logged at DEBUG): ``duration=lambda d: d > 60``
+        on a recording without a duration, or a set filter against an unhashable value.
+        """
         if not self.matches_type(event.type):
             return False
-        return all(_filter_matches(v, _field_value(event, k)) for k, v in self.filters.items())
+        for name, expected in self.filters.items():
+            try:
+                if not _filter_matches(expected, _field_value(event, name)):
+                    return False
+            except Exception:
+                # A field the filter did not expect (None, a list...) means "not this
+                # handler's event", not a failed delivery: a 500 would only be redelivered
+                # into the same exception, and re-run the other handlers each time.
+                logger.debug(
+                    "%r: the %s filter raised on %s; no match",
+                    self,
+                    name,
+                    event.type,
+                    exc_info=True,
+                )
+                return False
+        return True
 
     async def run(self, event: Event) -> None:
         """Run the handler on ``event`` (a sync one in a worker thread unless opted out)."""
@@ -163,7 +186,9 @@ class EventRouter:
     ``event.data``, with the given value: equality, membership when the value is a set,
     frozenset, tuple or list (``reason={"busy", "no_answer"}``), or a predicate when it is
     callable (``duration=lambda d: d > 60``). A filter on a field the event lacks never
-    matches.
+    matches, and neither does one that raises (the predicate above on a recording whose
+    ``duration`` is ``None``): the handler is skipped, the others still run, and the
+    exception is logged at DEBUG on the ``audian_async.webhooks`` logger.
 
     Async handlers run on the event loop. Sync handlers run in a worker thread
     (``anyio.to_thread.run_sync``) so they cannot block it; pass ``sync_in_thread=False``

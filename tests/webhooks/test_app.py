@@ -372,6 +372,59 @@ async def test_one_failing_handler_still_lets_the_others_run() -> None:
     assert ran == ["good"]
 
 
+async def test_a_filter_that_raises_does_not_match_and_the_delivery_succeeds() -> None:
+    router = EventRouter()
+    ran: list[str] = []
+
+    @router.on("recording.completed", duration=lambda d: d > 60)
+    async def long_recording(event: Event) -> None:
+        ran.append("long")
+
+    @router.on("*")
+    async def audit(event: Event) -> None:
+        ran.append("audit")
+
+    body, headers = delivery("recording.completed", {"call_id": "c1"})  # no duration
+    assert await post(WebhookApp(router, secret=SECRET), body, headers) == 204
+    assert ran == ["audit"]
+
+
+class BrokenRouter(EventRouter):
+    """A router whose dispatch fails outside any handler (not with an ExceptionGroup)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def dispatch(self, event: Event) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("secret internals")
+        return 0
+
+
+async def test_an_error_outside_the_handlers_is_500_logged_by_us(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="audian_async.webhooks")
+    router = BrokenRouter()
+    app = WebhookApp(router, secret=SECRET)
+    body, headers = delivery()
+    async with client(app) as c:
+        first = await c.post("/", content=body, headers=headers)
+        assert first.status_code == 500
+        assert first.json()["error"] == "handler_failed"
+        assert "secret internals" not in first.text
+        # Not remembered as handled: the redelivery dispatches again.
+        assert (await c.post("/", content=body, headers=headers)).status_code == 204
+    assert router.calls == 2
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].name == "audian_async.webhooks"
+    assert errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], RuntimeError)
+
+
 async def test_sequential_duplicates_run_handlers_once() -> None:
     rec = Recorder()
     app = WebhookApp(rec.router, secret=SECRET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -91,6 +92,33 @@ async def test_filters_on_attributes_and_data() -> None:
     assert by_call == [RINGING]
     assert absent == []
     assert by_type == [RECORDING]
+
+
+async def test_a_filter_that_raises_does_not_match(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="audian_async.webhooks")
+    router = EventRouter()
+    # The documented example: a recording without a duration has duration=None, and
+    # None > 60 is a TypeError. It must neither escape nor stop the other handlers.
+    long = recorder(router, "recording.completed", duration=lambda d: d > 60)
+    # An unhashable data value is no member of a set (`[1] in {"a"}` is a TypeError).
+    member = recorder(router, "*", tags={"vip"})
+    everything = recorder(router, "*")
+    no_duration = RecordingCompleted(id="evt_5", call_id="c6")
+    longer = RecordingCompleted(id="evt_6", call_id="c7", duration=90.0)
+    tagged = UnknownEvent(type="sms.sent", data={"tags": ["vip"]})
+    vip = UnknownEvent(type="sms.sent", data={"tags": "vip"})
+    for event in (no_duration, longer, tagged, vip):
+        assert router.matching(event)  # never raises
+        await router.dispatch(event)
+    assert long == [longer]
+    assert member == [vip]
+    assert everything == [no_duration, longer, tagged, vip]
+    subs = router.subscriptions()
+    assert not subs[0].matches(no_duration)
+    assert not subs[1].matches(tagged)
+    logged = [r for r in caplog.records if "filter raised" in r.getMessage()]
+    assert {r.args[1] for r in logged} == {"duration", "tags"}  # type: ignore[index]
+    assert all(r.levelno == logging.DEBUG and r.exc_info for r in logged)
 
 
 async def test_decorator_returns_the_handler_and_stacks() -> None:
