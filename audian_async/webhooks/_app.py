@@ -190,7 +190,7 @@ class WebhookApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _read_body(self, receive: Receive, announced: int | None) -> bytes | None:
+    async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None when the client went away; raises _TooLarge."""
         limit = self.max_body
         chunks: list[bytes] = []
@@ -244,7 +244,7 @@ class WebhookApp:
                 await _send(send, self._too_large)
                 return
         try:
-            body = await self._read_body(receive, announced)
+            body = await self._read_body(receive)
         except _TooLarge:
             logger.warning("webhook rejected (413): body over %d bytes", self.max_body)
             await _send(send, self._too_large)
