@@ -124,6 +124,7 @@ class SandboxApp:
         caller_ids: Iterable[str] = (),
         speed: float = 1.0,
         max_concurrent: int = 100,
+        max_scheduled: int = 10_000,
         faults: Faults | None = None,
         drop_rate: float = 0.0,
         duplicate_rate: float = 0.0,
@@ -166,6 +167,7 @@ class SandboxApp:
         self.engine = Engine(
             speed=speed,
             max_concurrent=max_concurrent,
+            max_scheduled=max_scheduled,
             scheduler=self.scheduler,
             emit=self._emit,
             recording_url=lambda rid: f"{self.origin}/v2/recordings/{rid}",
@@ -413,7 +415,7 @@ class SandboxApp:
         except ValueError:
             raise _Reply(400, "invalid_json", "The request body is not valid JSON") from None
 
-    def _check(self, data: object) -> CallRequest:
+    def _check(self, data: object, now: datetime) -> CallRequest:
         try:
             request = validate_call_request(parse_call_request(data))
         except ValidationError as exc:
@@ -426,8 +428,16 @@ class SandboxApp:
                 403, "unauthorized_caller_id", "You are not authorized to use this caller ID"
             )
         engine = self.engine
-        starts_now = request.scheduled_for is None or request.scheduled_for <= datetime.now(UTC)
-        if starts_now and engine.at_limit:
+        if not engine.starts_now(request, now):
+            # Scheduled calls take no line until they start (then they wait for one), but
+            # the queue of them is bounded; it clears as they fall due, so 429.
+            if engine.scheduled_full:
+                raise _Reply(
+                    429,
+                    "rate_limited",
+                    f"Too many scheduled calls. Maximum: {engine.max_scheduled}",
+                )
+        elif engine.at_limit:
             raise _Reply(
                 429,
                 "rate_limited",
@@ -437,8 +447,9 @@ class SandboxApp:
         return request
 
     def _create(self, data: object) -> dict[str, Any]:
-        request = self._check(data)
-        call = self.engine.create(request)
+        now = datetime.now(UTC)  # one instant for the checks and the call's created_at
+        request = self._check(data, now)
+        call = self.engine.create(request, wall=now)
         self.stats["calls_created"] += 1
         return self.engine.wire(call)
 
@@ -454,7 +465,8 @@ class SandboxApp:
         queued = 0
         for index, item in enumerate(items):
             try:
-                request = self._check(item)
+                now = datetime.now(UTC)
+                request = self._check(item, now)
             except _Reply as reply:
                 failure: dict[str, Any] = {
                     "status": "failed",
@@ -469,7 +481,7 @@ class SandboxApp:
                     failure["to"] = to[:64]
                 results.append(failure)
                 continue
-            call = self.engine.create(request)
+            call = self.engine.create(request, wall=now)
             self.stats["calls_created"] += 1
             queued += 1
             results.append({"call_id": call.call_id, "status": call.status.value})

@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
@@ -247,14 +247,14 @@ class _CallState:
         "status",
     )
 
-    def __init__(self, request: CallRequest, attempt: int, now: float) -> None:
+    def __init__(self, request: CallRequest, attempt: int, now: float, wall: datetime) -> None:
         self.call_id = "call_" + secrets.token_hex(8)
         self.call_uuid = str(uuid.uuid4())
         self.request = request
         self.attempt = attempt
         self.outcome = outcome_for(request.to, attempt)
         self.created_mono = now
-        self.created_at = datetime.now(UTC).replace(microsecond=0)
+        self.created_at = wall.replace(microsecond=0)
         self.status: CallStatus = CallStatus.INITIATED
         self.initiated: float | None = None
         self.answered: float | None = None
@@ -278,7 +278,13 @@ class Engine:
 
     ``emit`` receives every :class:`SandboxEvent` (the webhook deliverer subscribes to it);
     ``recording_url`` builds the download URL of a recording id. ``max_concurrent`` bounds the
-    live calls (initiated, ringing, answered); scheduled calls count only once they start.
+    live calls (initiated, ringing, answered); scheduled calls count only once they start,
+    and at most ``max_scheduled`` of them wait at once.
+
+    A scheduled call that falls due while ``max_concurrent`` calls are live waits (still
+    ``scheduled``) and starts as soon as a line is free, oldest first: the API already
+    accepted it, so like a carrier's dialling queue the platform delays it rather than
+    failing it.
     """
 
     def __init__(
@@ -286,6 +292,7 @@ class Engine:
         *,
         speed: float = 1.0,
         max_concurrent: int = 100,
+        max_scheduled: int = 10_000,
         max_stored_calls: int = 100_000,
         scheduler: Scheduler | None = None,
         emit: Callable[[SandboxEvent], None] = lambda event: None,
@@ -295,6 +302,7 @@ class Engine:
             raise ValueError("speed must be positive")
         self.speed = float(speed)
         self.max_concurrent = max_concurrent
+        self.max_scheduled = max_scheduled
         self.max_stored_calls = max_stored_calls
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.emit = emit
@@ -304,6 +312,7 @@ class Engine:
         self.live = 0
         self.peak_live = 0
         self.scheduled = 0
+        self._due: deque[_CallState] = deque()  # scheduled calls due, waiting for a line
         self.calls_created = 0
         self._attempts: dict[str, int] = {}
 
@@ -323,20 +332,36 @@ class Engine:
         """True when a new immediate call would exceed ``max_concurrent``."""
         return self.live >= self.max_concurrent
 
-    def create(self, request: CallRequest) -> _CallState:
-        """Accept a validated request: store the call and start (or schedule) it."""
-        with self.scheduler.frozen() as now:
-            return self._create(request, now)
+    @property
+    def scheduled_full(self) -> bool:
+        """True when one more scheduled call would exceed ``max_scheduled``."""
+        return self.scheduled >= self.max_scheduled
 
-    def _create(self, request: CallRequest, now: float) -> _CallState:
+    @staticmethod
+    def starts_now(request: CallRequest, wall: datetime) -> bool:
+        """Whether ``request`` starts at once when accepted at wall-clock time ``wall``."""
+        return request.scheduled_for is None or request.scheduled_for <= wall
+
+    def create(self, request: CallRequest, *, wall: datetime | None = None) -> _CallState:
+        """Accept a validated request: store the call and start (or schedule) it.
+
+        ``wall`` is the instant the API accepted it (default: now); pass the one the API
+        used for its own checks, so both agree on whether the call is scheduled.
+        """
+        if wall is None:
+            wall = datetime.now(UTC)
+        with self.scheduler.frozen() as now:
+            return self._create(request, now, wall)
+
+    def _create(self, request: CallRequest, now: float, wall: datetime) -> _CallState:
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
-        call = _CallState(request, attempt, now)
+        call = _CallState(request, attempt, now, wall)
         delay = 0.0
-        if request.scheduled_for is not None:
-            ahead = (request.scheduled_for - call.created_at).total_seconds()
-            delay = max(0.0, ahead)
+        if not self.starts_now(request, wall):
+            assert request.scheduled_for is not None
+            delay = (request.scheduled_for - wall).total_seconds()
         if delay > 0:
             call.status = CallStatus.SCHEDULED
             self.scheduled += 1
@@ -466,6 +491,9 @@ class Engine:
 
     def _start(self, call: _CallState) -> None:
         if call.status is CallStatus.SCHEDULED:
+            if self.at_limit:
+                self._due.append(call)  # started by _end once a line is free
+                return
             self.scheduled -= 1
         call.status = CallStatus.INITIATED
         call.initiated = self.scheduler.now()
@@ -501,6 +529,14 @@ class Engine:
         call.status = status
         call.ended = self.scheduler.now()
         self._set_live(-1)
+        due = self._due
+        while due and not self.at_limit:
+            waiting = due.popleft()
+            try:
+                self._start(waiting)
+            except Exception:
+                # The call ending here must still emit its own event.
+                logger.exception("sandbox: scheduled call %s failed to start", waiting.call_id)
 
     def _fail(self, call: _CallState, outcome: Outcome) -> None:
         if call.status not in _LIVE:

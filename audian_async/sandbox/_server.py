@@ -69,7 +69,9 @@ class Sandbox:
     or synchronously with :meth:`start` / :meth:`stop` (then build your own client from
     :attr:`base_url` and :attr:`api_key`). ``port=0`` picks a free port. ``speed`` divides
     every simulated duration (ringing, talking, timeouts, webhook backoff). ``max_concurrent``
-    is the live-call limit behind 429. ``caller_ids`` are owned in addition to +14155552671.
+    is the live-call limit behind 429; ``max_scheduled`` bounds the calls waiting for their
+    ``scheduled_for`` (429 beyond it), and a scheduled call that falls due at the live-call
+    limit waits for a free line. ``caller_ids`` are owned in addition to +14155552671.
     ``drop_rate`` / ``duplicate_rate`` (with ``seed``) drop or duplicate webhook deliveries;
     ``faults`` injects latency and errors (see :class:`Faults`).
     """
@@ -85,6 +87,7 @@ class Sandbox:
         caller_ids: Iterable[str] = (),
         speed: float = 1.0,
         max_concurrent: int = 100,
+        max_scheduled: int = 10_000,
         faults: Faults | None = None,
         drop_rate: float = 0.0,
         duplicate_rate: float = 0.0,
@@ -117,6 +120,7 @@ class Sandbox:
             caller_ids=caller_ids,
             speed=speed,
             max_concurrent=max_concurrent,
+            max_scheduled=max_scheduled,
             faults=self.faults,
             drop_rate=drop_rate,
             duplicate_rate=duplicate_rate,

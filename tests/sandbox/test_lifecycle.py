@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import audian_async as au
+from audian_async._models import CallStatus
 from audian_async.sandbox import MAGIC_NUMBERS, Sandbox
 from audian_async.sandbox._engine import Engine, Scheduler
 
@@ -228,3 +229,43 @@ def test_a_create_that_cannot_emit_leaves_no_trace() -> None:
     call = engine.create(au.CallRequest(from_=OWNED, to="+14155550106"))
     assert call.attempt == 1  # the failed create did not count as an attempt
     assert engine.live == 1
+
+
+async def test_scheduled_calls_are_bounded() -> None:
+    async with Sandbox(speed=100, max_scheduled=2) as sb:
+        client = sb.client.with_options(max_retries=0)
+        later = datetime.now(UTC) + timedelta(hours=1)
+        for n in ("+14155552672", "+14155552673"):
+            await client.calls.create(from_=OWNED, to=n, scheduled_for=later)
+        with pytest.raises(au.RateLimitedError) as refused:
+            await client.calls.create(from_=OWNED, to="+14155552674", scheduled_for=later)
+        assert refused.value.message == "Too many scheduled calls. Maximum: 2"
+        now = await client.calls.create(from_=OWNED, to="+14155552675")
+        assert now.status == "initiated"
+        assert len(sb.calls) == 3
+
+
+async def test_a_scheduled_call_due_at_the_limit_waits_for_a_free_line() -> None:
+    async with Sandbox(speed=100, max_concurrent=1) as sb:
+        client = sb.client.with_options(max_retries=0)
+        long = {"sandbox_talk_seconds": 60}  # about 0.6 s of real time at speed 100
+        first = await client.calls.create(from_=OWNED, to="+14155552672", tags=long)
+        soon = datetime.now(UTC) + timedelta(seconds=2)  # due long before `first` ends
+        waiting = await client.calls.create(from_=OWNED, to="+14155552673", scheduled_for=soon)
+        assert waiting.status == "scheduled"
+        done = await sb.wait_for_status(waiting.call_id, timeout=20)
+        assert done.status == "completed"
+        ended = sb.call(first.call_id).call.ended_at
+        assert sb.peak_live_calls == 1
+        assert done.call.initiated_at is not None
+        assert ended is not None
+        assert done.call.initiated_at >= ended - timedelta(seconds=1)
+
+
+def test_one_instant_decides_whether_a_call_is_scheduled() -> None:
+    engine = Engine()
+    wall = datetime(2030, 1, 1, 0, 0, 0, 900_000, tzinfo=UTC)
+    past = au.CallRequest(from_=OWNED, to="+14155552672", scheduled_for=wall - timedelta(0.0, 0.5))
+    assert engine.create(past, wall=wall).status == CallStatus.INITIATED
+    ahead = au.CallRequest(from_=OWNED, to="+14155552672", scheduled_for=wall + timedelta(0, 0.05))
+    assert engine.create(ahead, wall=wall).status == CallStatus.SCHEDULED
