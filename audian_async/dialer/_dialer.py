@@ -19,6 +19,7 @@ import contextlib
 import heapq
 import logging
 import math
+import secrets
 import socket
 import threading
 import time
@@ -40,14 +41,17 @@ from .._errors import (
     APIConnectionError,
     APIStatusError,
     AudianError,
+    AuthenticationError,
     NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
     RateLimitedError,
-    ServerError,
+    UnauthorizedCallerIdError,
     ValidationError,
 )
 from .._json import loads
 from .._models import Call, CallRequest, CallStatus
-from .._retry import backoff_delay
+from .._retry import backoff_delay, parse_retry_after
 from .._validation import validate_call_request
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, Campaign, CampaignReport, Item, ItemState, Step, Transition
@@ -64,6 +68,41 @@ _TERMINAL = frozenset({CallStatus.COMPLETED.value, CallStatus.FAILED.value})
 _EVENTS = ("call.completed", "call.failed")
 # Terminal events queued by other threads; over this the sender waits for the loop instead.
 MAX_INBOX = 65_536
+# Consecutive 404s from polling a call after which the API is taken to have lost it.
+LOST_AFTER_MISSES = 5
+# Polling-only mode (no router): seconds between polls of a live call, before time_scale.
+POLL_ONLY_INTERVAL = 5.0
+# Backoff of a create that failed without a definite answer (seconds, not scaled).
+_CREATE_BACKOFF_BASE, _CREATE_BACKOFF_CAP = 0.25, 10.0
+
+# How a failed create bears on the item (see create_failure()).
+WAIT, UNCLEAR, ACCOUNT, FINAL = "wait", "unclear", "account", "final"
+
+
+def create_failure(exc: AudianError) -> str:
+    """Classify an error from ``calls.create``.
+
+    * ``WAIT``: the API provably did not act (429, 503, a request that never left): wait and
+      send it again; not an attempt, not a failure.
+    * ``UNCLEAR``: it may have placed the call (a read timeout, a broken connection, 500, 502,
+      504): send it again with the same idempotency key, holding the slot.
+    * ``ACCOUNT``: the account or setup is wrong (401, 403 other than an unauthorized caller
+      ID, 413): no create can succeed, the campaign stops.
+    * ``FINAL``: the API refused this request for good (400, 404, 422, 501...).
+    """
+    if isinstance(exc, APIConnectionError):
+        return UNCLEAR if exc.sent else WAIT
+    if isinstance(exc, APIStatusError):
+        status = exc.status_code
+        if status in (429, 503):
+            return WAIT
+        if status in (500, 502, 504):
+            return UNCLEAR
+        if isinstance(exc, UnauthorizedCallerIdError):
+            return FINAL
+        if isinstance(exc, AuthenticationError | PermissionDeniedError | PayloadTooLargeError):
+            return ACCOUNT
+    return FINAL
 
 
 @attrs.frozen
@@ -90,20 +129,33 @@ class DialerStats:
 
 
 class DialHandle:
-    """The outcome-to-be of one submitted call: ``outcome = await handle``."""
+    """The outcome-to-be of one submitted call: ``outcome = await handle``.
 
-    __slots__ = ("_dialer", "index")
+    The handle keeps its item: a long-running dialer forgets finished items (the store keeps
+    them), so the outcome lives as long as the handle does.
+    """
 
-    def __init__(self, dialer: Dialer, index: int) -> None:
-        self._dialer = dialer
-        self.index = index
+    __slots__ = ("_item", "_session")
+
+    def __init__(self, session: _Session, item: Item) -> None:
+        self._session = session
+        self._item = item
+
+    @property
+    def index(self) -> int:
+        """The item's index in the campaign."""
+        return self._item.index
 
     def __repr__(self) -> str:
         return f"DialHandle(index={self.index})"
 
     async def wait(self) -> CallOutcome:
-        """Wait until the item is completed or failed for good; return its outcome."""
-        return await self._dialer._wait_item(self.index)
+        """Wait until the item is completed or failed for good; return its outcome.
+
+        Raises the dialer's error if it stopped for good first (e.g. the API refused the
+        account's key), or :class:`RuntimeError` if it stopped before the outcome.
+        """
+        return await self._session.wait_item(self._item)
 
     def __await__(self) -> Generator[Any, None, CallOutcome]:
         return self.wait().__await__()
@@ -119,10 +171,23 @@ class Dialer:
     given). ``calls_per_second`` paces creates evenly.
 
     A call whose terminal webhook has not come ``poll_after`` seconds after it was placed is
-    polled with ``client.calls.get`` every ``poll_interval`` seconds. By default
-    ``poll_after`` is the call's ``timeout`` + ``max_duration`` (API defaults 30 and 3600)
-    + ``grace``. ``time_scale`` multiplies that and every redial delay: against a sandbox
-    running at ``speed=50``, pass ``time_scale=1/50``.
+    polled with ``client.calls.get`` every ``poll_interval`` seconds. With a router, by
+    default ``poll_after`` is the call's ``timeout`` + ``max_duration`` (API defaults 30 and
+    3600) + ``grace`` and ``poll_interval`` is ``grace``; without one (polling only) the first
+    poll comes after the ring ``timeout`` and the next every 5 seconds. ``time_scale``
+    multiplies these and every redial delay: against a sandbox running at ``speed=50``, pass
+    ``time_scale=1/50``. A call the API answers 404 for five polls in a row, or that cannot
+    be polled until it must have ended, fails with reason ``"lost"`` (not redialed).
+
+    A create that fails without a definite answer (a timeout, a broken connection, 500, 502,
+    504) may have placed the call: the item keeps its slot and the create is sent again with
+    the same idempotency key (capped backoff) for up to ``create_deadline`` seconds. If the
+    API never answers by then, the item keeps its slot until any call that create could have
+    placed must have ended (``timeout`` + ``max_duration`` + ``grace``), then fails with
+    reason ``"create_unknown"`` (not redialed). A create that provably did nothing (429, 503,
+    connection refused) is waited out and sent again, as often as needed. A 401, a 403 other
+    than ``unauthorized_caller_id``, or a 413 stops the campaign: :meth:`run` raises it and
+    the items not placed stay pending in the store, for a later run.
 
     For a finite list::
 
@@ -153,7 +218,7 @@ class Dialer:
         grace: float = 60.0,
         time_scale: float = 1.0,
         flush_interval: float = 0.05,
-        max_create_failures: int = 8,
+        create_deadline: float = 600.0,
         max_pending: int = 100_000,
     ) -> None:
         if isinstance(max_active_calls, bool) or not isinstance(max_active_calls, int):
@@ -168,6 +233,7 @@ class Dialer:
             ("grace", grace),
             ("time_scale", time_scale),
             ("flush_interval", flush_interval),
+            ("create_deadline", create_deadline),
         ):
             if value is not None:
                 _positive(value, name, allow_zero=name in ("grace", "flush_interval"))
@@ -175,10 +241,10 @@ class Dialer:
             raise ValidationError("retry", "must be a RetryPolicy")
         if campaign is not None:
             _check_campaign(campaign)
-        if max_create_failures < 1:
-            raise ValidationError("max_create_failures", "must be >= 1")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int):
+            raise ValidationError("max_pending", f"must be an integer, got {max_pending!r}")
         if max_pending < 1:
-            raise ValidationError("max_pending", "must be >= 1")
+            raise ValidationError("max_pending", f"must be >= 1, got {max_pending}")
         self.client = client
         self.router = router
         self.max_active_calls = max_active_calls
@@ -191,7 +257,7 @@ class Dialer:
         self.grace = grace
         self.time_scale = time_scale
         self.flush_interval = flush_interval
-        self.max_create_failures = max_create_failures
+        self.create_deadline = create_deadline
         self.max_pending = max_pending
         self._open = False
         self._session: _Session | None = None
@@ -205,12 +271,16 @@ class Dialer:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        await self._start(self.campaign, keep_finished=False)
+        return self
+
+    async def _start(self, campaign: str, *, keep_finished: bool) -> _Session:
         if self._session is not None:
             raise RuntimeError("this Dialer is already running")
-        session = _Session(self)
+        session = _Session(self, campaign, keep_finished=keep_finished)
         await session.start()
         self._session = session
-        return self
+        return session
 
     async def __aexit__(
         self,
@@ -221,6 +291,8 @@ class Dialer:
         session, self._session = self._session, None
         if session is not None:
             await session.stop(exc_type, exc, tb)
+            if exc is None and session.fatal is not None:
+                raise session.fatal
 
     def _require(self) -> _Session:
         if self._session is None:
@@ -233,17 +305,25 @@ class Dialer:
         """Queue one call (validated now); returns a handle to await its outcome.
 
         Waits while ``max_pending`` items are unfinished, so a producer cannot outrun the
-        dialer without bound.
+        dialer without bound. The item is in the store before its first create, so after a
+        crash the next session resumes it (with its index and idempotency keys): do not
+        submit it again. Finished items are dropped from memory (the store keeps them); the
+        handle keeps its own outcome.
         """
         session = self._require()
         checked = validate_call_request(request, self.client.default_region)
         await session.wait_for_room()
-        index = session.next_index
-        session.add(index, checked)
-        return DialHandle(self, index)
+        item = session.add(session.next_index, checked, ready=False)
+        await session.flush()
+        session.ready_item(item)
+        return DialHandle(session, item)
 
     async def join(self) -> None:
-        """Wait until every item of the campaign has its outcome."""
+        """Wait until every item of the campaign has its outcome.
+
+        Raises the dialer's error if it stopped for good (e.g. the API refused the account's
+        key), or :class:`RuntimeError` if it stopped first.
+        """
         await self._require().join()
 
     def stats(self) -> DialerStats:
@@ -267,16 +347,19 @@ class Dialer:
                 raise exc.at(f"requests[{i}]") from None
         if campaign is not None:
             _check_campaign(campaign)
-            self.campaign = campaign
-        async with self:
-            session = self._require()
+        session = await self._start(campaign or self.campaign, keep_finished=True)
+        try:
             for i, request in enumerate(checked):
                 session.attach(i, request)
+            # Every item is in the store before the first create gets far.
+            await session.flush()
             await session.join()
-            return session.report(range(len(checked)))
-
-    async def _wait_item(self, index: int) -> CallOutcome:
-        return await self._require().wait_item(index)
+            report = session.report(range(len(checked)))
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await self.__aexit__(None, None, None)
+        return report
 
 
 def _positive(value: object, field: str, *, allow_zero: bool = False) -> float:
@@ -305,12 +388,17 @@ class _Parked:
 class _Session:
     """One ``async with dialer:`` span: the machine, the task group and the timers."""
 
-    def __init__(self, dialer: Dialer) -> None:
+    def __init__(self, dialer: Dialer, campaign: str, *, keep_finished: bool) -> None:
         self.d = dialer
-        policy = dialer.retry
+        self.name = campaign
+        # run() reports every outcome; a service forgets finished items (the store has them).
+        self.keep_finished = keep_finished
+        self.policy = dialer.retry
         if dialer.time_scale != 1.0:
-            policy = policy.scaled(dialer.time_scale)
-        self.machine = Campaign(dialer.campaign, policy)
+            self.policy = self.policy.scaled(dialer.time_scale)
+        self.machine = Campaign(campaign, self.policy)
+        # Set when the account cannot place calls (401, 403, 413): the campaign stops.
+        self.fatal: AudianError | None = None
         self.slots = Slots(dialer.max_active_calls)
         self.pacer = Pacer(dialer.calls_per_second) if dialer.calls_per_second else None
         self.ready: deque[Item] = deque()
@@ -355,7 +443,9 @@ class _Session:
             self._close_wakeup()
             raise
         try:
-            records = await d.store.load(d.campaign)
+            nonce = await d.store.nonce(self.name, secrets.token_hex(6))
+            self.machine = Campaign(self.name, self.policy, nonce)
+            records = await d.store.load(self.name)
             region = d.client.default_region
             for record in records:
                 if record.request is None:
@@ -383,18 +473,22 @@ class _Session:
         if records:
             logger.info(
                 "campaign %s resumed: %d items, %d unfinished",
-                d.campaign,
-                len(self.machine.items),
+                self.name,
+                self.machine.total,
                 self.machine.unfinished,
             )
 
     def _resume(self) -> None:
         now_wall, now = time.time(), anyio.current_time()
-        for item in self.machine.items.values():
+        for item in list(self.machine.items.values()):
             state = item.state
-            if state is ItemState.LIVE:
+            if state.is_final:
+                if not self.keep_finished:
+                    self.machine.forget(item)
+            elif state is ItemState.LIVE:
                 # Its terminal webhook may have gone to the process that died: poll it now.
                 self.slots.occupy()
+                item.ends_by = now + self._call_span(item.request)
                 self._schedule(now, _POLL, item, item.call_ids[-1])
             elif state is ItemState.PLACING:
                 # The create may or may not have been acted on; repeat it with the same key.
@@ -442,10 +536,13 @@ class _Session:
         self._unregister()
         self._take_inbox()  # events already received still count
         self.open = False
+        self._wake_all()  # join(), wait_for_room() and handles raise instead of hanging
         assert self.tg is not None
         self.tg.cancel_scope.cancel()
         try:
-            await self.tg.__aexit__(exc_type, exc, tb)
+            # The body's own exception propagates from the caller unwrapped (passing it in
+            # would wrap it in an ExceptionGroup); a crashed child task still raises here.
+            await self.tg.__aexit__(None, None, None)
         finally:
             self._close_wakeup()
             with anyio.CancelScope(shield=True):
@@ -458,13 +555,38 @@ class _Session:
 
     # --- items ---------------------------------------------------------------------------------
 
-    def add(self, index: int, request: CallRequest) -> Item:
+    def add(self, index: int, request: CallRequest, *, ready: bool = True) -> Item:
         item = self.machine.add(index, request)
         self.next_index = max(self.next_index, index + 1)
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
         self._mark(item)
-        self._make_ready(item)
+        if ready:
+            self._make_ready(item)
         return item
+
+    def ready_item(self, item: Item) -> None:
+        """Let the placer have an item added with ``ready=False``."""
+        if item.state is ItemState.PENDING:
+            self._make_ready(item)
+
+    def _wake_all(self) -> None:
+        self.idle.set()
+        self.room.set()
+        for event in self.waiters.values():
+            event.set()
+
+    def _check_running(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        if not self.open:
+            raise RuntimeError("the dialer stopped")
+
+    def _abort(self, exc: AudianError) -> None:
+        """The account cannot place calls: stop placing, and make every waiter raise."""
+        if self.fatal is None:
+            logger.error("campaign %s stopped: %s", self.name, exc)
+            self.fatal = exc
+        self._wake_all()
 
     def attach(self, index: int, request: CallRequest) -> None:
         """Add item ``index`` of a run, or check that the resumed campaign holds it."""
@@ -474,36 +596,38 @@ class _Session:
             return
         if existing.request.to != request.to or existing.request.from_ != request.from_:
             raise AudianError(
-                f"campaign {self.d.campaign!r} item {index} was {existing.request.to}, not "
+                f"campaign {self.name!r} item {index} was {existing.request.to}, not "
                 f"{request.to}: resume a campaign with the same requests, or use a new name"
             )
 
     async def wait_for_room(self) -> None:
+        self._check_running()
         while self.machine.unfinished >= self.d.max_pending:
             if self.room.is_set():
                 self.room = anyio.Event()
             await self.room.wait()
+            self._check_running()
 
     async def join(self) -> None:
+        self._check_running()
         while self.machine.unfinished:
             if self.idle.is_set():
                 self.idle = anyio.Event()
             await self.idle.wait()
+            self._check_running()
 
-    async def wait_item(self, index: int) -> CallOutcome:
-        item = self.machine.items[index]
+    async def wait_item(self, item: Item) -> CallOutcome:
         while not item.state.is_final:
-            if not self.open:
-                raise RuntimeError("the dialer stopped before this call had its outcome")
-            event = self.waiters.get(index)
+            self._check_running()
+            event = self.waiters.get(item.index)
             if event is None:
-                event = self.waiters[index] = anyio.Event()
+                event = self.waiters[item.index] = anyio.Event()
             await event.wait()
         return item.outcome()
 
     def report(self, indices: Iterable[int]) -> CampaignReport:
         return CampaignReport.build(
-            self.d.campaign,
+            self.name,
             self.machine.outcomes(indices),
             rate_limited=self.rate_limited,
             polls=self.polls,
@@ -512,15 +636,15 @@ class _Session:
     def stats(self) -> DialerStats:
         counts = self.machine.counts
         return DialerStats(
-            campaign=self.d.campaign,
-            total=len(self.machine.items),
+            campaign=self.name,
+            total=self.machine.total,
             pending=counts[ItemState.PENDING],
             placing=counts[ItemState.PLACING],
             live=counts[ItemState.LIVE],
             waiting=counts[ItemState.WAITING],
             completed=counts[ItemState.COMPLETED],
             failed=counts[ItemState.FAILED],
-            attempts=sum(len(i.call_ids) for i in self.machine.items.values()),
+            attempts=self.machine.attempts,
             rate_limited=self.rate_limited,
             polls=self.polls,
             peak_live=self.slots.peak,
@@ -553,6 +677,8 @@ class _Session:
         event = self.waiters.pop(item.index, None)
         if event is not None:
             event.set()
+        if not self.keep_finished:
+            self.machine.forget(item)  # handles keep their item; the store has it
         if not self.room.is_set():
             self.room.set()
         if self.machine.unfinished == 0:
@@ -615,11 +741,14 @@ class _Session:
         assert self.tg is not None
         parked = self.parked
         while True:
-            while not self.ready:
+            while not self.ready or self.fatal is not None:
                 self.ready_wake = anyio.Event()
                 await self.ready_wake.wait()
-            item = self.ready.popleft()
             await self.slots.acquire()
+            if self.fatal is not None or not self.ready:
+                self.slots.release()
+                continue
+            item = self.ready.popleft()
             if parked:
                 worker = parked.pop()
                 worker.item = item
@@ -673,7 +802,11 @@ class _Session:
         for item in items:
             item.stored = True
         with anyio.CancelScope(shield=True):
-            await self.d.store.save(self.d.campaign, records)
+            await self.d.store.save(self.name, records)
+
+    async def flush(self) -> None:
+        """Write every changed item to the store now."""
+        await self._flush()
 
     # --- I/O per item ----------------------------------------------------------------------
 
@@ -681,6 +814,10 @@ class _Session:
         d = self.d
         if d.poll_after is not None:
             return d.poll_after
+        if d.router is None:
+            # No webhooks will come: ask soon after the ring timeout, when most calls have
+            # either failed or been answered.
+            return (request.timeout or 30) * d.time_scale
         seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
         return seconds * d.time_scale
 
@@ -688,53 +825,113 @@ class _Session:
         d = self.d
         if d.poll_interval is not None:
             return d.poll_interval
+        if d.router is None:
+            return POLL_ONLY_INTERVAL * d.time_scale
         return max(d.grace, 1.0) * d.time_scale
 
+    def _call_span(self, request: CallRequest) -> float:
+        """Seconds from now by which a call of ``request`` placed now must have ended."""
+        d = self.d
+        seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
+        if request.scheduled_for is not None:
+            seconds += max(0.0, request.scheduled_for.timestamp() - time.time()) / d.time_scale
+        return seconds * d.time_scale
+
     async def _place(self, item: Item) -> None:
-        """Place the item's next attempt (its slot is already held) and start tracking it."""
+        """Place the item's next attempt (its slot is already held) and start tracking it.
+
+        Never turns a create that may have placed a call into a final outcome while that call
+        could be live: see :class:`Dialer` for the rules.
+        """
         request, key = self.machine.start_attempt(item)
         self._mark(item)
         calls = self.d.client.calls
         # The request passed validate_call_request with the client's region when it came in
         # (the campaign's tags added since keep it valid): do not pay for it again.
         create = calls.create if item.index in self.unchecked else calls._create_checked
-        waits = failures = 0
+        waits = unclear = 0
+        deadline = last_sent = 0.0
         while True:
+            if unclear and anyio.current_time() >= deadline:
+                await self._give_up_create(item, key, last_sent)
+                return
             if self.pacer is not None:
                 await self.pacer.wait()
+            sent_at = anyio.current_time()
             try:
                 call = await create(request, idempotency_key=key)
-            except RateLimitedError as exc:
-                # Not an attempt: the API did not place it. Wait as told, then try again.
-                self.rate_limited += 1
-                delay = exc.retry_after
-                if delay is None:
-                    delay = backoff_delay(min(waits, 8), base=0.25, cap=10.0)
-                waits += 1
-                await anyio.sleep(delay)
-                continue
-            except (APIConnectionError, ServerError) as exc:
-                # The call may have been placed: repeat the SAME attempt with the SAME key.
-                failures += 1
-                if failures >= self.d.max_create_failures:
-                    logger.warning("item %d: giving up on create: %s", item.index, exc)
-                    self._after(self.machine.rejected(item, "create_error"))
-                    return
-                await anyio.sleep(backoff_delay(failures - 1, base=0.25, cap=10.0))
-                continue
-            except APIStatusError as exc:
-                reason = exc.error or f"http_{exc.status_code}"
-                self._after(self.machine.rejected(item, reason))
-                return
             except ValidationError:
                 self._after(self.machine.rejected(item, "invalid_request"))
+                return
+            except AudianError as exc:
+                kind = create_failure(exc)
+                if kind == WAIT:
+                    # Not an attempt: the API did not act. Wait as told, then try again.
+                    delay = exc.retry_after if isinstance(exc, RateLimitedError) else None
+                    if isinstance(exc, RateLimitedError):
+                        self.rate_limited += 1
+                    elif isinstance(exc, APIStatusError):
+                        delay = parse_retry_after(exc.headers.get("retry-after"))
+                    if delay is None:
+                        delay = backoff_delay(
+                            min(waits, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
+                        )
+                    waits += 1
+                    await anyio.sleep(delay)
+                    continue
+                if kind == UNCLEAR:
+                    # The call may have been placed: keep the slot, and repeat the SAME
+                    # attempt with the SAME key (the API answers a replay with that call).
+                    if not unclear:
+                        deadline = sent_at + self.d.create_deadline
+                    unclear += 1
+                    last_sent = sent_at
+                    logger.info("item %d: create unclear (%s); sending it again", item.index, exc)
+                    await anyio.sleep(
+                        backoff_delay(
+                            min(unclear - 1, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
+                        )
+                    )
+                    continue
+                if kind == ACCOUNT:
+                    # No create can succeed: leave the item for a later run, stop the campaign.
+                    if self.machine.unplaced(item):
+                        self._mark(item)
+                        self.slots.release()
+                    self._abort(exc)
+                    return
+                error = exc.error if isinstance(exc, APIStatusError) else None
+                status = exc.status_code if isinstance(exc, APIStatusError) else 0
+                reason = error or f"http_{status}"
+                self._after(self.machine.rejected(item, reason))
                 return
             break
         self._placed(item, call)
 
+    async def _give_up_create(self, item: Item, key: str, last_sent: float) -> None:
+        """The create's fate stayed unknown past the deadline: send nothing more, hold the
+        slot until any call it may have placed has ended, then fail the item."""
+        hold = last_sent + self._call_span(item.request) - anyio.current_time()
+        logger.warning(
+            "item %d: no answer to create %s within the deadline; holding its slot %.0fs, "
+            "then failing it as create_unknown",
+            item.index,
+            key,
+            max(hold, 0.0),
+        )
+        await anyio.sleep(max(hold, 0.0))
+        self._after(self.machine.rejected(item, "create_unknown"))
+
     def _placed(self, item: Item, call: Call) -> None:
         transition = self.machine.placed(item, call.call_id, time.time())
         self._mark(item)
+        if item.state is ItemState.FAILED and item.reason == "duplicate_call_id":
+            logger.error(
+                "item %d: the API returned call %s, already tracked for another attempt or "
+                "item; failing the item (is the campaign's idempotency key reused?)",
+                item.index,
+                call.call_id,
+            )
         status = None if call.status is None else str(call.status)
         if transition is None and status in _TERMINAL and item.state is ItemState.LIVE:
             reason = None if call.reason is None else str(call.reason)
@@ -742,8 +939,10 @@ class _Session:
         if transition is not None:
             self._after(transition)
         elif item.state is ItemState.LIVE:
-            at = anyio.current_time() + self._poll_after(item.request)
-            self._schedule(at, _POLL, item, call.call_id)
+            now = anyio.current_time()
+            item.misses = 0
+            item.ends_by = now + self._call_span(item.request)
+            self._schedule(now + self._poll_after(item.request), _POLL, item, call.call_id)
 
     async def _poll(self, item: Item, call_id: str) -> None:
         async with self.poll_limiter:
@@ -751,17 +950,26 @@ class _Session:
                 return
             self.polls += 1
             try:
-                call = await self.d.client.calls.get(call_id)
+                call: Call | None = await self.d.client.calls.get(call_id)
             except NotFoundError:
                 call = None
+                item.misses += 1
             except AudianError as exc:
                 logger.info("polling %s failed (%s); trying again later", call_id, exc)
                 call = None
+            if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
+                return  # a webhook won the race
             if call is not None:
+                item.misses = 0
                 status = None if call.status is None else str(call.status)
                 if status in _TERMINAL:
                     reason = None if call.reason is None else str(call.reason)
                     self._terminal(call_id, status, reason)
                     return
-            if item.state is ItemState.LIVE and item.call_ids[-1] == call_id:
-                self._schedule(anyio.current_time() + self._poll_interval(), _POLL, item, call_id)
+            elif item.misses >= LOST_AFTER_MISSES or anyio.current_time() >= item.ends_by:
+                # The API does not know the call, or could not tell us about it until it must
+                # have ended: the slot is free either way. Not redialed (it may have rung).
+                logger.warning("call %s of item %d is lost; failing the item", call_id, item.index)
+                self._after(self.machine.lost(item, call_id))
+                return
+            self._schedule(anyio.current_time() + self._poll_interval(), _POLL, item, call_id)

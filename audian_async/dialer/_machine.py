@@ -65,14 +65,21 @@ class ItemState(enum.StrEnum):
         return self in (ItemState.COMPLETED, ItemState.FAILED)
 
 
-def idempotency_key(campaign: str, index: int, attempt: int) -> str:
+def idempotency_key(campaign: str, index: int, attempt: int, nonce: str = "") -> str:
     """The ``Idempotency-Key`` of attempt ``attempt`` of item ``index``: the same in every
-    process, so an attempt sent again after a crash cannot place a second call."""
-    return f"{_key_prefix(campaign)}{index}-{attempt}"
+    process, so an attempt sent again after a crash cannot place a second call.
+
+    ``nonce`` is the campaign's random nonce, kept by the store with the campaign: a name
+    reused with a fresh store (a new ``MemoryStore``, a deleted database) gets new keys, so
+    the API does not answer the new campaign's creates with the old campaign's calls.
+    """
+    return f"{_key_prefix(campaign, nonce)}{index}-{attempt}"
 
 
-def _key_prefix(campaign: str) -> str:
-    return f"dial-{hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()}-"
+def _key_prefix(campaign: str, nonce: str = "") -> str:
+    digest = hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()
+    # Campaigns stored before nonces existed keep their keys (nonce ""), so they resume safely.
+    return f"dial-{digest}-{nonce}-" if nonce else f"dial-{digest}-"
 
 
 @attrs.frozen
@@ -159,6 +166,10 @@ class Item:
     """Whether the store already holds the request (so updates need not resend it)."""
     base_tags: dict[str, Any] | None = attrs.field(default=None, repr=False)
     """The request's tags plus the campaign and item tags (cached by ``Campaign.tagged``)."""
+    misses: int = attrs.field(default=0, repr=False)
+    """Consecutive polls of the live call the API answered 404 (kept by the I/O shell)."""
+    ends_by: float = attrs.field(default=0.0, repr=False)
+    """Monotonic time by which the live call must have ended (kept by the I/O shell)."""
 
     def outcome(self) -> CallOutcome:
         """The item's outcome; only meaningful once :attr:`state` is final."""
@@ -212,13 +223,20 @@ class Campaign:
     free of clocks and trivially testable.
     """
 
-    def __init__(self, name: str, policy: RetryPolicy) -> None:
+    def __init__(self, name: str, policy: RetryPolicy, nonce: str = "") -> None:
         self.name = name
         self.policy = policy
+        self.nonce = nonce
         self.items: dict[int, Item] = {}
+        """Items held in memory (finished ones may have been forgotten, see :meth:`forget`)."""
         self.counts: dict[ItemState, int] = dict.fromkeys(ItemState, 0)
+        """Items per state, forgotten ones included: kept as items move, never recounted."""
+        self.total = 0
+        """Items ever added or restored, forgotten ones included."""
+        self.attempts = 0
+        """Calls the API accepted, over every item (forgotten ones included)."""
         self._by_call_id: dict[str, Item] = {}
-        self._key_prefix = _key_prefix(name)
+        self._key_prefix = _key_prefix(name, nonce)
         # Terminal events can overtake the create reply that tells us the call_id. Kept bounded:
         # an event dropped here is recovered by polling.
         self._early: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
@@ -237,6 +255,7 @@ class Campaign:
         item = Item(index, request)
         self.items[index] = item
         self.counts[ItemState.PENDING] += 1
+        self.total += 1
         return item
 
     def restore(self, record: ItemRecord, request: CallRequest) -> Item:
@@ -254,9 +273,22 @@ class Campaign:
         )
         self.items[record.index] = item
         self.counts[state] += 1
+        self.total += 1
+        self.attempts += len(item.call_ids)
         for call_id in item.call_ids:
             self._by_call_id[call_id] = item
         return item
+
+    def forget(self, item: Item) -> None:
+        """Drop a finished item from memory (a long-running service keeps it in the store
+        only); it still counts in :attr:`counts`, :attr:`total` and :attr:`attempts`."""
+        if not item.state.is_final:
+            raise ValueError(f"item {item.index} is {item.state}, not finished")
+        if self.items.get(item.index) is item:
+            del self.items[item.index]
+        for call_id in item.call_ids:
+            if self._by_call_id.get(call_id) is item:
+                del self._by_call_id[call_id]
 
     def record(self, item: Item) -> ItemRecord:
         """The store's view of ``item`` (with the request only if the store lacks it)."""
@@ -278,7 +310,7 @@ class Campaign:
     @property
     def unfinished(self) -> int:
         """Items without an outcome yet."""
-        return len(self.items) - self.counts[ItemState.COMPLETED] - self.counts[ItemState.FAILED]
+        return self.total - self.counts[ItemState.COMPLETED] - self.counts[ItemState.FAILED]
 
     # --- transitions -------------------------------------------------------------------
 
@@ -317,26 +349,57 @@ class Campaign:
         """
         if item.state is not ItemState.PLACING:
             return None
-        if call_id in self._by_call_id:
+        owner = self._by_call_id.get(call_id)
+        if owner is item:
             # The same attempt replayed (idempotency key) and the API returned the call again.
-            if item.call_ids and item.call_ids[-1] == call_id:
+            if item.call_ids[-1] == call_id:
                 self._set(item, ItemState.LIVE)
-            return None
+                return None
+            # An older attempt's call returned for a new attempt: the API mixed up keys.
+            return self._give_up(item, "duplicate_call_id")
+        if owner is not None:
+            # Another item's call: this attempt placed nothing of its own (e.g. an idempotency
+            # key the API already saw). Tracking it twice would free that call's slot twice.
+            return self._give_up(item, "duplicate_call_id")
         item.call_ids.append(call_id)
         self._by_call_id[call_id] = item
+        self.attempts += 1
         self._set(item, ItemState.LIVE)
         early = self._early.pop(call_id, None)
         if early is not None:
             return self.terminal(call_id, early[0], early[1], now)
         return None
 
-    def rejected(self, item: Item, reason: str) -> Transition | None:
-        """The API refused the create for good (invalid number, caller ID...): ``failed``."""
-        if item.state is not ItemState.PLACING:
-            return None
+    def _give_up(self, item: Item, reason: str) -> Transition:
         item.reason = reason
         self._set(item, ItemState.FAILED)
         return Transition(item, Step.DONE)
+
+    def rejected(self, item: Item, reason: str) -> Transition | None:
+        """The API refused the create for good (invalid number, caller ID...): ``failed``.
+
+        Also how a create whose fate stayed unknown past its deadline ends
+        (``"create_unknown"``): never redialed, since it may have placed a call.
+        """
+        if item.state is not ItemState.PLACING:
+            return None
+        return self._give_up(item, reason)
+
+    def unplaced(self, item: Item) -> bool:
+        """The create was refused for a reason that is not the item's (bad API key, account
+        setup): back to ``pending`` (or ``waiting`` for a redial), so a later run places it
+        with the same idempotency key. Returns whether the item moved."""
+        if item.state is not ItemState.PLACING:
+            return False
+        self._set(item, ItemState.WAITING if item.call_ids else ItemState.PENDING)
+        return True
+
+    def lost(self, item: Item, call_id: str) -> Transition | None:
+        """The API no longer knows ``call_id`` (or could not tell us about it until the call
+        must have ended): ``failed`` with reason ``"lost"``, never redialed."""
+        if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
+            return None
+        return self._give_up(item, "lost")
 
     def terminal(
         self, call_id: str, status: str, reason: str | None, now: float

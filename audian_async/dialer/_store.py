@@ -5,7 +5,8 @@ The dialer writes behind: changed items are saved in batches every few tens of
 milliseconds. A crash can lose the last batch, and that is safe by construction: every
 create carries a deterministic idempotency key per (campaign, item, attempt), so an attempt
 replayed from an older record cannot place a second call, and a call whose end was not yet
-saved is polled on restart instead of being dialed again.
+saved is polled on restart instead of being dialed again. The key includes a random nonce
+stored with the campaign, so a reused campaign name in a fresh store gets new keys.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class CampaignStore(Protocol):
     async def load(self, campaign: str) -> list[ItemRecord]:
         """Every stored item of ``campaign``."""
 
+    async def nonce(self, campaign: str, proposed: str) -> str:
+        """The campaign's idempotency-key nonce: the stored one, else store ``proposed`` and
+        return it (atomically, for shared stores). A campaign stored without a nonce (by an
+        older version) has the nonce ``""``."""
+
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         """Upsert ``records`` atomically."""
 
@@ -51,6 +57,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.campaigns: dict[str, dict[int, ItemRecord]] = {}
+        self.nonces: dict[str, str] = {}
         self.saves = 0
 
     async def open(self) -> None:
@@ -60,6 +67,12 @@ class MemoryStore:
         """Every stored item of ``campaign``, by index."""
         items = self.campaigns.get(campaign, {})
         return [items[i] for i in sorted(items)]
+
+    async def nonce(self, campaign: str, proposed: str) -> str:
+        """The stored nonce, or ``proposed`` stored now."""
+        if campaign not in self.nonces:
+            self.nonces[campaign] = "" if campaign in self.campaigns else proposed
+        return self.nonces[campaign]
 
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         """Upsert ``records``, keeping a stored request when an update omits it."""
@@ -96,6 +109,12 @@ CREATE TABLE IF NOT EXISTS dial_items (
     PRIMARY KEY (campaign, idx)
 ) WITHOUT ROWID
 """
+_SCHEMA_CAMPAIGNS = """
+CREATE TABLE IF NOT EXISTS dial_campaigns (
+    campaign TEXT PRIMARY KEY,
+    nonce TEXT NOT NULL
+) WITHOUT ROWID
+"""
 _UPSERT = """
 INSERT INTO dial_items (campaign, idx, request, state, attempt, call_ids, reason, next_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -130,6 +149,7 @@ class SQLiteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(_SCHEMA)
+        conn.execute(_SCHEMA_CAMPAIGNS)
         return conn
 
     def _require(self) -> sqlite3.Connection:
@@ -155,6 +175,29 @@ class SQLiteStore:
             return [ItemRecord(i, s, a, tuple(loads(c)), r, n, q) for i, s, a, c, r, n, q in rows]
 
         return await anyio.to_thread.run_sync(query, limiter=self._limiter)
+
+    async def nonce(self, campaign: str, proposed: str) -> str:
+        """The stored nonce, or ``proposed`` stored now (one transaction)."""
+        conn = self._require()
+
+        def get_or_set() -> str:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                row = conn.execute(
+                    "SELECT nonce FROM dial_campaigns WHERE campaign = ?", (campaign,)
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+                legacy = conn.execute(
+                    "SELECT 1 FROM dial_items WHERE campaign = ? LIMIT 1", (campaign,)
+                ).fetchone()
+                nonce = "" if legacy is not None else proposed
+                conn.execute(
+                    "INSERT INTO dial_campaigns (campaign, nonce) VALUES (?, ?)", (campaign, nonce)
+                )
+                return nonce
+
+        return await anyio.to_thread.run_sync(get_or_set, limiter=self._limiter)
 
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         """Upsert ``records`` in one transaction."""

@@ -1,0 +1,199 @@
+"""Creates that fail without a clear answer, outages, account errors and lost calls.
+
+The sandbox's fault knobs make the API act without replying, refuse without acting, or
+forget calls; the dialer must never dial a number more often than its outcome needs, never
+exceed the live-call limit, and give every item the right outcome once the faults stop.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from typing import Any
+
+import anyio
+import pytest
+
+from audian_async import AsyncAudian, AuthenticationError, CallRequest
+from audian_async.dialer import CampaignReport, Dialer, MemoryStore
+from audian_async.sandbox import Faults
+
+from .support import (
+    BUSY,
+    BUSY_THEN_ANSWER,
+    DECLINED,
+    FAST,
+    calls_per_number,
+    req,
+    sandbox_with_receiver,
+)
+
+pytestmark = pytest.mark.anyio
+
+PLAIN = [f"+1415555{2800 + i}" for i in range(5)]
+NUMBERS = [*PLAIN, BUSY, BUSY_THEN_ANSWER, DECLINED]
+EXPECTED_CALLS = Counter(dict.fromkeys(PLAIN, 1) | {BUSY: 3, BUSY_THEN_ANSWER: 2, DECLINED: 1})
+# Short client timeout (a lost reply is noticed fast), no client-side retries.
+QUICK_CLIENT = {"timeout": 0.2, "max_retries": 0}
+
+
+def _check_outcomes(report: CampaignReport) -> None:
+    got = {o.to: (o.status, o.reason) for o in report.outcomes}
+    assert got == dict.fromkeys(PLAIN, ("completed", None)) | {
+        BUSY: ("failed", "busy"),
+        BUSY_THEN_ANSWER: ("completed", None),
+        DECLINED: ("failed", "declined"),
+    }
+
+
+async def _run_with_faults(
+    faults: Faults, until: str, count: int, *, max_active: int = 2, **dialer: Any
+) -> tuple[CampaignReport, Counter[str], int, int]:
+    """Run the campaign with ``faults`` on until the sandbox stat ``until`` reaches
+    ``count``, check nothing failed meanwhile, turn the faults off, finish the run."""
+    result: list[CampaignReport] = []
+    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+        d = Dialer(
+            sb.client,
+            router,
+            retry=FAST,
+            store=MemoryStore(),
+            max_active_calls=max_active,
+            **dialer,
+        )
+
+        async def go() -> None:
+            result.append(await d.run([req(n) for n in NUMBERS], campaign="faults"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(go)
+            with anyio.fail_after(20):
+                while sb.stats.get(until, 0) < count:  # noqa: ASYNC110 (polls another thread)
+                    await anyio.sleep(0.02)
+            created_during_faults = len(sb.calls)
+            assert d.stats().failed == 0  # nothing unclear became an outcome
+            faults.no_reply_rate.clear()
+            faults.error_rate.clear()
+        per_number = calls_per_number(sb)
+        peak = sb.peak_live_calls
+    return result[0], per_number, peak, created_during_faults
+
+
+async def test_unanswered_creates_hold_their_slot_and_key_until_answered() -> None:
+    # Every create is acted on but its reply is lost: the two slot holders resend the same
+    # key again and again; nobody else is dialed, nothing fails, and once replies flow again
+    # each replay returns the call created the first time.
+    faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=2.0)
+    report, per_number, peak, created = await _run_with_faults(faults, "idempotent_replays", 4)
+    assert created == 2
+    assert peak <= 2
+    assert per_number == EXPECTED_CALLS
+    _check_outcomes(report)
+    assert report.attempts == sum(EXPECTED_CALLS.values())
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_api_errors_are_waited_out_not_failed(status: int) -> None:
+    # 500: unclear (same key again, slot held); 503: provably not acted (waited out).
+    faults = Faults(error_rate={"POST /v2/calls": 1.0}, error_status=status)
+    report, per_number, peak, created = await _run_with_faults(faults, "injected_errors", 4)
+    assert created == 0
+    assert peak <= 2
+    assert per_number == EXPECTED_CALLS
+    _check_outcomes(report)
+
+
+async def test_a_create_unknown_past_the_deadline_holds_its_slot_then_fails() -> None:
+    faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=2.0)
+    requests = [
+        CallRequest(from_=r.from_, to=n, timeout=10, max_duration=20)
+        for r, n in ((req(PLAIN[0]), PLAIN[0]), (req(PLAIN[1]), PLAIN[1]))
+    ]
+    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+        dialer = Dialer(
+            sb.client,
+            router,
+            retry=FAST,
+            store=MemoryStore(),
+            max_active_calls=1,
+            create_deadline=0.3,
+            grace=0.0,
+            time_scale=1 / 100,
+        )
+        with anyio.fail_after(20):
+            report = await dialer.run(requests)
+        per_number = calls_per_number(sb)
+        peak = sb.peak_live_calls
+    assert [(o.status, o.reason, o.attempts) for o in report.outcomes] == [
+        ("failed", "create_unknown", 0)
+    ] * 2
+    assert per_number == {PLAIN[0]: 1, PLAIN[1]: 1}  # each key placed one call, never two
+    assert peak <= 1  # the slot was held until the unknown call must have ended
+
+
+async def test_an_unreachable_api_fails_nothing() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = MemoryStore()
+    async with AsyncAudian("k", base_url=f"http://127.0.0.1:{port}/v2", max_retries=0) as client:
+        dialer = Dialer(client, None, store=store, max_active_calls=2)
+        with anyio.move_on_after(0.5):
+            await dialer.run([req(n) for n in NUMBERS], campaign="down")
+    states = Counter(r.state for r in store.campaigns["down"].values())
+    assert sum(states.values()) == len(NUMBERS)
+    assert set(states) <= {"pending", "placing"}  # nothing failed
+
+
+async def test_a_bad_api_key_stops_the_campaign_and_keeps_it_pending() -> None:
+    store = MemoryStore()
+    requests = [req(n) for n in PLAIN]
+    async with sandbox_with_receiver() as (sb, router):
+        async with AsyncAudian("wrong-key", base_url=sb.base_url, max_retries=0) as bad:
+            with pytest.raises(AuthenticationError):
+                await Dialer(bad, router, retry=FAST, store=store).run(requests, campaign="k")
+        assert {r.state for r in store.campaigns["k"].values()} == {"pending"}
+        report = await Dialer(sb.client, router, retry=FAST, store=store).run(
+            requests, campaign="k"
+        )
+        per_number = calls_per_number(sb)
+    assert report.completed == len(PLAIN)
+    assert per_number == dict.fromkeys(PLAIN, 1)
+
+
+@pytest.mark.parametrize("status", [404, 500])
+async def test_a_call_that_cannot_be_polled_ends_as_lost(status: int) -> None:
+    faults = Faults(error_rate={"GET /v2/calls/{id}": 1.0}, error_status=status)
+    requests = [CallRequest(from_=req(n).from_, to=n, timeout=10, max_duration=20) for n in PLAIN]
+    async with sandbox_with_receiver(
+        webhooks=False, faults=faults, client_options=QUICK_CLIENT
+    ) as (sb, _):
+        dialer = Dialer(
+            sb.client,
+            None,
+            retry=FAST,
+            store=MemoryStore(),
+            poll_after=0.02,
+            poll_interval=0.02,
+            grace=0.0,
+            time_scale=1 / 100,
+        )
+        with anyio.fail_after(20):
+            report = await dialer.run(requests)
+        per_number = calls_per_number(sb)
+    assert {(o.status, o.reason, o.attempts) for o in report.outcomes} == {("failed", "lost", 1)}
+    assert per_number == dict.fromkeys(PLAIN, 1)  # lost calls are not redialed
+
+
+async def test_polling_only_mode_polls_soon_after_the_ring_timeout() -> None:
+    # Without a router the first poll comes after the ring timeout, not after
+    # timeout + max_duration + grace (37 s per call here): the run ends well within the guard.
+    async with sandbox_with_receiver(webhooks=False) as (sb, _):
+        dialer = Dialer(sb.client, None, retry=FAST, store=MemoryStore(), time_scale=1 / 100)
+        with anyio.fail_after(15):
+            report = await dialer.run([req(PLAIN[0]), req(BUSY_THEN_ANSWER), req(DECLINED)])
+    assert [(o.status, o.attempts) for o in report.outcomes] == [
+        ("completed", 1),
+        ("completed", 2),
+        ("failed", 1),
+    ]
