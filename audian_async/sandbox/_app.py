@@ -65,6 +65,22 @@ class _Reply(Exception):
         return dumps({"error": self.error, "message": self.message, "code": self.status})
 
 
+_ERROR_CODES = {
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def _injected(status: int) -> _Reply:
+    """The reply of an injected fault: its error code follows its status."""
+    # Only these two statuses tell the client when to come back.
+    retry = [(b"retry-after", b"1")] if status in (429, 503) else []
+    return _Reply(status, _ERROR_CODES.get(status, "error"), "Injected fault", retry)
+
+
 def _validation_reply(exc: ValidationError) -> _Reply:
     field = exc.field
     leaf = field.rsplit(".", 1)[-1]
@@ -259,10 +275,7 @@ class SandboxApp:
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
             if faults.error_for(route):
                 stats["injected_errors"] += 1
-                status = faults.error_status
-                raise _Reply(
-                    status, "service_unavailable", "Injected fault", [(b"retry-after", b"1")]
-                )
+                raise _injected(faults.error_status)
             headers = scope["headers"]
             if route == _ROUTE_RECORDING:
                 # The recording URL is a capability (an unguessable id), as download links

@@ -49,3 +49,25 @@ async def test_error_rate_on_gets_and_latency() -> None:
             statuses = {(await http.get(url)).status_code for _ in range(20)}
         assert statuses == {200, 503}
         assert sb.stats["injected_errors"] > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "retry_after"),
+    [
+        (500, "internal_error", None),
+        (502, "bad_gateway", None),
+        (503, "service_unavailable", "1"),
+        (504, "gateway_timeout", None),
+        (429, "rate_limited", "1"),
+    ],
+)
+async def test_injected_errors_follow_their_status(
+    status: int, error: str, retry_after: str | None
+) -> None:
+    faults = Faults(error_rate={"*": 1.0}, error_status=status)
+    async with Sandbox(speed=200, faults=faults) as sb:
+        async with httpx.AsyncClient(headers={"X-Auth-Token": sb.api_key}) as http:
+            response = await http.get(f"{sb.base_url}/calls/call_x")
+        assert response.status_code == status
+        assert response.json() == {"error": error, "message": "Injected fault", "code": status}
+        assert response.headers.get("retry-after") == retry_after
