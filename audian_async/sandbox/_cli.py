@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 
+from ._faults import ROUTES, Faults
 from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
 
 __all__ = ["add_arguments", "run"]
+
+
+def _route_rate(text: str) -> tuple[str, float]:
+    """Parse ``"POST /v2/calls=0.2"`` (or ``"*=0.1"``) into a route and a rate."""
+    route, sep, rate_text = text.rpartition("=")
+    route = route.strip()
+    if not sep or (route not in ROUTES and route != "*"):
+        choices = ", ".join(repr(r) for r in ("*", *ROUTES))
+        raise argparse.ArgumentTypeError(f"expected ROUTE=RATE with ROUTE one of {choices}")
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"the rate must be between 0 and 1, got {rate_text!r}")
+    return route, rate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +59,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duplicate-rate", type=float, default=0.0, help="fraction of webhooks sent twice"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault knobs")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay every API request"
+    )
+    parser.add_argument(
+        "--error-rate",
+        action="append",
+        type=_route_rate,
+        default=[],
+        metavar="ROUTE=RATE",
+        help="answer this fraction of a route with --error-status without acting, e.g. "
+        '"POST /v2/calls=0.2" ("*" for every route; repeatable)',
+    )
+    parser.add_argument(
+        "--error-status",
+        type=int,
+        default=503,
+        choices=(429, 500, 502, 503, 504),
+        help="the status of injected errors (default: 503)",
+    )
+    parser.add_argument(
+        "--no-reply-rate",
+        action="append",
+        type=_route_rate,
+        default=[],
+        metavar="ROUTE=RATE",
+        help="act on this fraction of a route's requests but never reply (repeatable)",
+    )
 
 
-def banner(base_url: str, api_key: str, secret: str, urls: tuple[str, ...], speed: float) -> str:
+def banner(
+    base_url: str,
+    api_key: str,
+    secret: str,
+    urls: tuple[str, ...],
+    speed: float,
+    caller_ids: Iterable[str] = (),
+    faults: str = "",
+) -> str:
     """What the command prints once the sandbox listens."""
+    owned = [OWNED_CALLER_ID, *sorted(set(caller_ids) - {OWNED_CALLER_ID})]
     lines = [
         "Audian sandbox running",
         f"  base URL        {base_url}",
@@ -52,7 +106,8 @@ def banner(base_url: str, api_key: str, secret: str, urls: tuple[str, ...], spee
         f"  webhook secret  {secret}",
         f"  webhooks to     {', '.join(urls) or '(none: pass --webhook-url)'}",
         f"  speed           x{speed:g}",
-        f"  caller ID       {OWNED_CALLER_ID}",
+        f"  caller IDs      {', '.join(owned)}",
+        f"  faults          {faults or '(none)'}",
         "",
         "Magic destination numbers (any other valid number answers and completes):",
     ]
@@ -60,6 +115,16 @@ def banner(base_url: str, api_key: str, secret: str, urls: tuple[str, ...], spee
     lines += ["", f"  export AUDIAN_BASE_URL={base_url} AUDIAN_API_KEY={api_key}", ""]
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _describe(faults: Faults) -> str:
+    parts = [f"latency {faults.latency:g}s"] if faults.latency > 0 else []
+    parts += [
+        f"{route} errors {rate:g} ({faults.error_status})"
+        for route, rate in faults.error_rate.items()
+    ]
+    parts += [f"{route} no reply {rate:g}" for route, rate in faults.no_reply_rate.items()]
+    return "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +135,13 @@ def run(args: argparse.Namespace) -> int:
     from .._errors import AudianError
     from ._server import DEFAULT_API_KEY, Sandbox
 
+    faults = Faults(
+        latency=args.latency,
+        error_rate=dict(args.error_rate),
+        error_status=args.error_status,
+        no_reply_rate=dict(args.no_reply_rate),
+        seed=args.seed,
+    )
     try:
         sandbox = Sandbox(
             host=args.host,
@@ -83,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             drop_rate=args.drop_rate,
             duplicate_rate=args.duplicate_rate,
             seed=args.seed,
+            faults=faults,
         )
         sandbox.start()
     except (AudianError, ValueError, OSError) as exc:
@@ -95,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             sandbox.webhook_secret,
             sandbox.webhook_urls,
             sandbox.speed,
+            sandbox.app.caller_ids,
+            _describe(faults),
         ),
         flush=True,
     )

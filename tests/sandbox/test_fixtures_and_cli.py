@@ -64,6 +64,14 @@ def test_the_cli_serves_the_reference_example() -> None:
         "100",
         "--caller-id",
         "+14155552680",
+        "--latency",
+        "0.01",
+        "--error-rate",
+        "GET /v2/calls/{id}=1",
+        "--error-status",
+        "502",
+        "--no-reply-rate",
+        "POST /v2/calls/batch=1",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
@@ -82,6 +90,8 @@ def test_the_cli_serves_the_reference_example() -> None:
             for number in MAGIC_NUMBERS:
                 assert number in banner
             assert re.search(r"whsec_\S+", banner)
+            assert "+14155552671, +14155552680" in banner
+            assert "latency 0.01s" in banner
             # The reference's basic example, as curl would send it.
             response = httpx.post(
                 f"{base_url}/calls",
@@ -101,17 +111,37 @@ def test_the_cli_serves_the_reference_example() -> None:
                 json={"from": "+14155552680", "to": "+14155552672"},
             )
             assert other.status_code == 201
+            # The fault knobs from the command line.
+            injected = httpx.get(
+                f"{base_url}/calls/{reply['call_id']}", headers={"X-Auth-Token": "sk_cli"}
+            )
+            assert injected.status_code == 502
+            assert injected.json()["error"] == "bad_gateway"
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(
+                    f"{base_url}/calls/batch",
+                    headers={"X-Auth-Token": "sk_cli"},
+                    json={"calls": [{"from": "+14155552671", "to": "+14155552673"}]},
+                    timeout=0.5,
+                )
         finally:
             process.terminate()
             assert process.wait(timeout=30) == 0
 
 
-def test_the_cli_refuses_a_bad_webhook_secret() -> None:
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--webhook-secret", "whsec_not*base64"],
+        ["--error-rate", "POST /v2/nowhere=0.5"],
+        ["--no-reply-rate", "POST /v2/calls=2"],
+    ],
+)
+def test_the_cli_refuses_bad_options(option: list[str]) -> None:
     command = [sys.executable, "-m", "audian_async", "sandbox", "--port", "0"]
-    command += ["--webhook-secret", "whsec_not*base64"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(command + option, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
-    assert "webhook_secret" in done.stderr
+    assert option[0].removeprefix("--").replace("-", "_") in done.stderr.replace("-", "_")
     assert "not*base64" not in done.stderr
 
 
