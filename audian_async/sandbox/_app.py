@@ -81,7 +81,10 @@ def _injected(status: int) -> _Reply:
     return _Reply(status, _ERROR_CODES.get(status, "error"), "Injected fault", retry)
 
 
-def _validation_reply(exc: ValidationError) -> _Reply:
+def _validation_reply(exc: ValidationError, prefix: str = "") -> _Reply:
+    """The 400 for ``exc``; ``prefix`` locates the item in a batch (``"calls[3]"``)."""
+    if prefix:
+        exc = exc.at(prefix)
     field = exc.field
     leaf = field.rsplit(".", 1)[-1]
     if leaf in _NUMBER_FIELDS and exc.message != "is required":
@@ -428,11 +431,11 @@ class SandboxApp:
         except ValueError:
             raise _Reply(400, "invalid_json", "The request body is not valid JSON") from None
 
-    def _check(self, data: object, now: datetime) -> CallRequest:
+    def _check(self, data: object, now: datetime, prefix: str = "") -> CallRequest:
         try:
             request = validate_call_request(parse_call_request(data))
         except ValidationError as exc:
-            raise _validation_reply(exc) from None
+            raise _validation_reply(exc, prefix) from None
         except (TypeError, ValueError, RecursionError) as exc:
             raise _Reply(400, "invalid_request", f"Unreadable call request: {exc}") from None
         _check_writable(request)
@@ -479,14 +482,12 @@ class SandboxApp:
         for index, item in enumerate(items):
             try:
                 now = datetime.now(UTC)
-                request = self._check(item, now)
+                request = self._check(item, now, f"calls[{index}]")
             except _Reply as reply:
                 failure: dict[str, Any] = {
                     "status": "failed",
                     "error": reply.error,
-                    "message": reply.message.replace("(", f"(calls[{index}].", 1)
-                    if reply.error == "invalid_number"
-                    else reply.message,
+                    "message": reply.message,
                     "code": reply.status,
                 }
                 to = item.get("to") if isinstance(item, dict) else None

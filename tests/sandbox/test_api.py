@@ -55,6 +55,8 @@ async def test_create_get_and_batch_with_a_bad_item() -> None:
         assert batch.calls[1].error == "invalid_number"
         assert batch.calls[1].code == 400
         assert batch.calls[1].to == "12"
+        assert batch.calls[1].message is not None
+        assert "(calls[1].to: " in batch.calls[1].message
         assert batch.calls[2].error == "unauthorized_caller_id"
         assert batch.calls[2].code == 403
         assert batch.calls[0].call_id in sb.calls
@@ -232,6 +234,15 @@ async def test_bad_batches() -> None:
         reply = response.json()
         assert (reply["queued"], reply["failed"]) == (1, 2)
         assert reply["calls"][0]["status"] == "failed"
+        typed = {
+            "calls": [
+                {"from": OWNED, "to": "+14155552672"},
+                {"from": OWNED, "to": "+14155552673", "timeout": "9"},
+            ]
+        }
+        reply = (await http.post("/v2/calls/batch", json=typed, headers=_auth(sb))).json()
+        assert reply["calls"][1]["error"] == "invalid_request"
+        assert reply["calls"][1]["message"].startswith("calls[1].timeout: ")
 
 
 _DEEP = b"[" * 400 + b"]" * 400  # orjson reads 1024 levels but writes only 254
