@@ -27,6 +27,7 @@ from .._models import (
     Recording,
     Transfer,
 )
+from ._cli_dial import audian_error_in
 from ._dialer import Dialer
 from ._policy import RetryPolicy
 from ._progress import Progress, summary_table
@@ -108,10 +109,19 @@ def run(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)
         return 2
+    if args.max_active < 1:
+        print("error: --max-active must be >= 1", file=sys.stderr)
+        return 2
     try:
         return anyio.run(_demo, args)
     except AudianError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as group:  # raised inside a task group
+        error = audian_error_in(group)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 1
 
 

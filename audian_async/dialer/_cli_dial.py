@@ -14,7 +14,12 @@ from pathlib import Path
 import anyio
 
 from .._client import AsyncAudian
-from .._errors import AudianError
+from .._errors import (
+    AudianError,
+    AuthenticationError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from .._json import dumps
 from .._models import CallRequest
 from ..webhooks import EventRouter, WebhookApp
@@ -64,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="poll a call this many seconds after placing it when no webhook came "
-        "(default: its timeout + max_duration + 60)",
+        "(default: its ring timeout without webhooks, else timeout + max_duration + 60)",
     )
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls")
 
@@ -100,18 +105,55 @@ def run(args: argparse.Namespace) -> int:
     except AudianError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.max_active < 1:
+        print("error: --max-active must be >= 1", file=sys.stderr)
+        return 2
     campaign = args.campaign or _default_campaign(path, text)
     try:
         return anyio.run(_dial, args, requests, policy, campaign)
     except AudianError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, args, campaign)
+    except BaseExceptionGroup as group:  # raised inside a task group
+        error = audian_error_in(group)
+        if error is None:
+            raise
+        return _fail(error, args, campaign)
     except KeyboardInterrupt:
         print(
             f"interrupted: run the same command again to resume campaign {campaign!r}",
             file=sys.stderr,
         )
         return 130
+
+
+def audian_error_in(group: BaseExceptionGroup[BaseException]) -> AudianError | None:
+    """The AudianError a task group's exception group carries, if that is all it carries."""
+    errors: list[AudianError] = []
+    rest: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        elif isinstance(exc, AudianError):
+            errors.append(exc)
+        else:
+            rest.append(exc)
+
+    walk(group)
+    return errors[0] if errors and not rest else None
+
+
+def _fail(exc: AudianError, args: argparse.Namespace, campaign: str) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    if isinstance(exc, AuthenticationError | PermissionDeniedError | PayloadTooLargeError):
+        print(
+            f"the API refused the account or its setup, so the campaign stopped; calls not yet "
+            f"placed stay pending in {args.db}: fix it (AUDIAN_API_KEY...) and run the same "
+            f"command again to resume campaign {campaign!r}",
+            file=sys.stderr,
+        )
+    return 1
 
 
 async def _dial(
@@ -123,6 +165,7 @@ async def _dial(
     router = EventRouter()
     interactive = not args.json and sys.stderr.isatty()
     async with AsyncAudian(default_region=args.region) as client:
+        # Built before any task group, so a bad option is a plain error.
         dialer = Dialer(
             client,
             router,
@@ -135,7 +178,9 @@ async def _dial(
             poll_interval=args.poll_interval,
         )
         started = time.monotonic()
-        async with _receiver(args, router, say):
+        async with _receiver(args, router, say) as webhooks:
+            if not webhooks:
+                dialer.router = None  # polling only: poll soon after the ring timeout
             say(f"campaign {campaign!r}: {len(requests)} numbers, state in {args.db}")
             progress = Progress(dialer.stats, enabled=interactive)
             async with anyio.create_task_group() as tg:
@@ -155,8 +200,9 @@ async def _dial(
 @asynccontextmanager
 async def _receiver(
     args: argparse.Namespace, router: EventRouter, say: Callable[[str], None]
-) -> AsyncIterator[None]:
-    """Serve a WebhookApp for the campaign when a signing secret is configured."""
+) -> AsyncIterator[bool]:
+    """Serve a WebhookApp for the campaign when a signing secret is configured; yields
+    whether webhooks are received."""
     secret = os.environ.get("AUDIAN_WEBHOOK_SECRET")
     if args.no_webhooks:
         say("webhooks off: outcomes are learned by polling")
@@ -169,6 +215,6 @@ async def _receiver(
         app = WebhookApp(router, secret=secret)
         async with serve_webhooks(app, args.webhook_host, args.webhook_port) as url:
             say(f"receiving webhooks at {url}: configure this URL for your account")
-            yield
+            yield True
         return
-    yield
+    yield False
