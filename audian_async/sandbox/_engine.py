@@ -113,6 +113,9 @@ class SandboxRecording:
     format: str
     requested_format: str | None
     duration: int
+    """Simulated seconds recorded, as the ``recording.completed`` event reports them. The
+    downloadable WAV is a tone of that length capped at ``MAX_AUDIO_SECONDS`` (5 s), so a
+    long recording stays a small download: do not expect its frames to match ``duration``."""
 
 
 @attrs.frozen
@@ -222,6 +225,14 @@ class Scheduler:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+
+def _talk_seconds(request: CallRequest) -> float:
+    """How long the callee speaks: the ``sandbox_talk_seconds`` tag when it is a usable number."""
+    talk = (request.tags or {}).get(TALK_SECONDS_TAG, TALK_SECONDS)
+    if isinstance(talk, bool) or not isinstance(talk, int | float) or talk < 0:
+        return TALK_SECONDS
+    return float(talk)
 
 
 class _CallState:
@@ -596,10 +607,7 @@ class Engine:
             t, ended_by = self._step(call, action, t, spans)
             if ended_by is not None:
                 return t, ended_by, spans
-        talk = (call.request.tags or {}).get(TALK_SECONDS_TAG, TALK_SECONDS)
-        if isinstance(talk, bool) or not isinstance(talk, int | float) or talk < 0:
-            talk = TALK_SECONDS
-        return t + float(talk), "callee", spans
+        return t + _talk_seconds(call.request), "callee", spans
 
     def _step(
         self,
@@ -618,10 +626,8 @@ class Engine:
             return t + max(seconds, 0.5), None
         if isinstance(action, RecordAudio):
             log.append("record_audio")
-            talk = (call.request.tags or {}).get(TALK_SECONDS_TAG, TALK_SECONDS)
-            if isinstance(talk, bool) or not isinstance(talk, int | float) or talk < 0:
-                talk = TALK_SECONDS
-            length = min(float(action.max_duration or RECORD_SECONDS), float(talk) or 1.0)
+            talk = _talk_seconds(call.request)
+            length = min(float(action.max_duration or RECORD_SECONDS), talk or 1.0)
             spans.append((t, length, None))
             return t + length, None
         if isinstance(action, GatherDtmf):
