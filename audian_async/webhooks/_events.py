@@ -14,7 +14,6 @@ its handlers (a dialer freeing a slot on ``call.failed``) would never hear of th
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -55,22 +54,23 @@ def _readonly(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+# A dict lookup instead of CallStatus(value): no exception for a value newer than this version.
+_STATUSES: Mapping[str, CallStatus] = {s.value: s for s in CallStatus}
+_REASONS: Mapping[str, FailureReason] = {r.value: r for r in FailureReason}
+
+
 def _status(value: CallStatus | str | None) -> CallStatus | str | None:
-    if value is None or isinstance(value, CallStatus):
-        return value
-    try:
-        return CallStatus(value)
-    except ValueError:
-        return value
+    # The one place a status becomes a CallStatus, for parsed and directly built events alike;
+    # a value this version does not know stays a plain str.
+    if isinstance(value, str) and not isinstance(value, CallStatus):
+        return _STATUSES.get(value, value)
+    return value
 
 
 def _reason(value: FailureReason | str | None) -> FailureReason | str | None:
-    if value is None or isinstance(value, FailureReason):
-        return value
-    try:
-        return FailureReason(value)
-    except ValueError:
-        return value
+    if isinstance(value, str) and not isinstance(value, FailureReason):
+        return _REASONS.get(value, value)
+    return value
 
 
 @attrs.frozen(kw_only=True)
@@ -231,14 +231,10 @@ def _number(data: Mapping[str, Any], key: str) -> float | None:
     return None
 
 
-def _lenient(enum_cls: type[enum.StrEnum], data: Mapping[str, Any], key: str) -> Any:
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    # The enum itself comes from the field's converter (_status, _reason): converted once.
     value = data.get(key)
-    if not isinstance(value, str):
-        return None
-    try:
-        return enum_cls(value)
-    except ValueError:
-        return value  # newer than this version: keep the string rather than fail
+    return value if isinstance(value, str) else None
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -259,7 +255,7 @@ def _common(
         "id": event_id,
         "timestamp": timestamp,
         "call_id": _str(data, "call_id"),
-        "status": _lenient(CallStatus, data, "status"),
+        "status": _text(data, "status"),
         "data": data,
     }
 
@@ -276,7 +272,7 @@ def _call_failed(
 ) -> CallFailed:
     return CallFailed(
         **_common(event_id, timestamp, data),
-        reason=_lenient(FailureReason, data, "reason"),
+        reason=_text(data, "reason"),
         reason_code=_int(data, "reason_code"),
     )
 
@@ -383,6 +379,6 @@ def parse_event(
         id=event_id,
         timestamp=timestamp,
         call_id=call_id if isinstance(call_id, str) else None,
-        status=_status(status) if isinstance(status, str) else None,
+        status=status if isinstance(status, str) else None,
         data=data,
     )

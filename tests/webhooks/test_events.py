@@ -245,6 +245,22 @@ def test_events_can_be_built_directly() -> None:
     assert "to" not in repr(event)  # raw data stays out of reprs
 
 
+@pytest.mark.parametrize("status", [*CallStatus, "machine_detected"])
+@pytest.mark.parametrize("reason", [*FailureReason, "carrier_blocked"])
+def test_parsed_and_built_events_convert_status_and_reason_alike(status: str, reason: str) -> None:
+    data = {"call_id": "c1", "status": str(status), "reason": str(reason)}
+    parsed = parse_event({"event": "call.failed", "data": data})
+    built = CallFailed(call_id="c1", status=str(status), reason=str(reason), data=data)
+    assert parsed == built
+    for event in (parsed, built):
+        assert isinstance(event, CallFailed)
+        assert type(event.status) is (CallStatus if isinstance(status, CallStatus) else str)
+        assert type(event.reason) is (FailureReason if isinstance(reason, FailureReason) else str)
+    unknown = parse_event({"event": "x.y", "data": data})
+    assert unknown.status == status
+    assert type(unknown.status) is type(parsed.status)
+
+
 # --- bad input: WebhookError, and nothing else --------------------------------------------
 
 
