@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -27,12 +28,13 @@ def _reasons(value: Iterable[str]) -> frozenset[str]:
     return frozenset(str(v) for v in value)
 
 
-def _delays(value: Mapping[str, float] | None) -> dict[str, float]:
+def _delays(value: Mapping[str, float] | None) -> Mapping[str, float]:
     if value is None:
-        return {}
+        value = {}
     if not isinstance(value, Mapping):
         raise ValidationError("reason_delays", "must be a mapping of reason -> seconds")
-    return {str(k): v for k, v in value.items()}
+    # A read-only copy: the policy is frozen, and the caller's dict may change later.
+    return MappingProxyType({str(k): v for k, v in value.items()})
 
 
 def _number(value: object, field: str, *, positive: bool = False) -> float:
@@ -64,7 +66,7 @@ class RetryPolicy:
     base_delay: float = 30.0
     max_delay: float = 900.0
     retry_on: frozenset[str] = attrs.field(default=DEFAULT_RETRY_ON, converter=_reasons)
-    reason_delays: dict[str, float] = attrs.field(factory=dict, converter=_delays)
+    reason_delays: Mapping[str, float] = attrs.field(factory=dict, converter=_delays)
     jitter: bool = True
     rng: random.Random | None = attrs.field(default=None, repr=False)
 

@@ -142,8 +142,15 @@ async def test_restart_with_the_same_store_finishes_without_redialing() -> None:
     numbers = [ANSWERS] * 6 + [BUSY, BUSY_THEN_ANSWER, DECLINED]
     async with sandbox_with_receiver() as (sb, router):
         first = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=3)
-        with anyio.move_on_after(0.05):
-            await first.run([req(n) for n in numbers], campaign="again")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: first.run([req(n) for n in numbers], campaign="again"))
+            with anyio.fail_after(10):
+                while len(sb.calls) < 3:  # noqa: ASYNC110 (state of another thread)
+                    await anyio.sleep(0.005)
+            tg.cancel_scope.cancel()  # stopped with calls placed and (some) still live
+        states = {r.state for r in store.campaigns["again"].values()}
+        assert states & {"live", "placing", "waiting"}, states
+        assert len(store.campaigns["again"]) == len(numbers)
         second = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=3)
         report = await second.run([req(n) for n in numbers], campaign="again")
         per_number = calls_per_number(sb)

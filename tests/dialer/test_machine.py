@@ -135,3 +135,65 @@ def test_replayed_placing_attempt_keeps_its_key_and_records_round_trip() -> None
     again = resumed.restore(record, item.request)
     _, second = resumed.start_attempt(again)
     assert second == first
+
+
+def test_a_call_id_already_tracked_for_another_item_fails_the_attempt_loudly() -> None:
+    campaign = _campaign()
+    first = campaign.add(0, CallRequest(from_=FROM, to="+14155550100"))
+    second = campaign.add(1, CallRequest(from_=FROM, to="+14155550101"))
+    campaign.start_attempt(first)
+    campaign.placed(first, "call_1", now=0.0)
+    campaign.start_attempt(second)
+    step = campaign.placed(second, "call_1", now=0.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert (second.state, second.reason, second.call_ids) == (
+        ItemState.FAILED,
+        "duplicate_call_id",
+        [],
+    )
+    assert first.state is ItemState.LIVE  # the other item's call is untouched
+    assert campaign.item_for("call_1") is first
+    assert campaign.attempts == 1
+
+
+def test_a_failure_without_a_reason_is_unknown_and_not_redialed() -> None:
+    # A poll that finds the call failed learns no reason (GET carries none): a busy call
+    # whose webhook was lost cannot be told from a declined one, so it is not redialed.
+    campaign = _campaign(max_attempts=5)
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550101"))
+    campaign.start_attempt(item)
+    campaign.placed(item, "c", now=0.0)
+    step = campaign.terminal("c", "failed", None, now=0.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert item.outcome().reason == "unknown"
+
+
+def test_nonce_changes_the_keys_and_is_kept_on_resume() -> None:
+    policy = RetryPolicy()
+    plain = Campaign("spring", policy)
+    salted = Campaign("spring", policy, nonce="ab12")
+    request = CallRequest(from_=FROM, to="+14155550100")
+    _, k1 = plain.start_attempt(plain.add(0, request))
+    item = salted.add(0, request)
+    _, k2 = salted.start_attempt(item)
+    assert k1 != k2
+    assert k2 == idempotency_key("spring", 0, 1, "ab12")
+    resumed = Campaign("spring", policy, nonce="ab12")
+    _, k3 = resumed.start_attempt(resumed.restore(salted.record(item), request))
+    assert k3 == k2
+
+
+def test_finished_items_can_be_forgotten_and_still_count() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550100"))
+    campaign.start_attempt(item)
+    campaign.placed(item, "c", now=0.0)
+    campaign.terminal("c", "completed", None, now=0.0)
+    campaign.forget(item)
+    assert campaign.items == {}
+    assert campaign.item_for("c") is None
+    assert (campaign.total, campaign.attempts, campaign.unfinished) == (1, 1, 0)
+    assert campaign.counts[ItemState.COMPLETED] == 1
+    assert campaign.terminal("c", "failed", "busy", now=0.0) is None  # late duplicate

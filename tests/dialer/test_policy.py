@@ -98,3 +98,13 @@ def test_scaled_policy_shrinks_every_delay() -> None:
 def test_redial_numbers_count_from_one() -> None:
     with pytest.raises(ValueError, match="from 1"):
         RetryPolicy().delay("busy", 0)
+
+
+def test_reason_delays_are_read_only_and_copied() -> None:
+    delays = {"busy": 60.0}
+    policy = RetryPolicy(reason_delays=delays)
+    delays["busy"] = 1.0
+    assert policy.reason_delays["busy"] == 60.0
+    with pytest.raises(TypeError):
+        policy.reason_delays["busy"] = 5.0  # type: ignore[index]
+    assert policy.scaled(0.5).reason_delays["busy"] == 30.0
