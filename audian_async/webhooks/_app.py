@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
 import anyio
 
+from .._asgi import (
+    BodyTooLarge,
+    ClientDisconnected,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_json,
+)
 from .._errors import ValidationError, WebhookError
-from .._json import dumps
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
 from ._router import EventRouter
 from ._signing import DEFAULT_TOLERANCE, decode_secret, keyed_hmac, verify_parts
 
 __all__ = ["MAX_BODY", "WebhookApp"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY = MAX_EVENT_SIZE
 """The default largest body :class:`WebhookApp` accepts: 1 MiB."""
@@ -57,21 +60,14 @@ class _SecretKey:
         return "<secret>"
 
 
-class _TooLarge(Exception):
-    pass
-
-
-def _error_response(status: int, code: str, message: str) -> tuple[Message, Message]:
-    body = dumps({"error": code, "message": message})
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body}
+async def _error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    await send_json(send, status, {"error": code, "message": message}, headers)
 
 
 _NO_CONTENT: Message = {"type": "http.response.start", "status": 204, "headers": []}
@@ -156,9 +152,6 @@ class WebhookApp:
         # Delivery ids being handled right now, each with the duplicates waiting for it;
         # bounded by the requests in flight. Waiter events are only made when one waits.
         self._inflight: dict[str, list[anyio.Event]] = {}
-        self._too_large = _error_response(
-            413, "payload_too_large", f"the body is larger than {max_body} bytes"
-        )
 
     @property
     def verifies(self) -> bool:
@@ -190,67 +183,36 @@ class WebhookApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body, or None when the client went away; raises _TooLarge."""
-        limit = self.max_body
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None  # http.disconnect
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _TooLarge
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if len(chunks) == 1:
-            return chunks[0]  # the usual case: no copy
-        return b"".join(chunks)
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.path is not None and _route_path(scope) != self.path:
-            await _send(send, _error_response(404, "not_found", "no webhook endpoint here"))
+            await _error(send, 404, "not_found", "no webhook endpoint here")
             return
         if scope["method"] != "POST":
-            start, content = _error_response(405, "method_not_allowed", "use POST")
-            start["headers"].append((b"allow", b"POST"))
-            await _send(send, (start, content))
+            await _error(send, 405, "method_not_allowed", "use POST", [(b"allow", b"POST")])
             return
 
-        # One pass over the headers picks out everything needed (names are lower-case in ASGI).
-        length = msg_id = timestamp = signatures = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"webhook-id":
+        # Read (bounded) before looking at the signature: 413 comes first, whoever sent it.
+        headers = scope["headers"]
+        try:
+            body = await read_body(receive, headers, self.max_body)
+        except BodyTooLarge as exc:
+            logger.warning("webhook rejected (413): %s", exc)
+            await _error(
+                send, 413, "payload_too_large", f"the body is larger than {self.max_body} bytes"
+            )
+            return
+        except ClientDisconnected:
+            return  # nobody to answer
+
+        # One pass over the headers picks out the rest (names are lower-case in ASGI).
+        msg_id = timestamp = signatures = None
+        for name, value in headers:
+            if name == b"webhook-id":
                 msg_id = value.decode("latin-1")
             elif name == b"webhook-timestamp":
                 timestamp = value.decode("latin-1")
             elif name == b"webhook-signature":
                 signatures = value.decode("latin-1")
-
-        announced: int | None = None
-        if length is not None:
-            try:
-                announced = int(length)
-            except ValueError:
-                announced = None
-            if announced is not None and announced > self.max_body:
-                logger.warning("webhook rejected (413): Content-Length %d", announced)
-                await _send(send, self._too_large)
-                return
-        try:
-            body = await self._read_body(receive)
-        except _TooLarge:
-            logger.warning("webhook rejected (413): body over %d bytes", self.max_body)
-            await _send(send, self._too_large)
-            return
-        if body is None:
-            return  # the client disconnected: nobody to answer
 
         if self._key is not None:
             try:
@@ -264,13 +226,13 @@ class WebhookApp:
                 )
             except WebhookError as exc:
                 logger.warning("webhook rejected (401): %s", exc)
-                await _send(send, _error_response(401, "invalid_signature", str(exc)))
+                await _error(send, 401, "invalid_signature", str(exc))
                 return
         try:
             event = parse_event(body, max_size=self.max_body)
         except WebhookError as exc:
             logger.warning("webhook %s rejected (400): %s", msg_id, exc)
-            await _send(send, _error_response(400, "invalid_event", str(exc)))
+            await _error(send, 400, "invalid_event", str(exc))
             return
 
         key = msg_id or event.id
@@ -278,9 +240,10 @@ class WebhookApp:
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         ok = await self._handle(event, key)
         if ok:
-            await _send(send, (_NO_CONTENT, _EMPTY_BODY))
+            await send(_NO_CONTENT)
+            await send(_EMPTY_BODY)
         else:
-            await _send(send, _error_response(500, "handler_failed", "a handler failed"))
+            await _error(send, 500, "handler_failed", "a handler failed")
 
     async def _handle(self, event: Event, key: str | None) -> bool:
         """Run the handlers unless ``key`` was handled already; False when one raised."""
@@ -327,8 +290,3 @@ class WebhookApp:
             return False
         logger.debug("webhook %s (%s) handled by %d handler(s)", event.id, event.type, count)
         return True
-
-
-async def _send(send: Send, response: tuple[Message, Message]) -> None:
-    await send(response[0])
-    await send(response[1])
