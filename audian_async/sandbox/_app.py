@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import anyio.abc
 
+from .._asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body
 from .._convert import parse_call_request
 from .._errors import ValidationError, WebhookError
 from .._json import dumps, loads
@@ -32,11 +33,6 @@ from ._magic import OWNED_CALLER_ID
 from ._webhooks import WebhookDeliverer
 
 __all__ = ["MAX_BODY", "SandboxApp"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY = 1 << 20
 """Request bodies above 1 MiB are refused with 413 without being read."""
@@ -344,28 +340,14 @@ class SandboxApp:
 
     async def _read_body(self, headers: Iterable[tuple[bytes, bytes]], receive: Receive) -> bytes:
         limit = self.max_body
-        too_large = _Reply(413, "payload_too_large", f"The request body exceeds {limit} bytes")
-        for name, value in headers:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    raise _Reply(400, "invalid_request", "Bad Content-Length") from None
-                if declared > limit:
-                    raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Reply(400, "invalid_request", "The client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            return await read_body(receive, headers, limit)
+        except BodyTooLarge:
+            raise _Reply(
+                413, "payload_too_large", f"The request body exceeds {limit} bytes"
+            ) from None
+        except ClientDisconnected:
+            raise _Reply(400, "invalid_request", "The client disconnected") from None
 
     # --- handlers -----------------------------------------------------------------------
 
