@@ -7,7 +7,7 @@ pool makes surplus requests wait outside the HTTP stack, and a request is built 
 holds a slot. Our own client's requests go straight to its transport: on stock httpx, many
 one-connection pools (httpcore's pool costs more per request the more connections it holds);
 with ``http_backend="aiohttp"``, a lean httpx-aiohttp transport. benchmarks/client_create.py
-measures it; docs/client-benchmark.md has the figures.
+measures it; the README's "Client performance" section has the figures.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Campaigns: place many calls with redials, a live-call limit, pacing and durable state.
 
 :class:`Dialer` is the I/O shell; :class:`RetryPolicy` and the campaign state machine are
-pure. See ``docs/dialer.md`` for a guide.
+pure. The README's "Campaigns: the dialer" section is the guide.
 """
 
 from ._dialer import DEFAULT_DB_PATH, Dialer, DialerStats, DialHandle
