@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from .._errors import AudianError
+from .._serving import ThreadedServer, bind_socket, require_uvicorn
 
 __all__ = ["serve_in_thread", "serve_webhooks"]
 
@@ -47,7 +46,7 @@ async def serve_webhooks(
         async with serve_in_thread(app, host, port, path) as url:
             yield url
         return
-    _require_uvicorn()
+    require_uvicorn("serving webhooks")
     import uvicorn
 
     sock, url = _listen(host, port, path)
@@ -58,7 +57,7 @@ async def serve_webhooks(
             # Ctrl-C belongs to the program embedding the receiver, not to the receiver.
             yield
 
-    server = _Server(_config(app))
+    server = _Server(uvicorn.Config(app, **_CONFIG))
     stopped = anyio.Event()
 
     async def serve() -> None:
@@ -82,33 +81,21 @@ async def serve_webhooks(
         sock.close()
 
 
-def _require_uvicorn() -> None:
-    if importlib.util.find_spec("uvicorn") is None:  # pragma: no cover - depends on extras
-        raise AudianError("serving webhooks needs uvicorn: pip install 'audian-async[sandbox]'")
-
-
 def _listen(host: str, port: int, path: str) -> tuple[socket.socket, str]:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = bind_socket(host, port)
     except OSError as exc:
-        sock.close()
         raise AudianError(f"cannot listen on {host}:{port}: {exc}") from None
     shown = f"[{host}]" if ":" in host else host
     return sock, f"http://{shown}:{sock.getsockname()[1]}{path}"
 
 
-def _config(app: Any) -> Any:
-    import uvicorn
-
-    return uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
+_CONFIG: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "lifespan": "off",
+    "timeout_graceful_shutdown": 1,
+}
 
 
 @asynccontextmanager
@@ -117,29 +104,16 @@ async def serve_in_thread(
 ) -> AsyncIterator[str]:
     """Serve ``app`` on ``host:port`` from a thread with its own asyncio loop; yields the
     webhook URL. Works under any event loop (trio included)."""
-    _require_uvicorn()
-    import uvicorn
-
-    sock, url = _listen(host, port, path)
-    server = uvicorn.Server(_config(app))
-    failure: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # reported to the caller below
-            failure.append(exc)
-
-    thread = threading.Thread(target=serve, name="audian-webhooks", daemon=True)
-    thread.start()
+    require_uvicorn("serving webhooks")
+    server = ThreadedServer(
+        app, host=host, port=port, stop_timeout=5, name="the webhook server", **_CONFIG
+    )
     try:
-        while not server.started:
-            if failure or not thread.is_alive():
-                raise AudianError(f"the webhook server did not start: {failure[:1]}")
-            await anyio.sleep(0.01)
-        yield url
+        try:
+            await anyio.to_thread.run_sync(server.start)
+        except OSError as exc:
+            raise AudianError(f"cannot listen on {host}:{port}: {exc}") from None
+        yield server.url + path
     finally:
-        server.should_exit = True
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(thread.join, 5.0)
-        sock.close()
+            await anyio.to_thread.run_sync(server.stop)

@@ -9,19 +9,16 @@ an anyio blocking portal, so snapshots are always consistent.
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import secrets
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
-import anyio.from_thread
 
 from .._client import AsyncAudian
 from .._errors import AudianError
+from .._serving import ThreadedServer, require_uvicorn
 from ._app import MAX_BODY, SandboxApp
 from ._engine import SandboxCall, SandboxRecording
 from ._faults import Faults
@@ -38,14 +35,6 @@ DEFAULT_API_KEY = "sk_test_sandbox"
 def generate_webhook_secret() -> str:
     """A fresh ``whsec_<base64>`` secret, as the sandbox uses when none is given."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def _uvloop_available() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _http_impl() -> str:
@@ -131,17 +120,12 @@ class Sandbox:
             drain_timeout=drain_timeout,
             max_body=max_body,
         )
-        self._portal_cm: contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal] | None
-        self._portal_cm = None
-        self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._server: Any = None
-        self._serving: Any = None
-        self._socket: socket.socket | None = None
+        self._server: ThreadedServer | None = None
         self._client: AsyncAudian | None = None
 
     def __repr__(self) -> str:
         # The API key and the webhook secret are deliberately absent.
-        state = "running" if self._portal is not None else "stopped"
+        state = "running" if self._server is not None else "stopped"
         return f"Sandbox(base_url={self.base_url!r}, speed={self.speed:g}, {state})"
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -154,74 +138,43 @@ class Sandbox:
 
     def start(self) -> None:
         """Bind, start the server thread and wait until it answers (blocking)."""
-        if self._portal is not None:
+        if self._server is not None:
             raise AudianError("the sandbox is already running")
-        import uvicorn
-
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            if os.name != "nt":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(4096)
-        except BaseException:
-            sock.close()
-            raise
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        self.app.origin = self.base_url.removesuffix("/v2")
-        config = uvicorn.Config(
+        require_uvicorn("the sandbox")
+        server = ThreadedServer(
             self.app,
+            host=self.host,
+            port=self.port,
             lifespan="on",
+            graceful_shutdown=5,
+            loop="auto",
+            backlog=4096,
+            startup_timeout=30,
+            stop_timeout=30,
+            name="the sandbox server",
             log_config=None,  # never reconfigure the host program's logging
             log_level=None,
-            access_log=False,
             http=_http_impl(),
             ws="none",
-            timeout_graceful_shutdown=5,
             timeout_keep_alive=30,
-            backlog=4096,
+            on_bound=self._bound,
         )
-        self._server = uvicorn.Server(config)
-        options = {"use_uvloop": True} if _uvloop_available() else {}
-        self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio", options)
-        self._portal = self._portal_cm.__enter__()
-        try:
-            self._serving = self._portal.start_task_soon(self._serve)
-            self._portal.call(self._wait_started)
-        except BaseException:
-            self.stop()
-            raise
+        server.start()
+        self._server = server
+        self.port = server.port
 
-    async def _serve(self) -> None:
-        assert self._socket is not None
-        await self._server.serve(sockets=[self._socket])
-
-    async def _wait_started(self) -> None:
-        with anyio.fail_after(30):
-            while not self._server.started:
-                if self._serving.done():
-                    self._serving.result()  # raises what stopped it
-                    raise AudianError("the sandbox server stopped during startup")
-                await anyio.sleep(0.005)
+    def _bound(self, origin: str) -> None:
+        # Recording URLs are built from the origin: right before the first request.
+        self.app.origin = origin
 
     def stop(self) -> None:
         """Stop serving: drain connections and webhook deliveries, then join the thread."""
-        if self._portal_cm is None:
+        if self._server is None:
             return
         try:
-            if self._server is not None:
-                self._server.should_exit = True
-            if self._serving is not None:
-                with contextlib.suppress(Exception):
-                    self._serving.result(timeout=30)
+            self._server.stop()  # inspection keeps going through its loop while it drains
         finally:
-            portal_cm, self._portal_cm, self._portal = self._portal_cm, None, None
-            portal_cm.__exit__(None, None, None)
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
+            self._server = None
 
     async def __aenter__(self) -> Self:
         await anyio.to_thread.run_sync(self.start)
@@ -264,9 +217,10 @@ class Sandbox:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the sandbox loop (state is only ever touched there)."""
-        if self._portal is None:
+        portal = self._server.portal if self._server is not None else None
+        if portal is None:
             return fn()  # stopped: nothing else touches the state any more
-        return self._portal.call(fn)
+        return portal.call(fn)
 
     def add_webhook_url(self, url: str) -> None:
         """Deliver every later event to ``url`` too (e.g. a receiver started afterwards)."""

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
-
 from audian_async._json import dumps
+from audian_async._serving import ThreadedServer
 from audian_async.webhooks import sign
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -53,32 +49,9 @@ def serve(app: Any, **config: Any) -> Iterator[str]:
 
     The server runs its own asyncio loop, so the calling test may run on asyncio or trio.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "on", "loop": "asyncio"}
-    server = uvicorn.Server(uvicorn.Config(app, **{**options, **config}))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(server.serve(sockets=[sock]))
-        except BaseException as exc:  # reported by the test thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="uvicorn-test", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if errors or not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start: {errors}")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-    if errors:
-        raise errors[0]
+    options: dict[str, Any] = {"lifespan": "on", "graceful_shutdown": None, **config}
+    server = ThreadedServer(app, startup_timeout=15, stop_timeout=15, name="uvicorn", **options)
+    with server:
+        yield server.url
+    if server.error is not None:
+        raise server.error
