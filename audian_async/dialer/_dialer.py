@@ -407,6 +407,12 @@ class _Session:
         self.timer_seq = 0
         self.timer_wake = anyio.Event()
         self.dirty: dict[int, Item] = {}
+        # Group commit: snapshots of ``dirty`` taken so far, the latest one saved, and the
+        # event set (then replaced) each time a snapshot is saved. One flush at a time.
+        self.flush_seq = 0
+        self.committed_seq = 0
+        self.committed = anyio.Event()
+        self.flush_lock = anyio.Lock()
         self.waiters: dict[int, anyio.Event] = {}
         self.idle = anyio.Event()
         self.room = anyio.Event()
@@ -794,15 +800,31 @@ class _Session:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self.dirty:
-            return
-        items = list(self.dirty.values())
-        self.dirty.clear()
-        records = [self.machine.record(item) for item in items]
-        for item in items:
-            item.stored = True
-        with anyio.CancelScope(shield=True):
-            await self.d.store.save(self.name, records)
+        async with self.flush_lock:
+            if not self.dirty:
+                return
+            items = list(self.dirty.values())
+            self.dirty.clear()
+            self.flush_seq += 1
+            seq = self.flush_seq
+            records = [self.machine.record(item) for item in items]
+            for item in items:
+                item.stored = True
+            with anyio.CancelScope(shield=True):
+                await self.d.store.save(self.name, records)
+            # Flushes run one at a time, so every snapshot up to ``seq`` is now saved.
+            self.committed_seq = seq
+            committed, self.committed = self.committed, anyio.Event()
+            committed.set()
+
+    async def _durable(self) -> None:
+        """Wait until every item marked so far is in the store: the next batched flush
+        saves it (group commit), so this costs latency, not writes."""
+        # Items marked now go into the next snapshot; a failed one puts them back in dirty,
+        # so the snapshot after it carries them.
+        needed = self.flush_seq + 1
+        while self.committed_seq < needed:
+            await self.committed.wait()
 
     async def flush(self) -> None:
         """Write every changed item to the store now."""
@@ -843,8 +865,15 @@ class _Session:
         Never turns a create that may have placed a call into a final outcome while that call
         could be live: see :class:`Dialer` for the rules.
         """
+        new_attempt = item.state is not ItemState.PLACING
         request, key = self.machine.start_attempt(item)
-        self._mark(item)
+        if new_attempt:
+            # The store must say "placing, attempt n" before the create may act: a process
+            # killed after sending it then resumes the item holding its slot, and replays
+            # the same key, instead of handing the slot to another item while the call is
+            # live.
+            self._mark(item)
+            await self._durable()
         calls = self.d.client.calls
         # The request passed validate_call_request with the client's region when it came in
         # (the campaign's tags added since keep it valid): do not pay for it again.
