@@ -314,7 +314,12 @@ class Dialer:
         checked = validate_call_request(request, self.client.default_region)
         await session.wait_for_room()
         item = session.add(session.next_index, checked, ready=False)
-        await session.flush()
+        try:
+            await session.flush()
+        except BaseException:
+            # Not stored, so never placed: a later resume would not know it either.
+            session.discard(item)
+            raise
         session.ready_item(item)
         return DialHandle(session, item)
 
@@ -570,6 +575,16 @@ class _Session:
             self._make_ready(item)
         return item
 
+    def discard(self, item: Item) -> None:
+        """Drop an item added but never stored nor placed (its submit failed)."""
+        if self.dirty.get(item.index) is item:
+            del self.dirty[item.index]
+        self.machine.discard(item)
+        if self.machine.unfinished == 0:
+            self.idle.set()
+        if not self.room.is_set():
+            self.room.set()
+
     def ready_item(self, item: Item) -> None:
         """Let the placer have an item added with ``ready=False``."""
         if item.state is ItemState.PENDING:
@@ -795,9 +810,22 @@ class _Session:
                 await self.timer_wake.wait()
 
     async def _flusher(self) -> None:
+        failures = 0
         while True:
             await anyio.sleep(self.d.flush_interval)
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception as exc:  # kept dirty: the next flush writes it again
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    logger.warning(
+                        "campaign %s: store write failed %d time(s) in a row (%s); retrying",
+                        self.name,
+                        failures,
+                        exc,
+                    )
+            else:
+                failures = 0
 
     async def _flush(self) -> None:
         async with self.flush_lock:
@@ -808,10 +836,19 @@ class _Session:
             self.flush_seq += 1
             seq = self.flush_seq
             records = [self.machine.record(item) for item in items]
+            stored = [item.stored for item in items]
             for item in items:
                 item.stored = True
-            with anyio.CancelScope(shield=True):
-                await self.d.store.save(self.name, records)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.d.store.save(self.name, records)
+            except BaseException:
+                # Nothing of this batch is known to be saved: write it again next time, with
+                # the requests the store may still lack.
+                for item, was_stored in zip(items, stored, strict=True):
+                    item.stored = was_stored
+                    self.dirty.setdefault(item.index, item)
+                raise
             # Flushes run one at a time, so every snapshot up to ``seq`` is now saved.
             self.committed_seq = seq
             committed, self.committed = self.committed, anyio.Event()

@@ -290,6 +290,15 @@ class Campaign:
             if self._by_call_id.get(call_id) is item:
                 del self._by_call_id[call_id]
 
+    def discard(self, item: Item) -> None:
+        """Remove a ``pending`` item never placed (nor stored), as if never added."""
+        if item.state is not ItemState.PENDING or item.call_ids:
+            raise ValueError(f"item {item.index} is {item.state}, cannot discard it")
+        if self.items.get(item.index) is item:
+            del self.items[item.index]
+            self.counts[ItemState.PENDING] -= 1
+            self.total -= 1
+
     def record(self, item: Item) -> ItemRecord:
         """The store's view of ``item`` (with the request only if the store lacks it)."""
         wire = None if item.stored else dumps(request_to_wire(item.request)).decode()
