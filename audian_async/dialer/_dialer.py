@@ -961,10 +961,20 @@ class _Session:
                     continue
                 if kind == ACCOUNT:
                     # No create can succeed: leave the item for a later run, stop the campaign.
-                    if self.machine.unplaced(item):
+                    # After an unclear create the call may be live: the item stays "placing"
+                    # with its slot held, so the next run counts it and replays the key.
+                    if not unclear and self.machine.unplaced(item):
                         self._mark(item)
                         self.slots.release()
                     self._abort(exc)
+                    return
+                if unclear:
+                    # A refusal of the replay says nothing of the first send, which may have
+                    # placed the call: hold the slot until it must have ended.
+                    logger.warning(
+                        "item %d: create refused (%s) after an unclear send", item.index, exc
+                    )
+                    await self._give_up_create(item, key, last_sent)
                     return
                 error = exc.error if isinstance(exc, APIStatusError) else None
                 status = exc.status_code if isinstance(exc, APIStatusError) else 0

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from audian_async import AsyncAudian, AuthenticationError, CallRequest
+from audian_async import AsyncAudian, AudianError, AuthenticationError, CallRequest
 from audian_async.dialer import CampaignReport, Dialer, MemoryStore
 from audian_async.sandbox import Faults
 
@@ -201,3 +201,81 @@ async def test_polling_only_mode_polls_soon_after_the_ring_timeout() -> None:
         ("completed", 2),
         ("failed", 1),
     ]
+
+
+async def _refuse_the_replay(sb: Any, faults: Faults, status: int) -> None:
+    """Once the first create was acted on (its reply withheld), answer the next create
+    (its replay under the same key) with ``status``, then let creates through."""
+    while len(sb.calls) < 1:  # noqa: ASYNC110 (polls another thread)
+        await anyio.sleep(0.005)
+    faults.no_reply_rate.clear()
+    faults.error_status = status
+    posts = sb.post_count
+    faults.error_rate["POST /v2/calls"] = 1.0
+    while sb.post_count == posts:  # noqa: ASYNC110 (polls another thread)
+        await anyio.sleep(0.001)
+    faults.error_rate.clear()
+
+
+SHORT = {"timeout": 10, "max_duration": 20}
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+async def test_a_refused_replay_of_an_unclear_create_holds_the_slot(status: int) -> None:
+    # The first send may have placed the call: a refusal of the replay says nothing about
+    # it, so the item ends as create_unknown and keeps its slot until that call has ended.
+    faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=5.0)
+    requests = [req(n, **SHORT) for n in PLAIN[:3]]
+    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+        dialer = Dialer(
+            sb.client,
+            router,
+            retry=FAST,
+            store=MemoryStore(),
+            max_active_calls=1,
+            grace=0.0,
+            time_scale=1 / 100,
+        )
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_refuse_the_replay, sb, faults, status)
+                report = await dialer.run(requests, campaign="refused")
+        peak = sb.peak_live_calls
+    assert [(o.status, o.reason) for o in report.outcomes] == [
+        ("failed", "create_unknown"),
+        ("completed", None),
+        ("completed", None),
+    ]
+    assert peak <= 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_an_account_error_after_an_unclear_create_keeps_the_item_placing(
+    status: int,
+) -> None:
+    # The replay is answered 401/403: the campaign stops, but the item's call may be live,
+    # so it stays "placing" with its slot held; the next run counts it and replays the key.
+    faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=5.0)
+    requests = [req(n, **SHORT) for n in PLAIN[:3]]
+    store = MemoryStore()
+    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+        dialer = Dialer(
+            sb.client, router, retry=FAST, store=store, max_active_calls=1, time_scale=1 / 100
+        )
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_refuse_the_replay, sb, faults, status)
+                with pytest.raises(AudianError) as caught:
+                    await dialer.run(requests, campaign="account")
+        assert caught.value.status_code == status  # type: ignore[attr-defined]
+        assert store.campaigns["account"][0].state == "placing"
+        assert {r.state for i, r in store.campaigns["account"].items() if i} == {"pending"}
+        with anyio.fail_after(20):
+            report = await Dialer(
+                sb.client, router, retry=FAST, store=store, max_active_calls=1, time_scale=1 / 100
+            ).run(requests, campaign="account")
+        per_number = calls_per_number(sb)
+        peak = sb.peak_live_calls
+    assert report.completed == 3
+    assert per_number == dict.fromkeys(PLAIN[:3], 1)  # the replay returned the first call
+    assert peak <= 1
