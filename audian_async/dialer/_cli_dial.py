@@ -15,6 +15,7 @@ import anyio
 
 from .._client import AsyncAudian
 from .._errors import (
+    APIConnectionError,
     AudianError,
     AuthenticationError,
     PayloadTooLargeError,
@@ -150,6 +151,13 @@ def _fail(exc: AudianError, args: argparse.Namespace, campaign: str) -> int:
         print(
             f"the API refused the account or its setup, so the campaign stopped; calls not yet "
             f"placed stay pending in {args.db}: fix it (AUDIAN_API_KEY...) and run the same "
+            f"command again to resume campaign {campaign!r}",
+            file=sys.stderr,
+        )
+    elif isinstance(exc, APIConnectionError):
+        print(
+            f"the API could not be reached, so the campaign stopped; calls not yet placed stay "
+            f"pending in {args.db}: check AUDIAN_BASE_URL and the network, then run the same "
             f"command again to resume campaign {campaign!r}",
             file=sys.stderr,
         )

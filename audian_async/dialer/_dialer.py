@@ -72,6 +72,8 @@ MAX_INBOX = 65_536
 LOST_AFTER_MISSES = 5
 # Polling-only mode (no router): seconds between polls of a live call, before time_scale.
 POLL_ONLY_INTERVAL = 5.0
+# Seconds between warnings while no create can reach the API.
+UNREACHABLE_LOG_EVERY = 30.0
 # Backoff of a create that failed without a definite answer (seconds, not scaled).
 _CREATE_BACKOFF_BASE, _CREATE_BACKOFF_CAP = 0.25, 10.0
 
@@ -185,9 +187,11 @@ class Dialer:
     API never answers by then, the item keeps its slot until any call that create could have
     placed must have ended (``timeout`` + ``max_duration`` + ``grace``), then fails with
     reason ``"create_unknown"`` (not redialed). A create that provably did nothing (429, 503,
-    connection refused) is waited out and sent again, as often as needed. A 401, a 403 other
-    than ``unauthorized_caller_id``, or a 413 stops the campaign: :meth:`run` raises it and
-    the items not placed stay pending in the store, for a later run.
+    connection refused) is waited out and sent again. A 401, a 403 other than
+    ``unauthorized_caller_id``, or a 413 stops the campaign: :meth:`run` raises it and the
+    items not placed stay pending in the store, for a later run. So does an API that no
+    create could reach (connection refused, DNS failure; logged at WARNING meanwhile) for
+    ``create_deadline`` seconds: :meth:`run` raises the :class:`APIConnectionError`.
 
     For a finite list::
 
@@ -427,6 +431,10 @@ class _Session:
         # its way in (run, submit, restore), so it is placed without validating it again.
         self.unchecked: set[int] = set()
         self.rate_limited = 0
+        # Since when no create reached the API (connection refused, DNS...), and when that
+        # was last logged; None while the API answers.
+        self.unreachable_since: float | None = None
+        self.unreachable_logged = -math.inf
         self.polls = 0
         self.poll_limiter = anyio.CapacityLimiter(32)
         self.parked: list[_Parked] = []
@@ -918,6 +926,12 @@ class _Session:
         waits = unclear = 0
         deadline = last_sent = 0.0
         while True:
+            if self.fatal is not None and not unclear:
+                # The campaign stopped while this create waited: nothing was placed.
+                if self.machine.unplaced(item):
+                    self._mark(item)
+                    self.slots.release()
+                return
             if unclear and anyio.current_time() >= deadline:
                 await self._give_up_create(item, key, last_sent)
                 return
@@ -926,11 +940,22 @@ class _Session:
             sent_at = anyio.current_time()
             try:
                 call = await create(request, idempotency_key=key)
+                self.unreachable_since = None
             except ValidationError:
                 self._after(self.machine.rejected(item, "invalid_request"))
                 return
             except AudianError as exc:
                 kind = create_failure(exc)
+                if isinstance(exc, APIConnectionError) and not exc.sent:
+                    if self._unreachable(exc):
+                        # As with a bad key: keep the item for a later run, stop the campaign.
+                        if not unclear and self.machine.unplaced(item):
+                            self._mark(item)
+                            self.slots.release()
+                        self._abort(exc)
+                        return
+                else:
+                    self.unreachable_since = None  # the API answered
                 if kind == WAIT:
                     # Not an attempt: the API did not act. Wait as told, then try again.
                     delay = exc.retry_after if isinstance(exc, RateLimitedError) else None
@@ -983,6 +1008,22 @@ class _Session:
                 return
             break
         self._placed(item, call)
+
+    def _unreachable(self, exc: APIConnectionError) -> bool:
+        """A create could not reach the API: log it (rate-limited); True once nothing has
+        reached it for ``create_deadline`` seconds."""
+        now = anyio.current_time()
+        if self.unreachable_since is None:
+            self.unreachable_since = now
+        if now - self.unreachable_logged >= UNREACHABLE_LOG_EVERY:
+            self.unreachable_logged = now
+            logger.warning(
+                "campaign %s: cannot reach the API for %.0fs (%s); retrying",
+                self.name,
+                now - self.unreachable_since,
+                exc,
+            )
+        return now - self.unreachable_since >= self.d.create_deadline
 
     async def _give_up_create(self, item: Item, key: str, last_sent: float) -> None:
         """The create's fate stayed unknown past the deadline: send nothing more, hold the

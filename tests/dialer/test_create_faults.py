@@ -7,6 +7,7 @@ exceed the live-call limit, and give every item the right outcome once the fault
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import Counter
 from typing import Any
@@ -14,7 +15,13 @@ from typing import Any
 import anyio
 import pytest
 
-from audian_async import AsyncAudian, AudianError, AuthenticationError, CallRequest
+from audian_async import (
+    APIConnectionError,
+    AsyncAudian,
+    AudianError,
+    AuthenticationError,
+    CallRequest,
+)
 from audian_async.dialer import CampaignReport, Dialer, MemoryStore
 from audian_async.sandbox import Faults
 
@@ -279,3 +286,26 @@ async def test_an_account_error_after_an_unclear_create_keeps_the_item_placing(
     assert report.completed == 3
     assert per_number == dict.fromkeys(PLAIN[:3], 1)  # the replay returned the first call
     assert peak <= 1
+
+
+async def test_an_api_unreachable_past_the_deadline_stops_the_campaign(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = MemoryStore()
+    async with AsyncAudian("k", base_url=f"http://127.0.0.1:{port}/v2", max_retries=0) as client:
+        dialer = Dialer(client, None, store=store, max_active_calls=2, create_deadline=0.3)
+        with (
+            caplog.at_level(logging.WARNING, logger="audian_async.dialer"),
+            anyio.fail_after(10),
+            pytest.raises(APIConnectionError),
+        ):
+            await dialer.run([req(n) for n in NUMBERS], campaign="down")
+    # Nothing failed; a create still waiting to be resent when the campaign stopped may
+    # stay "placing" (a later run repeats it under the same key).
+    states = Counter(r.state for r in store.campaigns["down"].values())
+    assert set(states) <= {"pending", "placing"}
+    assert states["pending"] >= len(NUMBERS) - 2
+    assert any("cannot reach the API" in r.getMessage() for r in caplog.records)
