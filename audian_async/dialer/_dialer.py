@@ -412,7 +412,9 @@ class _Session:
         self.pacer = Pacer(dialer.calls_per_second) if dialer.calls_per_second else None
         self.ready: deque[Item] = deque()
         self.ready_wake = anyio.Event()
-        self.timers: list[tuple[float, int, int, Item, str]] = []
+        # (due, seq, kind, item index, call_id): no Item, so a timer due in an hour does not
+        # keep a finished (forgotten) item in memory; the item is looked up when it is due.
+        self.timers: list[tuple[float, int, int, int, str]] = []
         self.timer_seq = 0
         self.timer_wake = anyio.Event()
         self.dirty: dict[int, Item] = {}
@@ -688,7 +690,7 @@ class _Session:
 
     def _schedule(self, at: float, kind: int, item: Item, call_id: str) -> None:
         self.timer_seq += 1
-        heapq.heappush(self.timers, (at, self.timer_seq, kind, item, call_id))
+        heapq.heappush(self.timers, (at, self.timer_seq, kind, item.index, call_id))
         if self.timers[0][1] == self.timer_seq:
             self.timer_wake.set()
 
@@ -807,11 +809,17 @@ class _Session:
         while True:
             now = anyio.current_time()
             while timers and timers[0][0] <= now:
-                _, _, kind, item, call_id = heapq.heappop(timers)
+                _, _, kind, index, call_id = heapq.heappop(timers)
                 if kind == _REDIAL:
-                    if item.state is ItemState.WAITING:
+                    item = self.machine.items.get(index)
+                    if item is not None and item.state is ItemState.WAITING:
                         self._make_ready(item)
-                elif item.state is ItemState.LIVE and item.call_ids[-1] == call_id:
+                    continue
+                # Gone (finished and forgotten) or moved on: nothing to poll.
+                item = self.machine.item_for(call_id)
+                if item is None or item.state is not ItemState.LIVE:
+                    continue
+                if item.call_ids[-1] == call_id:
                     self.tg.start_soon(self._poll, item, call_id)
             self.timer_wake = anyio.Event()
             with anyio.move_on_after(timers[0][0] - now if timers else math.inf):

@@ -11,6 +11,7 @@ import pytest
 from audian_async import AsyncAudian, ValidationError
 from audian_async.dialer import Dialer, MemoryStore
 from audian_async.dialer._flow import Slots
+from audian_async.dialer._machine import Item
 
 from .support import ANSWERS, BUSY_THEN_ANSWER, FAST, calls_per_number, req, sandbox_with_receiver
 
@@ -169,3 +170,22 @@ async def test_busy_then_answer_in_service_mode() -> None:
     ):
         outcome = await (await dialer.submit(req(BUSY_THEN_ANSWER)))
     assert (outcome.status, outcome.attempts) == ("completed", 2)
+
+
+async def test_poll_timers_do_not_keep_finished_items_in_memory() -> None:
+    # Each placed call schedules a poll about an hour ahead; a terminal webhook finishes the
+    # item long before. The timer must not keep the forgotten item (and its request) alive.
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        Dialer(sb.client, router, retry=FAST, store=MemoryStore(), campaign="svc") as dialer,
+    ):
+        handles = [await dialer.submit(req(n)) for n in PLAIN[:4]]
+        with anyio.fail_after(20):
+            for handle in handles:
+                assert (await handle).status == "completed"
+        session = dialer._session
+        assert session is not None
+        assert session.machine.items == {}
+        assert session.timers  # the hour-long poll timers are still there...
+        held = [part for timer in session.timers for part in timer]
+        assert not any(isinstance(part, Item) for part in held)  # ...holding no item
