@@ -18,7 +18,6 @@ from .._errors import (
     APIConnectionError,
     AudianError,
     AuthenticationError,
-    PayloadTooLargeError,
     PermissionDeniedError,
 )
 from .._json import dumps
@@ -147,7 +146,7 @@ def audian_error_in(group: BaseExceptionGroup[BaseException]) -> AudianError | N
 
 def _fail(exc: AudianError, args: argparse.Namespace, campaign: str) -> int:
     print(f"error: {exc}", file=sys.stderr)
-    if isinstance(exc, AuthenticationError | PermissionDeniedError | PayloadTooLargeError):
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
         print(
             f"the API refused the account or its setup, so the campaign stopped; calls not yet "
             f"placed stay pending in {args.db}: fix it (AUDIAN_API_KEY...) and run the same "

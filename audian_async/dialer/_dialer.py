@@ -89,8 +89,9 @@ def create_failure(exc: AudianError) -> str:
     * ``UNCLEAR``: it may have placed the call (a read timeout, a broken connection, 500, 502,
       504): send it again with the same idempotency key, holding the slot.
     * ``ACCOUNT``: the account or setup is wrong (401, 403 other than an unauthorized caller
-      ID, 413): no create can succeed, the campaign stops.
-    * ``FINAL``: the API refused this request for good (400, 404, 422, 501...).
+      ID): no create can succeed, the campaign stops.
+    * ``FINAL``: the API refused this request for good (400, 404, 413 for a body too large,
+      422, 501...).
     """
     if isinstance(exc, APIConnectionError):
         return UNCLEAR if exc.sent else WAIT
@@ -102,7 +103,7 @@ def create_failure(exc: AudianError) -> str:
             return UNCLEAR
         if isinstance(exc, UnauthorizedCallerIdError):
             return FINAL
-        if isinstance(exc, AuthenticationError | PermissionDeniedError | PayloadTooLargeError):
+        if isinstance(exc, AuthenticationError | PermissionDeniedError):
             return ACCOUNT
     return FINAL
 
@@ -187,9 +188,9 @@ class Dialer:
     API never answers by then, the item keeps its slot until any call that create could have
     placed must have ended (``timeout`` + ``max_duration`` + ``grace``), then fails with
     reason ``"create_unknown"`` (not redialed). A create that provably did nothing (429, 503,
-    connection refused) is waited out and sent again. A 401, a 403 other than
-    ``unauthorized_caller_id``, or a 413 stops the campaign: :meth:`run` raises it and the
-    items not placed stay pending in the store, for a later run. So does an API that no
+    connection refused) is waited out and sent again. A 401, or a 403 other than
+    ``unauthorized_caller_id``, stops the campaign: :meth:`run` raises it and the items not
+    placed stay pending in the store, for a later run. So does an API that no
     create could reach (connection refused, DNS failure; logged at WARNING meanwhile) for
     ``create_deadline`` seconds: :meth:`run` raises the :class:`APIConnectionError`.
 
@@ -406,7 +407,7 @@ class _Session:
         if dialer.time_scale != 1.0:
             self.policy = self.policy.scaled(dialer.time_scale)
         self.machine = Campaign(campaign, self.policy)
-        # Set when the account cannot place calls (401, 403, 413): the campaign stops.
+        # Set when the account cannot place calls (401, 403, an unreachable API): it stops.
         self.fatal: AudianError | None = None
         self.slots = Slots(dialer.max_active_calls)
         self.pacer = Pacer(dialer.calls_per_second) if dialer.calls_per_second else None
@@ -1012,6 +1013,10 @@ class _Session:
                 error = exc.error if isinstance(exc, APIStatusError) else None
                 status = exc.status_code if isinstance(exc, APIStatusError) else 0
                 reason = error or f"http_{status}"
+                if isinstance(exc, PayloadTooLargeError):
+                    # This request's body (tags, custom fields...) is too large, not the
+                    # account's fault: the item fails, the campaign goes on.
+                    reason = "payload_too_large"
                 self._after(self.machine.rejected(item, reason))
                 return
             break

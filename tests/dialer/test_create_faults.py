@@ -309,3 +309,15 @@ async def test_an_api_unreachable_past_the_deadline_stops_the_campaign(
     assert set(states) <= {"pending", "placing"}
     assert states["pending"] >= len(NUMBERS) - 2
     assert any("cannot reach the API" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_payload_too_large_fails_the_item_not_the_campaign() -> None:
+    # 413 is about one request's body (its tags and custom fields), not the account.
+    faults = Faults(error_rate={"POST /v2/calls": 1.0}, error_status=413)
+    async with sandbox_with_receiver(faults=faults) as (sb, router):
+        dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore())
+        with anyio.fail_after(20):
+            report = await dialer.run([req(n) for n in PLAIN[:3]])
+    assert [(o.status, o.reason, o.attempts) for o in report.outcomes] == [
+        ("failed", "payload_too_large", 0)
+    ] * 3
