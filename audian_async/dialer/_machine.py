@@ -358,17 +358,11 @@ class Campaign:
         """
         if item.state is not ItemState.PLACING:
             return None
-        owner = self._by_call_id.get(call_id)
-        if owner is item:
-            # The same attempt replayed (idempotency key) and the API returned the call again.
-            if item.call_ids[-1] == call_id:
-                self._set(item, ItemState.LIVE)
-                return None
-            # An older attempt's call returned for a new attempt: the API mixed up keys.
-            return self._give_up(item, "duplicate_call_id")
-        if owner is not None:
-            # Another item's call: this attempt placed nothing of its own (e.g. an idempotency
-            # key the API already saw). Tracking it twice would free that call's slot twice.
+        if call_id in self._by_call_id:
+            # A call already tracked: an earlier attempt's (``call_ids`` only ever holds
+            # accepted attempts before the current one, which has a key of its own) or
+            # another item's. This attempt placed nothing of its own: the API mixed up keys
+            # (or one was reused). Tracking it twice would free that call's slot twice.
             return self._give_up(item, "duplicate_call_id")
         item.call_ids.append(call_id)
         self._by_call_id[call_id] = item

@@ -197,3 +197,21 @@ def test_finished_items_can_be_forgotten_and_still_count() -> None:
     assert (campaign.total, campaign.attempts, campaign.unfinished) == (1, 1, 0)
     assert campaign.counts[ItemState.COMPLETED] == 1
     assert campaign.terminal("c", "failed", "busy", now=0.0) is None  # late duplicate
+
+
+def test_an_earlier_attempts_call_returned_for_a_new_attempt_fails_it() -> None:
+    campaign = _campaign()
+    item = campaign.add(0, CallRequest(from_=FROM, to="+14155550101"))
+    campaign.start_attempt(item)
+    campaign.placed(item, "call_1", now=0.0)
+    assert campaign.terminal("call_1", "failed", "busy", now=0.0) is not None
+    campaign.start_attempt(item)  # attempt 2, a new key: the API answers with call_1 again
+    step = campaign.placed(item, "call_1", now=1.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert (item.state, item.reason, item.call_ids) == (
+        ItemState.FAILED,
+        "duplicate_call_id",
+        ["call_1"],
+    )
+    assert campaign.attempts == 1
