@@ -1020,7 +1020,10 @@ class _Session:
                 self._after(self.machine.rejected(item, reason))
                 return
             break
-        self._placed(item, call)
+        # A restored "placing" item replays a create sent by a process that died: its reply
+        # is the call as first created, and the call may have ended since, its webhook
+        # gone to that process. Poll it soon rather than after the whole call span.
+        self._placed(item, call, poll_soon=not new_attempt)
 
     def _unreachable(self, exc: APIConnectionError) -> bool:
         """A create could not reach the API: log it (rate-limited); True once nothing has
@@ -1052,7 +1055,7 @@ class _Session:
         await anyio.sleep(max(hold, 0.0))
         self._after(self.machine.rejected(item, "create_unknown"))
 
-    def _placed(self, item: Item, call: Call) -> None:
+    def _placed(self, item: Item, call: Call, *, poll_soon: bool = False) -> None:
         transition = self.machine.placed(item, call.call_id, time.time())
         self._mark(item)
         if item.state is ItemState.FAILED and item.reason == "duplicate_call_id":
@@ -1072,7 +1075,10 @@ class _Session:
             now = anyio.current_time()
             item.misses = 0
             item.ends_by = now + self._call_span(item.request)
-            self._schedule(now + self._poll_after(item.request), _POLL, item, call.call_id)
+            wait = self._poll_after(item.request)
+            if poll_soon:
+                wait = min(wait, self._poll_interval())
+            self._schedule(now + wait, _POLL, item, call.call_id)
 
     async def _poll(self, item: Item, call_id: str) -> None:
         async with self.poll_limiter:

@@ -13,6 +13,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from audian_async import CallRequest
+from audian_async._convert import request_to_wire
+from audian_async._json import dumps
+from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
+from audian_async.dialer._machine import Campaign, ItemRecord
+
 from .support import BUSY, BUSY_THEN_ANSWER, DECLINED, FROM, calls_per_number, sandbox_with_receiver
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +99,30 @@ async def test_sigkill_mid_campaign_then_resume(tmp_path: Path) -> None:
     assert outcomes[BUSY_THEN_ANSWER]["status"] == "completed"
     assert outcomes[DECLINED]["reason"] == "declined"
     assert report["attempts"] == sum(expected_calls.values())
+
+
+async def test_a_resumed_create_whose_call_already_ended_is_polled_soon() -> None:
+    # The dead process had stored item 0 as "placing" and sent its create, which the API
+    # acted on; the call then ended while nobody listened. The resumed run's replay returns
+    # the call as first created (not ended): it must be polled soon, not after the whole
+    # timeout + max_duration + grace (36.9 s here), and its slot freed then.
+    store = MemoryStore()
+    request = CallRequest(from_=FROM, to="+14155552950")
+    wire = dumps(request_to_wire(request)).decode()
+    store.nonces["c"] = "n1"
+    store.campaigns["c"] = {0: ItemRecord(0, "placing", 1, (), None, None, wire)}
+    # No webhooks reach the router: the one of that call went to the dead process.
+    async with sandbox_with_receiver(webhooks=False) as (sb, router):
+        campaign = Campaign("c", RetryPolicy(), "n1")
+        item = campaign.restore(store.campaigns["c"][0], request)
+        tagged, key = campaign.start_attempt(item)
+        call = await sb.client.calls.create(tagged, idempotency_key=key)
+        with anyio.fail_after(10):
+            while sb.calls[call.call_id].status not in ("completed", "failed"):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        dialer = Dialer(sb.client, router, store=store, time_scale=1 / 100)
+        with anyio.fail_after(10):
+            report = await dialer.run([request], campaign="c")
+        replays = sb.stats.get("idempotent_replays", 0)
+    assert replays == 1
+    assert [(o.status, o.call_ids) for o in report.outcomes] == [("completed", (call.call_id,))]
