@@ -16,7 +16,6 @@ the API, the router, the clock and the store:
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import math
 import secrets
@@ -52,6 +51,7 @@ from .._errors import (
 from .._json import loads
 from .._models import Call, CallRequest, CallStatus
 from .._retry import backoff_delay, parse_retry_after
+from .._timers import TimerHeap
 from .._validation import validate_call_request
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, Campaign, CampaignReport, Item, ItemState, Step, Transition
@@ -413,10 +413,9 @@ class _Session:
         self.pacer = Pacer(dialer.calls_per_second) if dialer.calls_per_second else None
         self.ready: deque[Item] = deque()
         self.ready_wake = anyio.Event()
-        # (due, seq, kind, item index, call_id): no Item, so a timer due in an hour does not
-        # keep a finished (forgotten) item in memory; the item is looked up when it is due.
-        self.timers: list[tuple[float, int, int, int, str]] = []
-        self.timer_seq = 0
+        # (kind, item index, call_id): no Item, so a timer due in an hour does not keep a
+        # finished (forgotten) item in memory; the item is looked up when it is due.
+        self.timers: TimerHeap[tuple[int, int, str]] = TimerHeap()
         self.timer_wake = anyio.Event()
         self.dirty: dict[int, Item] = {}
         # Group commit: snapshots of ``dirty`` taken so far, the latest one saved, and the
@@ -690,9 +689,7 @@ class _Session:
         self.ready_wake.set()
 
     def _schedule(self, at: float, kind: int, item: Item, call_id: str) -> None:
-        self.timer_seq += 1
-        heapq.heappush(self.timers, (at, self.timer_seq, kind, item.index, call_id))
-        if self.timers[0][1] == self.timer_seq:
+        if self.timers.push(at, (kind, item.index, call_id)):
             self.timer_wake.set()
 
     def _after(self, transition: Transition | None) -> None:
@@ -798,6 +795,7 @@ class _Session:
         worker = _Parked()
         while True:
             await self._place(item)
+            del item  # parked, this task must not keep its last (finished) item alive
             worker.event = event = anyio.Event()
             self.parked.append(worker)
             await event.wait()
@@ -809,8 +807,7 @@ class _Session:
         timers = self.timers
         while True:
             now = anyio.current_time()
-            while timers and timers[0][0] <= now:
-                _, _, kind, index, call_id = heapq.heappop(timers)
+            for _, (kind, index, call_id) in timers.pop_due(now):
                 if kind == _REDIAL:
                     item = self.machine.items.get(index)
                     if item is not None and item.state is ItemState.WAITING:
@@ -823,7 +820,8 @@ class _Session:
                 if item.call_ids[-1] == call_id:
                     self.tg.start_soon(self._poll, item, call_id)
             self.timer_wake = anyio.Event()
-            with anyio.move_on_after(timers[0][0] - now if timers else math.inf):
+            due = timers.next_due
+            with anyio.move_on_after(math.inf if due is None else due - now):
                 await self.timer_wake.wait()
 
     async def _flusher(self) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
-import itertools
 import logging
 import secrets
 import time
@@ -40,6 +38,7 @@ from .._models import (
     RecordAudio,
     Transfer,
 )
+from .._timers import TimerHeap
 from ._magic import MAGIC_NUMBERS, PRESSES_ONE, Outcome, outcome_for
 
 __all__ = [
@@ -166,21 +165,19 @@ class SandboxCall:
 
 
 class Scheduler:
-    """A heap of ``(due, seq, callback)`` timers, run by one task (see ``run_due``)."""
+    """Callbacks on the shared :class:`~audian_async._timers.TimerHeap`, run by one task
+    (see ``run_due``)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
+        self._timers: TimerHeap[Callable[[], None]] = TimerHeap()
         self._current: float | None = None
         self.on_earlier: Callable[[], None] = lambda: None
         """Called when a new timer is due before every other one (wakes the runner)."""
 
     def call_at(self, due: float, callback: Callable[[], None]) -> None:
         """Run ``callback`` at monotonic time ``due``."""
-        earlier = not self._heap or due < self._heap[0][0]
-        heapq.heappush(self._heap, (due, next(self._seq), callback))
-        if earlier:
+        if self._timers.push(due, callback):
             self.on_earlier()
 
     def now(self) -> float:
@@ -208,11 +205,8 @@ class Scheduler:
 
     def run_due(self) -> float | None:
         """Run every timer that is due; return when the next one is, or None."""
-        heap = self._heap
-        now = self.clock()
         try:
-            while heap and heap[0][0] <= now:
-                due, _, callback = heapq.heappop(heap)
+            for due, callback in self._timers.pop_due(self.clock()):
                 self._current = due
                 try:
                     callback()
@@ -221,10 +215,10 @@ class Scheduler:
                     logger.exception("sandbox timer %r failed", callback)
         finally:
             self._current = None
-        return heap[0][0] if heap else None
+        return self._timers.next_due
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._timers)
 
 
 def _talk_seconds(request: CallRequest) -> float:

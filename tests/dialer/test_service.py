@@ -186,6 +186,6 @@ async def test_poll_timers_do_not_keep_finished_items_in_memory() -> None:
         session = dialer._session
         assert session is not None
         assert session.machine.items == {}
-        assert session.timers  # the hour-long poll timers are still there...
-        held = [part for timer in session.timers for part in timer]
+        assert len(session.timers)  # the hour-long poll timers are still there...
+        held = [part for _, _, timer in session.timers._heap for part in timer]
         assert not any(isinstance(part, Item) for part in held)  # ...holding no item
