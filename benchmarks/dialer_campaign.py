@@ -48,7 +48,15 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 
-from audian_async import AsyncAudian, Call, CallRequest, Dialer, RetryPolicy, SQLiteStore
+from audian_async import (
+    AsyncAudian,
+    Call,
+    CallRequest,
+    CheckedCallRequest,
+    Dialer,
+    RetryPolicy,
+    SQLiteStore,
+)
 from audian_async._validation import _normalize_cached
 from audian_async.dialer._receiver import serve_in_thread, serve_webhooks
 from audian_async.sandbox import generate_webhook_secret
@@ -301,12 +309,14 @@ class _StubCalls:
         self.ended = ended
         self.count = 0
 
-    async def _create_checked(
-        self, request: CallRequest, *, idempotency_key: str | None = None
+    async def create(
+        self, request: CallRequest | CheckedCallRequest, *, idempotency_key: str | None = None
     ) -> Call:
         await anyio.lowlevel.checkpoint()
         self.count += 1
         call_id = f"call-{self.count}"
+        if isinstance(request, CheckedCallRequest):
+            request = request.request
         busy = request.to == BUSY
         self.ended.append(
             _StubEvent(
@@ -314,8 +324,6 @@ class _StubCalls:
             )
         )
         return Call(call_id=call_id)
-
-    create = _create_checked
 
 
 class _StubClient:

@@ -40,19 +40,17 @@ from .._errors import (
     APIConnectionError,
     APIStatusError,
     AudianError,
-    AuthenticationError,
+    Disposition,
     NotFoundError,
     PayloadTooLargeError,
-    PermissionDeniedError,
     RateLimitedError,
-    UnauthorizedCallerIdError,
     ValidationError,
 )
 from .._json import loads
 from .._models import Call, CallRequest, CallStatus
 from .._retry import backoff_delay, parse_retry_after
 from .._timers import TimerHeap
-from .._validation import validate_call_request
+from .._validation import CheckedCallRequest, validate_call_request
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, Campaign, CampaignReport, Item, ItemState, Step, Transition
 from ._policy import RetryPolicy
@@ -76,36 +74,6 @@ POLL_ONLY_INTERVAL = 5.0
 UNREACHABLE_LOG_EVERY = 30.0
 # Backoff of a create that failed without a definite answer (seconds, not scaled).
 _CREATE_BACKOFF_BASE, _CREATE_BACKOFF_CAP = 0.25, 10.0
-
-# How a failed create bears on the item (see create_failure()).
-WAIT, UNCLEAR, ACCOUNT, FINAL = "wait", "unclear", "account", "final"
-
-
-def create_failure(exc: AudianError) -> str:
-    """Classify an error from ``calls.create``.
-
-    * ``WAIT``: the API provably did not act (429, 503, a request that never left): wait and
-      send it again; not an attempt, not a failure.
-    * ``UNCLEAR``: it may have placed the call (a read timeout, a broken connection, 500, 502,
-      504): send it again with the same idempotency key, holding the slot.
-    * ``ACCOUNT``: the account or setup is wrong (401, 403 other than an unauthorized caller
-      ID): no create can succeed, the campaign stops.
-    * ``FINAL``: the API refused this request for good (400, 404, 413 for a body too large,
-      422, 501...).
-    """
-    if isinstance(exc, APIConnectionError):
-        return UNCLEAR if exc.sent else WAIT
-    if isinstance(exc, APIStatusError):
-        status = exc.status_code
-        if status in (429, 503):
-            return WAIT
-        if status in (500, 502, 504):
-            return UNCLEAR
-        if isinstance(exc, UnauthorizedCallerIdError):
-            return FINAL
-        if isinstance(exc, AuthenticationError | PermissionDeniedError):
-            return ACCOUNT
-    return FINAL
 
 
 @attrs.frozen
@@ -306,8 +274,9 @@ class Dialer:
 
     # --- public operations -------------------------------------------------------------------
 
-    async def submit(self, request: CallRequest) -> DialHandle:
-        """Queue one call (validated now); returns a handle to await its outcome.
+    async def submit(self, request: CallRequest | CheckedCallRequest) -> DialHandle:
+        """Queue one call (validated now, unless already checked); returns a handle to await
+        its outcome.
 
         Waits while ``max_pending`` items are unfinished, so a producer cannot outrun the
         dialer without bound. The item is in the store before its first create, so after a
@@ -341,7 +310,10 @@ class Dialer:
         return self._require().stats()
 
     async def run(
-        self, requests: Iterable[CallRequest], *, campaign: str | None = None
+        self,
+        requests: Iterable[CallRequest | CheckedCallRequest],
+        *,
+        campaign: str | None = None,
     ) -> CampaignReport:
         """Place every request (with redials) and return the :class:`CampaignReport`.
 
@@ -370,6 +342,22 @@ class Dialer:
             raise
         await self.__aexit__(None, None, None)
         return report
+
+
+def _create_backoff(retry: int) -> float:
+    """The wait before resending a create that failed without placing a call for sure."""
+    return backoff_delay(min(retry, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP)
+
+
+def _refusal_reason(exc: AudianError) -> str:
+    """The item's failure reason when the API refused its create for good."""
+    if isinstance(exc, PayloadTooLargeError):
+        # This request's body (tags, custom fields...) is too large, not the account's
+        # fault: the item fails, the campaign goes on.
+        return "payload_too_large"
+    if isinstance(exc, APIStatusError):
+        return exc.error or f"http_{exc.status_code}"
+    return "http_0"
 
 
 def _positive(value: object, field: str, *, allow_zero: bool = False) -> float:
@@ -428,10 +416,6 @@ class _Session:
         self.idle = anyio.Event()
         self.room = anyio.Event()
         self.next_index = 0
-        # Restored items whose stored request no longer passes validation: placed through
-        # calls.create, which refuses them as before. Every other request was validated on
-        # its way in (run, submit, restore), so it is placed without validating it again.
-        self.unchecked: set[int] = set()
         self.rate_limited = 0
         # Since when no create reached the API (connection refused, DNS...), and when that
         # was last logged; None while the API answers.
@@ -471,11 +455,12 @@ class _Session:
             for record in records:
                 if record.request is None:
                     continue
+                request: CallRequest | CheckedCallRequest
                 request = parse_call_request(loads(record.request))
-                try:
+                # A stored request that no longer passes validation is placed unchecked:
+                # the client refuses it as before, and the item fails as invalid_request.
+                with contextlib.suppress(ValidationError):
                     request = validate_call_request(request, region)
-                except ValidationError:
-                    self.unchecked.add(record.index)
                 self.machine.restore(record, request)
                 self.next_index = max(self.next_index, record.index + 1)
             self.tg = anyio.create_task_group()
@@ -576,7 +561,7 @@ class _Session:
 
     # --- items ---------------------------------------------------------------------------------
 
-    def add(self, index: int, request: CallRequest, *, ready: bool = True) -> Item:
+    def add(self, index: int, request: CheckedCallRequest, *, ready: bool = True) -> Item:
         item = self.machine.add(index, request)
         self.next_index = max(self.next_index, index + 1)
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
@@ -619,16 +604,17 @@ class _Session:
             self.fatal = exc
         self._wake_all()
 
-    def attach(self, index: int, request: CallRequest) -> None:
+    def attach(self, index: int, request: CheckedCallRequest) -> None:
         """Add item ``index`` of a run, or check that the resumed campaign holds it."""
         existing = self.machine.items.get(index)
         if existing is None:
             self.add(index, request)
             return
-        if existing.request.to != request.to or existing.request.from_ != request.from_:
+        given = request.request
+        if existing.request.to != given.to or existing.request.from_ != given.from_:
             raise AudianError(
                 f"campaign {self.name!r} item {index} was {existing.request.to}, not "
-                f"{request.to}: resume a campaign with the same requests, or use a new name"
+                f"{given.to}: resume a campaign with the same requests, or use a new name"
             )
 
     async def wait_for_room(self) -> None:
@@ -926,10 +912,7 @@ class _Session:
             # live.
             self._mark(item)
             await self._durable()
-        calls = self.d.client.calls
-        # The request passed validate_call_request with the client's region when it came in
-        # (the campaign's tags added since keep it valid): do not pay for it again.
-        create = calls.create if item.index in self.unchecked else calls._create_checked
+        create = self.d.client.calls.create
         waits = unclear = 0
         deadline = last_sent = 0.0
         while True:
@@ -952,8 +935,8 @@ class _Session:
                 self._after(self.machine.rejected(item, "invalid_request"))
                 return
             except AudianError as exc:
-                kind = create_failure(exc)
-                if isinstance(exc, APIConnectionError) and not exc.sent:
+                disposition = exc.disposition
+                if isinstance(exc, APIConnectionError) and disposition is Disposition.NOT_ACTED:
                     if self._unreachable(exc):
                         # As with a bad key: keep the item for a later run, stop the campaign.
                         if not unclear and self.machine.unplaced(item):
@@ -963,21 +946,20 @@ class _Session:
                         return
                 else:
                     self.unreachable_since = None  # the API answered
-                if kind == WAIT:
+                if disposition is Disposition.NOT_ACTED:
                     # Not an attempt: the API did not act. Wait as told, then try again.
-                    delay = exc.retry_after if isinstance(exc, RateLimitedError) else None
+                    delay = None
                     if isinstance(exc, RateLimitedError):
                         self.rate_limited += 1
+                        delay = exc.retry_after
                     elif isinstance(exc, APIStatusError):
                         delay = parse_retry_after(exc.headers.get("retry-after"))
                     if delay is None:
-                        delay = backoff_delay(
-                            min(waits, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
-                        )
+                        delay = _create_backoff(waits)
                     waits += 1
                     await anyio.sleep(delay)
                     continue
-                if kind == UNCLEAR:
+                if disposition is Disposition.MAYBE_ACTED:
                     # The call may have been placed: keep the slot, and repeat the SAME
                     # attempt with the SAME key (the API answers a replay with that call).
                     if not unclear:
@@ -985,13 +967,9 @@ class _Session:
                     unclear += 1
                     last_sent = sent_at
                     logger.info("item %d: create unclear (%s); sending it again", item.index, exc)
-                    await anyio.sleep(
-                        backoff_delay(
-                            min(unclear - 1, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
-                        )
-                    )
+                    await anyio.sleep(_create_backoff(unclear - 1))
                     continue
-                if kind == ACCOUNT:
+                if disposition is Disposition.ACCOUNT:
                     # No create can succeed: leave the item for a later run, stop the campaign.
                     # After an unclear create the call may be live: the item stays "placing"
                     # with its slot held, so the next run counts it and replays the key.
@@ -1008,14 +986,7 @@ class _Session:
                     )
                     await self._give_up_create(item, key, last_sent)
                     return
-                error = exc.error if isinstance(exc, APIStatusError) else None
-                status = exc.status_code if isinstance(exc, APIStatusError) else 0
-                reason = error or f"http_{status}"
-                if isinstance(exc, PayloadTooLargeError):
-                    # This request's body (tags, custom fields...) is too large, not the
-                    # account's fault: the item fails, the campaign goes on.
-                    reason = "payload_too_large"
-                self._after(self.machine.rejected(item, reason))
+                self._after(self.machine.rejected(item, _refusal_reason(exc)))
                 return
             break
         # A restored "placing" item replays a create sent by a process that died: its reply

@@ -19,13 +19,14 @@ import enum
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from .._convert import request_to_wire
 from .._json import dumps
 from .._models import CallRequest
+from .._validation import CheckedCallRequest
 from ._policy import RetryPolicy
 
 __all__ = [
@@ -164,8 +165,9 @@ class Item:
     """Wall-clock time of the scheduled redial while ``waiting``."""
     stored: bool = False
     """Whether the store already holds the request (so updates need not resend it)."""
-    base_tags: dict[str, Any] | None = attrs.field(default=None, repr=False)
-    """The request's tags plus the campaign and item tags (cached by ``Campaign.tagged``)."""
+    checked: CheckedCallRequest | None = attrs.field(default=None, repr=False)
+    """``request`` as validated, or None for a restored request that no longer passes
+    validation (its create is then checked, and refused, by the client)."""
     misses: int = attrs.field(default=0, repr=False)
     """Consecutive polls of the live call the API answered 404 (kept by the I/O shell)."""
     ends_by: float = attrs.field(default=0.0, repr=False)
@@ -181,6 +183,12 @@ class Item:
             attempts=len(self.call_ids),
             call_ids=tuple(self.call_ids),
         )
+
+
+def _new_item(index: int, request: CallRequest | CheckedCallRequest) -> Item:
+    if isinstance(request, CheckedCallRequest):
+        return Item(index, request.request, checked=request)
+    return Item(index, request)
 
 
 @attrs.frozen
@@ -248,29 +256,26 @@ class Campaign:
         self.counts[state] += 1
         item.state = state
 
-    def add(self, index: int, request: CallRequest) -> Item:
+    def add(self, index: int, request: CallRequest | CheckedCallRequest) -> Item:
         """Register a new item (state ``pending``)."""
         if index in self.items:
             raise KeyError(f"item {index} already exists")
-        item = Item(index, request)
+        item = _new_item(index, request)
         self.items[index] = item
         self.counts[ItemState.PENDING] += 1
         self.total += 1
         return item
 
-    def restore(self, record: ItemRecord, request: CallRequest) -> Item:
+    def restore(self, record: ItemRecord, request: CallRequest | CheckedCallRequest) -> Item:
         """Rebuild an item from the store, as it was when last saved."""
         state = ItemState(record.state)
-        item = Item(
-            record.index,
-            request,
-            state=state,
-            attempt=record.attempt,
-            call_ids=list(record.call_ids),
-            reason=record.reason,
-            next_at=record.next_at,
-            stored=True,
-        )
+        item = _new_item(record.index, request)
+        item.state = state
+        item.attempt = record.attempt
+        item.call_ids = list(record.call_ids)
+        item.reason = record.reason
+        item.next_at = record.next_at
+        item.stored = True
         self.items[record.index] = item
         self.counts[state] += 1
         self.total += 1
@@ -323,7 +328,7 @@ class Campaign:
 
     # --- transitions -------------------------------------------------------------------
 
-    def start_attempt(self, item: Item) -> tuple[CallRequest, str]:
+    def start_attempt(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
         """Move ``item`` to ``placing``; return the tagged request and its idempotency key.
 
         From ``pending``/``waiting`` this starts a new attempt; from ``placing`` (a create to
@@ -338,18 +343,13 @@ class Campaign:
         # The same key as idempotency_key(), with the campaign's digest computed once.
         return self.tagged(item), f"{self._key_prefix}{item.index}-{item.attempt}"
 
-    def tagged(self, item: Item) -> CallRequest:
-        """The item's request with the campaign/item/attempt tags added."""
-        request = item.request
-        base = item.base_tags
-        if base is None:  # the tags every attempt of the item shares, built once
-            base = dict(request.tags or {})
-            base[TAG_CAMPAIGN] = self.name
-            base[TAG_ITEM] = str(item.index)
-            item.base_tags = base
-        tags = base.copy()
-        tags[TAG_ATTEMPT] = str(item.attempt)
-        return attrs.evolve(request, tags=tags)
+    def tagged(self, item: Item) -> CallRequest | CheckedCallRequest:
+        """The item's request with the campaign/item/attempt tags added (still checked when
+        the item's request was)."""
+        tags = {TAG_CAMPAIGN: self.name, TAG_ITEM: str(item.index), TAG_ATTEMPT: str(item.attempt)}
+        if item.checked is not None:
+            return item.checked.with_tags(tags)
+        return attrs.evolve(item.request, tags={**(item.request.tags or {}), **tags})
 
     def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
         """The API accepted the current attempt as ``call_id``: the item is ``live``.
