@@ -27,8 +27,8 @@ from .._models import (
     Recording,
     Transfer,
 )
+from .._serving import serve_webhooks
 from ..dialer import Dialer, RetryPolicy, SQLiteStore
-from ..dialer._receiver import serve_webhooks
 from ._errors import audian_error_in
 from ._progress import Progress, summary_table
 

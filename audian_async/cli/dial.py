@@ -22,8 +22,8 @@ from .._errors import (
 )
 from .._json import dumps
 from .._models import CallRequest
+from .._serving import serve_webhooks
 from ..dialer import DEFAULT_DB_PATH, Dialer, RetryPolicy, SQLiteStore
-from ..dialer._receiver import serve_webhooks
 from ..webhooks import EventRouter, WebhookApp
 from ._csv import CsvError, read_requests
 from ._errors import audian_error_in
