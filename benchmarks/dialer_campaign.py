@@ -58,8 +58,8 @@ from audian_async import (
     RetryPolicy,
     SQLiteStore,
 )
+from audian_async._serving import serve_in_thread, serve_webhooks
 from audian_async._validation import _normalize_cached
-from audian_async.dialer._receiver import serve_in_thread, serve_webhooks
 from audian_async.sandbox import generate_webhook_secret
 from audian_async.webhooks import (
     CallCompleted,
