@@ -151,12 +151,14 @@ async def _dial(
         (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     )
     router = EventRouter()
+    secret = None if args.no_webhooks else os.environ.get("AUDIAN_WEBHOOK_SECRET")
     interactive = not args.json and sys.stderr.isatty()
     async with AsyncAudian(default_region=args.region) as client:
-        # Built before any task group, so a bad option is a plain error.
+        # Built before any task group, so a bad option is a plain error. Without webhooks
+        # it polls alone: soon after the ring timeout.
         dialer = Dialer(
             client,
-            router,
+            router if secret else None,
             max_active_calls=args.max_active,
             calls_per_second=args.cps,
             retry=policy,
@@ -166,9 +168,7 @@ async def _dial(
             poll_interval=args.poll_interval,
         )
         started = time.monotonic()
-        async with _receiver(args, router, say) as webhooks:
-            if not webhooks:
-                dialer.router = None  # polling only: poll soon after the ring timeout
+        async with _receiver(args, router, secret, say):
             say(f"campaign {campaign!r}: {len(requests)} numbers, state in {args.db}")
             progress = Progress(dialer.stats, enabled=interactive)
             async with anyio.create_task_group() as tg:
@@ -187,11 +187,12 @@ async def _dial(
 
 @asynccontextmanager
 async def _receiver(
-    args: argparse.Namespace, router: EventRouter, say: Callable[[str], None]
-) -> AsyncIterator[bool]:
-    """Serve a WebhookApp for the campaign when a signing secret is configured; yields
-    whether webhooks are received."""
-    secret = os.environ.get("AUDIAN_WEBHOOK_SECRET")
+    args: argparse.Namespace,
+    router: EventRouter,
+    secret: str | None,
+    say: Callable[[str], None],
+) -> AsyncIterator[None]:
+    """Serve a WebhookApp for the campaign when a signing secret is configured."""
     if args.no_webhooks:
         say("webhooks off: outcomes are learned by polling")
     elif not secret:
@@ -203,6 +204,6 @@ async def _receiver(
         app = WebhookApp(router, secret=secret)
         async with serve_webhooks(app, args.webhook_host, args.webhook_port) as url:
             say(f"receiving webhooks at {url}: configure this URL for your account")
-            yield True
+            yield
         return
-    yield False
+    yield

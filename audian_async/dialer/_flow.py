@@ -65,13 +65,11 @@ class Pacer:
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
-        self.passed = 0
 
     async def wait(self) -> None:
         """Wait for this caller's turn."""
         now = anyio.current_time()
         slot = max(now, self._next)
         self._next = slot + self.interval
-        self.passed += 1
         if slot > now:
             await anyio.sleep(slot - now)

@@ -33,9 +33,9 @@ __all__ = [
     "TAG_ATTEMPT",
     "TAG_CAMPAIGN",
     "TAG_ITEM",
-    "Campaign",
-    "CampaignReport",
     "CallOutcome",
+    "CampaignReport",
+    "DialMachine",
     "Item",
     "ItemRecord",
     "ItemState",
@@ -79,8 +79,7 @@ def idempotency_key(campaign: str, index: int, attempt: int, nonce: str = "") ->
 
 def _key_prefix(campaign: str, nonce: str = "") -> str:
     digest = hashlib.blake2b(campaign.encode(), digest_size=12).hexdigest()
-    # Campaigns stored before nonces existed keep their keys (nonce ""), so they resume safely.
-    return f"dial-{digest}-{nonce}-" if nonce else f"dial-{digest}-"
+    return f"dial-{digest}-{nonce}-"
 
 
 @attrs.frozen
@@ -153,7 +152,7 @@ class CampaignReport:
 
 @attrs.define(slots=True, eq=False)
 class Item:
-    """One requested call and its redials (mutable; owned by :class:`Campaign`)."""
+    """One requested call and its redials (mutable; owned by :class:`DialMachine`)."""
 
     index: int
     request: CallRequest
@@ -225,8 +224,8 @@ class Transition:
     delay: float = 0.0
 
 
-class Campaign:
-    """The state of every item of one campaign, and the rules that move it.
+class DialMachine:
+    """The state of every item of one campaign, and the rules that move it (pure).
 
     ``now`` arguments are wall-clock seconds supplied by the caller, which keeps this class
     free of clocks and trivially testable.

@@ -42,8 +42,7 @@ class CampaignStore(Protocol):
 
     async def nonce(self, campaign: str, proposed: str) -> str:
         """The campaign's idempotency-key nonce: the stored one, else store ``proposed`` and
-        return it (atomically, for shared stores). A campaign stored without a nonce (by an
-        older version) has the nonce ``""``."""
+        return it (atomically, for shared stores)."""
 
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         """Upsert ``records`` atomically."""
@@ -70,9 +69,7 @@ class MemoryStore:
 
     async def nonce(self, campaign: str, proposed: str) -> str:
         """The stored nonce, or ``proposed`` stored now."""
-        if campaign not in self.nonces:
-            self.nonces[campaign] = "" if campaign in self.campaigns else proposed
-        return self.nonces[campaign]
+        return self.nonces.setdefault(campaign, proposed)
 
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         """Upsert ``records``, keeping a stored request when an update omits it."""
@@ -188,14 +185,11 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return str(row[0])
-                legacy = conn.execute(
-                    "SELECT 1 FROM dial_items WHERE campaign = ? LIMIT 1", (campaign,)
-                ).fetchone()
-                nonce = "" if legacy is not None else proposed
                 conn.execute(
-                    "INSERT INTO dial_campaigns (campaign, nonce) VALUES (?, ?)", (campaign, nonce)
+                    "INSERT INTO dial_campaigns (campaign, nonce) VALUES (?, ?)",
+                    (campaign, proposed),
                 )
-                return nonce
+                return proposed
 
         return await anyio.to_thread.run_sync(get_or_set, limiter=self._limiter)
 

@@ -17,7 +17,7 @@ from audian_async import CallRequest
 from audian_async._convert import request_to_wire
 from audian_async._json import dumps
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
-from audian_async.dialer._machine import Campaign, ItemRecord
+from audian_async.dialer._machine import DialMachine, ItemRecord
 
 from .support import BUSY, BUSY_THEN_ANSWER, DECLINED, FROM, calls_per_number, sandbox_with_receiver
 
@@ -113,7 +113,7 @@ async def test_a_resumed_create_whose_call_already_ended_is_polled_soon() -> Non
     store.campaigns["c"] = {0: ItemRecord(0, "placing", 1, (), None, None, wire)}
     # No webhooks reach the router: the one of that call went to the dead process.
     async with sandbox_with_receiver(webhooks=False) as (sb, router):
-        campaign = Campaign("c", RetryPolicy(), "n1")
+        campaign = DialMachine("c", RetryPolicy(), "n1")
         item = campaign.restore(store.campaigns["c"][0], request)
         tagged, key = campaign.start_attempt(item)
         call = await sb.client.calls.create(tagged, idempotency_key=key)

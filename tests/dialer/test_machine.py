@@ -6,13 +6,15 @@ import pytest
 
 from audian_async import CallRequest
 from audian_async.dialer import RetryPolicy, idempotency_key
-from audian_async.dialer._machine import Campaign, ItemState, Step
+from audian_async.dialer._machine import DialMachine, ItemState, Step
 
 FROM = "+14155552671"
 
 
-def _campaign(max_attempts: int = 3) -> Campaign:
-    return Campaign("spring", RetryPolicy(max_attempts=max_attempts, base_delay=1.0, jitter=False))
+def _campaign(max_attempts: int = 3) -> DialMachine:
+    return DialMachine(
+        "spring", RetryPolicy(max_attempts=max_attempts, base_delay=1.0, jitter=False)
+    )
 
 
 def test_tagged_request_keeps_user_tags_and_adds_campaign_metadata() -> None:
@@ -131,7 +133,7 @@ def test_replayed_placing_attempt_keeps_its_key_and_records_round_trip() -> None
     record = campaign.record(item)
     assert record.request is not None
     assert record.state == "placing"
-    resumed = Campaign("spring", campaign.policy)
+    resumed = DialMachine("spring", campaign.policy)
     again = resumed.restore(record, item.request)
     _, second = resumed.start_attempt(again)
     assert second == first
@@ -172,15 +174,15 @@ def test_a_failure_without_a_reason_is_unknown_and_not_redialed() -> None:
 
 def test_nonce_changes_the_keys_and_is_kept_on_resume() -> None:
     policy = RetryPolicy()
-    plain = Campaign("spring", policy)
-    salted = Campaign("spring", policy, nonce="ab12")
+    plain = DialMachine("spring", policy)
+    salted = DialMachine("spring", policy, nonce="ab12")
     request = CallRequest(from_=FROM, to="+14155550100")
     _, k1 = plain.start_attempt(plain.add(0, request))
     item = salted.add(0, request)
     _, k2 = salted.start_attempt(item)
     assert k1 != k2
     assert k2 == idempotency_key("spring", 0, 1, "ab12")
-    resumed = Campaign("spring", policy, nonce="ab12")
+    resumed = DialMachine("spring", policy, nonce="ab12")
     _, k3 = resumed.start_attempt(resumed.restore(salted.record(item), request))
     assert k3 == k2
 

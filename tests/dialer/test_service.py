@@ -32,10 +32,8 @@ async def test_a_submitted_item_is_stored_before_its_first_create() -> None:
         assert record.state == "pending"
         assert (await handle).status == "completed"
         # Finished items leave memory in a service (the store keeps them), counters stay.
-        session = dialer._session
-        assert session is not None
-        assert session.machine.items == {}
         stats = dialer.stats()
+        assert stats.held == 0
         assert (stats.total, stats.completed, stats.attempts) == (1, 1, 1)
     assert store.campaigns["svc"][0].state == "completed"
 
@@ -183,9 +181,9 @@ async def test_poll_timers_do_not_keep_finished_items_in_memory() -> None:
         with anyio.fail_after(20):
             for handle in handles:
                 assert (await handle).status == "completed"
+        assert dialer.stats().held == 0
         session = dialer._session
         assert session is not None
-        assert session.machine.items == {}
-        assert len(session.timers)  # the hour-long poll timers are still there...
-        held = [part for _, _, timer in session.timers._heap for part in timer]
+        assert len(session.alarms)  # the hour-long poll alarms are still there...
+        held = [part for _, _, alarm in session.alarms._heap._heap for part in alarm]
         assert not any(isinstance(part, Item) for part in held)  # ...holding no item

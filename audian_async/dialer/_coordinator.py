@@ -1,0 +1,365 @@
+"""The state a dialer session coordinates on, behind one protocol of atomic steps.
+
+Claiming an item, taking and freeing a live-call slot, pacing, recording a placement,
+applying a terminal event, scheduling a redial: each is one step of :class:`Coordinator`,
+atomic on its own, never a load-modify-save of the whole campaign. The session (I/O: the
+API, the router, the clock) only ever changes state through these steps, so a second
+implementation over shared storage lets several processes serve one campaign.
+
+:class:`LocalCoordinator` is the reference implementation: the pure
+:class:`~._machine.DialMachine` in this process, live-call :class:`~._flow.Slots`, a
+:class:`~._flow.Pacer`, and a :class:`~._writer.BatchedWriter` into the campaign's store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections import deque
+from collections.abc import Iterable
+from typing import Protocol
+
+import anyio
+
+from .._convert import parse_call_request
+from .._errors import ValidationError
+from .._json import loads
+from .._models import CallRequest, CallStatus, FailureReason
+from .._validation import CheckedCallRequest, validate_call_request
+from ._flow import Pacer, Slots
+from ._machine import CallOutcome, DialMachine, Item, ItemState, Transition
+from ._policy import RetryPolicy
+from ._store import CampaignStore
+from ._writer import BatchedWriter
+
+__all__ = ["Coordinator", "LocalCoordinator"]
+
+
+class Coordinator(Protocol):
+    """Atomic steps on a campaign's shared state (see the module docstring).
+
+    A step that ends an item's call (:meth:`placed` with an early terminal event,
+    :meth:`ended`, :meth:`refused`, :meth:`lost`) frees its live-call slot in the same
+    step, and returns the :class:`~._machine.Transition` the session acts on; ``None`` means
+    nothing changed (a duplicate, stale or foreign event).
+    """
+
+    name: str
+    """The campaign's name."""
+
+    async def open(self, region: str | None) -> list[Item]:
+        """Load the campaign (restored requests checked against ``region``); return its
+        items as stored, live and placing ones holding their slots."""
+
+    async def close(self) -> None:
+        """Save every change, then release the store."""
+
+    async def run(self) -> None:
+        """The implementation's background work (e.g. batched writes), run in a task for as
+        long as the coordinator is open; :meth:`durable` relies on it."""
+
+    async def flush(self) -> None:
+        """Write every change now."""
+
+    # --- items ---------------------------------------------------------------------------
+
+    async def add(self, index: int, request: CheckedCallRequest) -> Item:
+        """A new item, ``pending`` (not ready until :meth:`make_ready`)."""
+
+    async def discard(self, item: Item) -> None:
+        """Drop an item added but never stored nor placed."""
+
+    def make_ready(self, item: Item) -> None:
+        """Offer ``item`` (pending, or waiting with its redial due) to :meth:`claim`."""
+
+    async def wait_ready(self) -> None:
+        """Wait until an item may be ready to claim."""
+
+    async def claim(self) -> Item | None:
+        """The next ready item, or None when there is none."""
+
+    def forget(self, item: Item) -> None:
+        """Drop a finished item from this process's memory (the store keeps it)."""
+
+    # --- slots and pace ------------------------------------------------------------------
+
+    async def take_slot(self) -> None:
+        """Wait for a live-call slot and take it."""
+
+    async def free_slot(self) -> None:
+        """Give back a slot taken for nothing (no create was sent)."""
+
+    async def pace(self) -> None:
+        """Wait for this create's turn under ``calls_per_second``."""
+
+    # --- attempts ------------------------------------------------------------------------
+
+    async def begin(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
+        """Start (or repeat) the item's attempt: ``placing``; return its request and key."""
+
+    async def durable(self) -> None:
+        """Wait until every step so far is stored."""
+
+    async def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
+        """The API accepted the attempt as ``call_id``: ``live``."""
+
+    async def ended(
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        now: float,
+    ) -> Transition | None:
+        """A terminal status of ``call_id`` arrived (webhook or poll)."""
+
+    async def refused(self, item: Item, reason: str) -> Transition | None:
+        """The create was refused for good (or its fate stayed unknown): ``failed``."""
+
+    async def lost(self, item: Item, call_id: str) -> Transition | None:
+        """The API does not know the live call: ``failed``, reason ``lost``."""
+
+    async def unplaced(self, item: Item) -> bool:
+        """The create was refused for a reason not the item's: back to waiting for a later
+        run, its slot freed. Returns whether the item moved."""
+
+    # --- what is known -------------------------------------------------------------------
+
+    def item(self, index: int) -> Item | None:
+        """Item ``index`` if held in memory."""
+
+    def item_for(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id``, if held in memory."""
+
+    @property
+    def unfinished(self) -> int:
+        """Items without an outcome."""
+
+    def counts(self) -> dict[ItemState, int]:
+        """Items per state, over the whole campaign."""
+
+    @property
+    def total(self) -> int:
+        """Items in the campaign."""
+
+    @property
+    def attempts(self) -> int:
+        """Calls the API accepted, over the whole campaign."""
+
+    @property
+    def held(self) -> int:
+        """Items held in this process's memory."""
+
+    @property
+    def peak_live(self) -> int:
+        """The most live-call slots taken at once."""
+
+    def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+        """Outcomes of finished items, in the order of ``indices``."""
+
+
+class LocalCoordinator:
+    """:class:`Coordinator` for one process: state in memory, written behind to a store."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: RetryPolicy,
+        store: CampaignStore,
+        *,
+        max_active_calls: int,
+        calls_per_second: float | None,
+        flush_interval: float,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.store = store
+        self.machine = DialMachine(name, policy)
+        self.slots = Slots(max_active_calls)
+        self.pacer = Pacer(calls_per_second) if calls_per_second else None
+        self.flush_interval = flush_interval
+        self.writer = BatchedWriter(store, self.machine, flush_interval)
+        self._ready: deque[Item] = deque()
+        self._ready_event = anyio.Event()
+
+    async def open(self, region: str | None) -> list[Item]:
+        """Open the store, load the campaign and take the slots of its live calls."""
+        await self.store.open()
+        try:
+            nonce = await self.store.nonce(self.name, secrets.token_hex(6))
+            self.machine = DialMachine(self.name, self.policy, nonce)
+            self.writer = BatchedWriter(self.store, self.machine, self.flush_interval)
+            for record in await self.store.load(self.name):
+                if record.request is None:
+                    continue
+                request: CallRequest | CheckedCallRequest
+                request = parse_call_request(loads(record.request))
+                # A stored request that no longer passes validation is placed unchecked:
+                # the client refuses it as before, and the item fails as invalid_request.
+                with contextlib.suppress(ValidationError):
+                    request = validate_call_request(request, region)
+                item = self.machine.restore(record, request)
+                if item.state in (ItemState.LIVE, ItemState.PLACING):
+                    self.slots.occupy()
+        except BaseException:
+            await self.store.aclose()
+            raise
+        return list(self.machine.items.values())
+
+    async def close(self) -> None:
+        """Flush what changed, then close the store (even when cancelled)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.writer.flush()
+            finally:
+                await self.store.aclose()
+
+    async def run(self) -> None:
+        """The background work: batched store writes (until cancelled)."""
+        await self.writer.run()
+
+    async def flush(self) -> None:
+        """Write every change now."""
+        await self.writer.flush()
+
+    # --- items ---------------------------------------------------------------------------
+
+    async def add(self, index: int, request: CheckedCallRequest) -> Item:
+        """A new ``pending`` item, marked for the next write."""
+        item = self.machine.add(index, request)
+        self.writer.mark(item)
+        return item
+
+    async def discard(self, item: Item) -> None:
+        """Drop an item never stored nor placed."""
+        self.writer.unmark(item)
+        self.machine.discard(item)
+
+    def make_ready(self, item: Item) -> None:
+        """Queue ``item`` for :meth:`claim`."""
+        self._ready.append(item)
+        self._ready_event.set()
+
+    async def wait_ready(self) -> None:
+        """Wait until the ready queue has an item."""
+        while not self._ready:
+            self._ready_event = anyio.Event()
+            await self._ready_event.wait()
+
+    async def claim(self) -> Item | None:
+        """Pop the next ready item."""
+        return self._ready.popleft() if self._ready else None
+
+    def forget(self, item: Item) -> None:
+        """Drop a finished item from memory."""
+        self.machine.forget(item)
+
+    # --- slots and pace ------------------------------------------------------------------
+
+    async def take_slot(self) -> None:
+        """Wait for a free slot."""
+        await self.slots.acquire()
+
+    async def free_slot(self) -> None:
+        """Give a slot back."""
+        self.slots.release()
+
+    async def pace(self) -> None:
+        """Wait for the pacer, if any."""
+        if self.pacer is not None:
+            await self.pacer.wait()
+
+    # --- attempts ------------------------------------------------------------------------
+
+    async def begin(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
+        """Start or repeat the attempt; a new attempt is marked for the next write."""
+        new_attempt = item.state is not ItemState.PLACING
+        request, key = self.machine.start_attempt(item)
+        if new_attempt:
+            self.writer.mark(item)
+        return request, key
+
+    async def durable(self) -> None:
+        """Wait for the next batch to be saved."""
+        await self.writer.durable()
+
+    async def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
+        """Record the placement (and any terminal event that overtook its reply)."""
+        transition = self.machine.placed(item, call_id, now)
+        self.writer.mark(item)
+        return self._ending(transition)
+
+    async def ended(
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        now: float,
+    ) -> Transition | None:
+        """Apply a terminal status."""
+        return self._ending(self.machine.terminal(call_id, status, reason, now))
+
+    async def refused(self, item: Item, reason: str) -> Transition | None:
+        """Fail the placing item for ``reason``."""
+        return self._ending(self.machine.rejected(item, reason))
+
+    async def lost(self, item: Item, call_id: str) -> Transition | None:
+        """Fail the live item as lost."""
+        return self._ending(self.machine.lost(item, call_id))
+
+    async def unplaced(self, item: Item) -> bool:
+        """Put the placing item back for a later run; free its slot."""
+        if not self.machine.unplaced(item):
+            return False
+        self.writer.mark(item)
+        self.slots.release()
+        return True
+
+    def _ending(self, transition: Transition | None) -> Transition | None:
+        # The item's call ended (or never was): its slot is free, its state to be written.
+        if transition is not None:
+            self.slots.release()
+            self.writer.mark(transition.item)
+        return transition
+
+    # --- what is known -------------------------------------------------------------------
+
+    def item(self, index: int) -> Item | None:
+        """Item ``index`` if held in memory."""
+        return self.machine.items.get(index)
+
+    def item_for(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id``, if held in memory."""
+        return self.machine.item_for(call_id)
+
+    @property
+    def unfinished(self) -> int:
+        """Items without an outcome."""
+        return self.machine.unfinished
+
+    def counts(self) -> dict[ItemState, int]:
+        """Items per state."""
+        return dict(self.machine.counts)
+
+    @property
+    def total(self) -> int:
+        """Items in the campaign."""
+        return self.machine.total
+
+    @property
+    def attempts(self) -> int:
+        """Calls the API accepted."""
+        return self.machine.attempts
+
+    @property
+    def held(self) -> int:
+        """Items held in memory."""
+        return len(self.machine.items)
+
+    @property
+    def peak_live(self) -> int:
+        """The most slots taken at once."""
+        return self.slots.peak
+
+    def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+        """Outcomes of ``indices``, in order."""
+        return self.machine.outcomes(indices)

@@ -1,0 +1,81 @@
+"""What the placer and the poller need from the session that runs them.
+
+A protocol, so the workers depend on this small surface and not on the session module
+(which builds them): the import graph stays one-way.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from anyio.abc import TaskGroup
+
+from .._client import AsyncAudian
+from .._errors import AudianError
+from .._models import CallRequest, CallStatus, FailureReason
+from ._alarms import Alarms
+from ._coordinator import Coordinator
+from ._machine import Item, Transition
+from ._settings import DialerSettings
+
+__all__ = ["Host", "Tracker"]
+
+
+class Tracker(Protocol):
+    """Watches live calls (the poller, to the placer)."""
+
+    def track(self, item: Item, call_id: str, *, poll_soon: bool = False) -> None:
+        """Start watching the live call ``call_id`` of ``item``."""
+
+    def call_span(self, request: CallRequest) -> float:
+        """Seconds from now by which a call of ``request`` placed now must have ended."""
+
+
+class Host(Protocol):
+    """The running session, as its workers see it."""
+
+    @property
+    def options(self) -> DialerSettings:
+        """The dialer's settings."""
+
+    @property
+    def client(self) -> AsyncAudian:
+        """The client that places and polls calls."""
+
+    @property
+    def coordinator(self) -> Coordinator:
+        """The campaign's shared state."""
+
+    @property
+    def alarms(self) -> Alarms:
+        """The session's clock."""
+
+    @property
+    def fatal(self) -> AudianError | None:
+        """The error that stopped the campaign, if any."""
+
+    @property
+    def create_deadline(self) -> float:
+        """Seconds a create may stay unanswered before its item is given up."""
+
+    @property
+    def task_group(self) -> TaskGroup:
+        """The session's task group."""
+
+    @property
+    def poller(self) -> Tracker:
+        """The session's poller."""
+
+    def wall_clock(self) -> float:
+        """Wall-clock seconds."""
+
+    def abort(self, exc: AudianError) -> None:
+        """Stop the campaign for good with ``exc``."""
+
+    def settle(self, transition: Transition | None) -> None:
+        """Act on an item's call having ended."""
+
+    async def apply_terminal(
+        self, call_id: str, status: CallStatus, reason: FailureReason | str | None
+    ) -> None:
+        """A terminal status of ``call_id`` arrived."""

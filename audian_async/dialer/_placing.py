@@ -1,0 +1,266 @@
+"""Placing calls: a pool of placer tasks, each taking a slot, an item and its create.
+
+The create loop decides by each error's :class:`~audian_async.Disposition` alone:
+
+* ``NOT_ACTED`` (429, 503, a request that never left): wait (Retry-After, else backoff) and
+  send it again; not an attempt, not a failure.
+* ``MAYBE_ACTED`` (read timeout, broken connection, 408, 500, 502, 504): the call may exist;
+  keep the slot and send the same attempt with the same idempotency key, up to the
+  dialer's ``create_deadline``; then hold the slot until that call must have ended and fail
+  the item as ``create_unknown``.
+* ``ACCOUNT`` (401, 403): no create can succeed; the campaign stops, the item stays for a
+  later run.
+* ``REFUSED``: the item fails with the API's error code as its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import anyio
+
+from .._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AudianError,
+    Disposition,
+    PayloadTooLargeError,
+    RateLimitedError,
+    ValidationError,
+)
+from .._models import Call
+from .._retry import backoff_delay, parse_retry_after
+from ._host import Host
+from ._machine import Item, ItemState
+
+__all__ = ["Placer"]
+
+logger = logging.getLogger("audian_async.dialer")
+
+UNREACHABLE_LOG_EVERY = 30.0
+"""Seconds between warnings while no create can reach the API."""
+_CREATE_BACKOFF_BASE, _CREATE_BACKOFF_CAP = 0.25, 10.0
+"""Backoff of a create that failed without placing a call for sure (seconds, not scaled)."""
+
+
+def _create_backoff(retry: int) -> float:
+    """The wait before resending a create that failed without placing a call for sure."""
+    return backoff_delay(min(retry, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP)
+
+
+def _refusal_reason(exc: AudianError) -> str:
+    """The item's failure reason when the API refused its create for good."""
+    if isinstance(exc, PayloadTooLargeError):
+        # This request's body (tags, custom fields...) is too large, not the account's
+        # fault: the item fails, the campaign goes on.
+        return "payload_too_large"
+    if isinstance(exc, APIStatusError):
+        return exc.error or f"http_{exc.status_code}"
+    return "http_0"
+
+
+class _Parked:
+    """A placer task waiting for its next item."""
+
+    __slots__ = ("event", "item")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None
+        self.item: Item | None = None
+
+
+class Placer:
+    """Hands ready items to placer tasks, each holding one live-call slot."""
+
+    def __init__(self, session: Host) -> None:
+        self.session = session
+        self.coordinator = session.coordinator
+        self.rate_limited = 0
+        """Creates the API answered with 429 (waited out, not attempts)."""
+        # Since when no create reached the API (connection refused, DNS...), and when that
+        # was last logged; None while the API answers.
+        self._unreachable_since: float | None = None
+        self._unreachable_logged = -math.inf
+        self._parked: list[_Parked] = []
+
+    async def run(self) -> None:
+        """Take a slot, then a ready item, and give it to a parked task or a new one."""
+        session, coordinator = self.session, self.coordinator
+        tg = session.task_group
+        parked = self._parked
+        while True:
+            await coordinator.wait_ready()
+            if session.fatal is not None:
+                await anyio.sleep_forever()  # the campaign stopped: place nothing more
+            await coordinator.take_slot()
+            item = await coordinator.claim() if session.fatal is None else None
+            if item is None:
+                await coordinator.free_slot()
+                continue
+            if parked:
+                worker = parked.pop()
+                worker.item = item
+                assert worker.event is not None
+                worker.event.set()
+            else:
+                tg.start_soon(self.place_loop, item)
+
+    async def place_loop(self, item: Item) -> None:
+        """Place ``item``, then park and place the next item handed over, and so on.
+
+        Waking a parked task costs a fraction of spawning one per call; the pool only grows
+        to the most creates ever in flight at once (at most ``max_active_calls``).
+        """
+        worker = _Parked()
+        while True:
+            await self.place(item)
+            del item  # parked, this task must not keep its last (finished) item alive
+            worker.event = event = anyio.Event()
+            self._parked.append(worker)
+            await event.wait()
+            assert worker.item is not None
+            item, worker.item = worker.item, None
+
+    async def place(self, item: Item) -> None:
+        """Place the item's next attempt (its slot is already held) and start tracking it.
+
+        Never turns a create that may have placed a call into a final outcome while that call
+        could be live: see the module docstring for the rules.
+        """
+        session, coordinator = self.session, self.coordinator
+        new_attempt = item.state is not ItemState.PLACING
+        request, key = await coordinator.begin(item)
+        if new_attempt:
+            # The store must say "placing, attempt n" before the create may act: a process
+            # killed after sending it then resumes the item holding its slot, and replays
+            # the same key, instead of handing the slot to another item while the call is
+            # live.
+            await coordinator.durable()
+        create = session.client.calls.create
+        waits = unclear = 0
+        deadline = last_sent = 0.0
+        while True:
+            if session.fatal is not None and not unclear:
+                # The campaign stopped while this create waited: nothing was placed.
+                await coordinator.unplaced(item)
+                return
+            if unclear and anyio.current_time() >= deadline:
+                await self._give_up(item, key, last_sent)
+                return
+            await coordinator.pace()
+            sent_at = anyio.current_time()
+            try:
+                call = await create(request, idempotency_key=key)
+                self._unreachable_since = None
+            except ValidationError:
+                session.settle(await coordinator.refused(item, "invalid_request"))
+                return
+            except AudianError as exc:
+                disposition = exc.disposition
+                if isinstance(exc, APIConnectionError) and disposition is Disposition.NOT_ACTED:
+                    if self._unreachable(exc):
+                        # As with a bad key: keep the item for a later run, stop the campaign.
+                        if not unclear:
+                            await coordinator.unplaced(item)
+                        session.abort(exc)
+                        return
+                else:
+                    self._unreachable_since = None  # the API answered
+                if disposition is Disposition.NOT_ACTED:
+                    # Not an attempt: the API did not act. Wait as told, then try again.
+                    await anyio.sleep(self._wait_for(exc, waits))
+                    waits += 1
+                    continue
+                if disposition is Disposition.MAYBE_ACTED:
+                    # The call may have been placed: keep the slot, and repeat the SAME
+                    # attempt with the SAME key (the API answers a replay with that call).
+                    if not unclear:
+                        deadline = sent_at + session.create_deadline
+                    unclear += 1
+                    last_sent = sent_at
+                    logger.info("item %d: create unclear (%s); sending it again", item.index, exc)
+                    await anyio.sleep(_create_backoff(unclear - 1))
+                    continue
+                if disposition is Disposition.ACCOUNT:
+                    # No create can succeed: leave the item for a later run, stop the campaign.
+                    # After an unclear create the call may be live: the item stays "placing"
+                    # with its slot held, so the next run counts it and replays the key.
+                    if not unclear:
+                        await coordinator.unplaced(item)
+                    session.abort(exc)
+                    return
+                if unclear:
+                    # A refusal of the replay says nothing of the first send, which may have
+                    # placed the call: hold the slot until it must have ended.
+                    logger.warning(
+                        "item %d: create refused (%s) after an unclear send", item.index, exc
+                    )
+                    await self._give_up(item, key, last_sent)
+                    return
+                session.settle(await coordinator.refused(item, _refusal_reason(exc)))
+                return
+            break
+        # A restored "placing" item replays a create sent by a process that died: its reply
+        # is the call as first created, and the call may have ended since, its webhook
+        # gone to that process. Poll it soon rather than after the whole call span.
+        await self._placed(item, call, poll_soon=not new_attempt)
+
+    def _wait_for(self, exc: AudianError, waits: int) -> float:
+        """How long to wait out a create the API provably did not act on."""
+        delay = None
+        if isinstance(exc, RateLimitedError):
+            self.rate_limited += 1
+            delay = exc.retry_after
+        elif isinstance(exc, APIStatusError):
+            delay = parse_retry_after(exc.headers.get("retry-after"))
+        return _create_backoff(waits) if delay is None else delay
+
+    async def _placed(self, item: Item, call: Call, *, poll_soon: bool) -> None:
+        session, coordinator = self.session, self.coordinator
+        now = session.wall_clock()
+        transition = await coordinator.placed(item, call.call_id, now)
+        if item.state is ItemState.FAILED and item.reason == "duplicate_call_id":
+            logger.error(
+                "item %d: the API returned call %s, already tracked for another attempt or "
+                "item; failing the item (is the campaign's idempotency key reused?)",
+                item.index,
+                call.call_id,
+            )
+        if transition is None and item.state is ItemState.LIVE:
+            # The create's reply may already say the call ended.
+            transition = await coordinator.ended(call.call_id, call.status, call.reason, now)
+        if transition is not None:
+            session.settle(transition)
+        elif item.state is ItemState.LIVE:
+            session.poller.track(item, call.call_id, poll_soon=poll_soon)
+
+    def _unreachable(self, exc: APIConnectionError) -> bool:
+        """A create could not reach the API: log it (rate-limited); True once nothing has
+        reached it for ``create_deadline`` seconds."""
+        now = anyio.current_time()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        if now - self._unreachable_logged >= UNREACHABLE_LOG_EVERY:
+            self._unreachable_logged = now
+            logger.warning(
+                "campaign %s: cannot reach the API for %.0fs (%s); retrying",
+                self.coordinator.name,
+                now - self._unreachable_since,
+                exc,
+            )
+        return now - self._unreachable_since >= self.session.create_deadline
+
+    async def _give_up(self, item: Item, key: str, last_sent: float) -> None:
+        """The create's fate stayed unknown past the deadline: send nothing more, hold the
+        slot until any call it may have placed has ended, then fail the item."""
+        hold = last_sent + self.session.poller.call_span(item.request) - anyio.current_time()
+        logger.warning(
+            "item %d: no answer to create %s within the deadline; holding its slot %.0fs, "
+            "then failing it as create_unknown",
+            item.index,
+            key,
+            max(hold, 0.0),
+        )
+        await anyio.sleep(max(hold, 0.0))
+        self.session.settle(await self.coordinator.refused(item, "create_unknown"))

@@ -1,0 +1,365 @@
+"""One running span of a dialer (``async with dialer:`` or one ``run()``): the coordinator,
+the background tasks, the router subscription, and the waiters on outcomes.
+
+The session owns its resources the structured way: :meth:`DialSession.__aenter__` enters
+the coordinator, the event inbox and one task group through an ``AsyncExitStack``, and
+:meth:`DialSession.__aexit__` leaves them in reverse. Its tasks:
+
+* the placer (:mod:`._placing`) takes a live-call slot and a ready item, and places it;
+* the alarms (:mod:`._alarms`) make redials ready and start polls (:mod:`._polling`);
+* the coordinator writes changed items to the store in batches (:mod:`._writer`);
+* the inbox (:mod:`._inbox`) brings terminal events received on other threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Self
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+
+from .._client import AsyncAudian
+from .._errors import AudianError
+from .._models import CallStatus, FailureReason
+from .._validation import CheckedCallRequest
+from ..webhooks import CallCompleted, CallFailed, Subscription
+from ._alarms import Alarm, Alarms
+from ._coordinator import LocalCoordinator
+from ._inbox import EventInbox
+from ._machine import CallOutcome, CampaignReport, Item, ItemState, Step, Transition
+from ._placing import Placer
+from ._polling import Poller
+from ._settings import DialerSettings
+
+__all__ = ["DialSession", "DialerStats"]
+
+logger = logging.getLogger("audian_async.dialer")
+
+_EVENTS = ("call.completed", "call.failed")
+
+
+@attrs.frozen
+class DialerStats:
+    """A snapshot of a running campaign, for progress displays."""
+
+    campaign: str
+    total: int
+    pending: int
+    placing: int
+    live: int
+    waiting: int
+    completed: int
+    failed: int
+    attempts: int
+    rate_limited: int
+    polls: int
+    peak_live: int
+    held: int = 0
+    """Items this process holds in memory (finished ones leave it in service mode)."""
+
+    @property
+    def done(self) -> int:
+        """Items with an outcome."""
+        return self.completed + self.failed
+
+
+class DialSession:
+    """The campaign ``name`` run with ``options``; ``keep_finished`` for :meth:`Dialer.run`
+    (which reports every outcome), not for a service (which forgets finished items)."""
+
+    def __init__(self, options: DialerSettings, name: str, *, keep_finished: bool) -> None:
+        self.options = options
+        self.name = name
+        self.keep_finished = keep_finished
+        self.client: AsyncAudian = options.client
+        self.create_deadline = options.create_deadline
+        self.coordinator = LocalCoordinator(
+            name,
+            options.policy,
+            options.store,
+            max_active_calls=options.max_active_calls,
+            calls_per_second=options.calls_per_second,
+            flush_interval=options.flush_interval,
+        )
+        self.fatal: AudianError | None = None
+        """Set when the account cannot place calls (401, 403, an unreachable API)."""
+        self.open = False
+        self.next_index = 0
+        self.alarms = Alarms(self._ring)
+        self.placer = Placer(self)
+        self.poller = Poller(self)
+        self.waiters: dict[int, anyio.Event] = {}
+        self.idle = anyio.Event()
+        self.room = anyio.Event()
+        self._subscriptions: list[Subscription] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self._inbox: EventInbox | None = None
+
+    @property
+    def task_group(self) -> TaskGroup:
+        """The session's task group (only while it runs)."""
+        assert self._tg is not None
+        return self._tg
+
+    @staticmethod
+    def wall_clock() -> float:
+        """Wall-clock seconds, as the state machine records them."""
+        return time.time()
+
+    # --- start / stop ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        coordinator = self.coordinator
+        items = await coordinator.open(self.client.default_region)
+        stack.push_async_callback(coordinator.close)
+        try:
+            inbox = self._inbox = EventInbox(self.apply_terminal)
+            stack.callback(inbox.close)
+            tg = self._tg = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self.open = True
+        tg.start_soon(self.placer.run)
+        tg.start_soon(self.alarms.run)
+        tg.start_soon(coordinator.run)
+        tg.start_soon(inbox.run)
+        self._resume(items)
+        router = self.options.router
+        if router is not None:
+            self._subscriptions.append(router.add(self._on_event, *_EVENTS))
+        if items:
+            logger.info(
+                "campaign %s resumed: %d items, %d unfinished",
+                self.name,
+                coordinator.total,
+                coordinator.unfinished,
+            )
+        return self
+
+    def _resume(self, items: Iterable[Item]) -> None:
+        coordinator = self.coordinator
+        now_wall, now = time.time(), anyio.current_time()
+        for item in items:
+            self.next_index = max(self.next_index, item.index + 1)
+            state = item.state
+            if state.is_final:
+                if not self.keep_finished:
+                    coordinator.forget(item)
+            elif state is ItemState.LIVE:
+                self.poller.resume(item)
+            elif state is ItemState.PLACING:
+                # The create may or may not have been acted on; repeat it with the same key.
+                self.task_group.start_soon(self.placer.place_loop, item)
+            elif state is ItemState.WAITING:
+                at = now + max(0.0, (item.next_at or now_wall) - now_wall)
+                self.alarms.set(at, Alarm.REDIAL, item.index)
+            elif state is ItemState.PENDING:
+                coordinator.make_ready(item)
+        if coordinator.unfinished == 0:
+            self.idle.set()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        self._subscriptions.clear()
+        if self._inbox is not None:
+            with anyio.CancelScope(shield=True):
+                await self._inbox.drain()  # events already received still count
+        self.open = False
+        self._wake_all()  # join(), wait_for_room() and handles raise instead of hanging
+        self.task_group.cancel_scope.cancel()
+        try:
+            # The body's own exception propagates from the caller unwrapped (passing it in
+            # would wrap it in an ExceptionGroup); a crashed child task still raises here.
+            await self._stack.aclose()
+        finally:
+            for event in self.waiters.values():
+                event.set()
+
+    # --- items ---------------------------------------------------------------------------
+
+    async def add(self, index: int, request: CheckedCallRequest, *, ready: bool = True) -> Item:
+        """A new item; placed once ready."""
+        item = await self.coordinator.add(index, request)
+        self.next_index = max(self.next_index, index + 1)
+        if self.idle.is_set():
+            self.idle = anyio.Event()
+        if ready:
+            self.coordinator.make_ready(item)
+        return item
+
+    async def discard(self, item: Item) -> None:
+        """Drop an item added but never stored nor placed (its submit failed)."""
+        await self.coordinator.discard(item)
+        if self.coordinator.unfinished == 0:
+            self.idle.set()
+        self.room.set()
+
+    def ready_item(self, item: Item) -> None:
+        """Let the placer have an item added with ``ready=False``."""
+        if item.state is ItemState.PENDING:
+            self.coordinator.make_ready(item)
+
+    async def attach(self, index: int, request: CheckedCallRequest) -> None:
+        """Add item ``index`` of a run, or check that the resumed campaign holds it."""
+        existing = self.coordinator.item(index)
+        if existing is None:
+            await self.add(index, request)
+            return
+        given = request.request
+        if existing.request.to != given.to or existing.request.from_ != given.from_:
+            raise AudianError(
+                f"campaign {self.name!r} item {index} was {existing.request.to}, not "
+                f"{given.to}: resume a campaign with the same requests, or use a new name"
+            )
+
+    async def flush(self) -> None:
+        """Write every changed item to the store now."""
+        await self.coordinator.flush()
+
+    # --- waiting -------------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        self.idle.set()
+        self.room.set()
+        for event in self.waiters.values():
+            event.set()
+
+    def _check_running(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        if not self.open:
+            raise RuntimeError("the dialer stopped")
+
+    def abort(self, exc: AudianError) -> None:
+        """The account cannot place calls: stop placing, and make every waiter raise."""
+        if self.fatal is None:
+            logger.error("campaign %s stopped: %s", self.name, exc)
+            self.fatal = exc
+        self._wake_all()
+
+    async def wait_for_room(self) -> None:
+        """Wait while ``max_pending`` items are unfinished."""
+        self._check_running()
+        while self.coordinator.unfinished >= self.options.max_pending:
+            if self.room.is_set():
+                self.room = anyio.Event()
+            await self.room.wait()
+            self._check_running()
+
+    async def join(self) -> None:
+        """Wait until every item has its outcome."""
+        self._check_running()
+        while self.coordinator.unfinished:
+            if self.idle.is_set():
+                self.idle = anyio.Event()
+            await self.idle.wait()
+            self._check_running()
+
+    async def wait_item(self, item: Item) -> CallOutcome:
+        """Wait for ``item``'s outcome."""
+        while not item.state.is_final:
+            self._check_running()
+            event = self.waiters.get(item.index)
+            if event is None:
+                event = self.waiters[item.index] = anyio.Event()
+            await event.wait()
+        return item.outcome()
+
+    def report(self, indices: Iterable[int]) -> CampaignReport:
+        """The report over ``indices``."""
+        return CampaignReport.build(
+            self.name,
+            self.coordinator.outcomes(indices),
+            rate_limited=self.placer.rate_limited,
+            polls=self.poller.polls,
+        )
+
+    def stats(self) -> DialerStats:
+        """A snapshot of the counters."""
+        coordinator = self.coordinator
+        counts = coordinator.counts()
+        return DialerStats(
+            campaign=self.name,
+            total=coordinator.total,
+            pending=counts[ItemState.PENDING],
+            placing=counts[ItemState.PLACING],
+            live=counts[ItemState.LIVE],
+            waiting=counts[ItemState.WAITING],
+            completed=counts[ItemState.COMPLETED],
+            failed=counts[ItemState.FAILED],
+            attempts=coordinator.attempts,
+            rate_limited=self.placer.rate_limited,
+            polls=self.poller.polls,
+            peak_live=coordinator.peak_live,
+            held=coordinator.held,
+        )
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def settle(self, transition: Transition | None) -> None:
+        """Act on an item's call having ended: schedule its redial, or finish it."""
+        if transition is None:
+            return
+        item = transition.item
+        if transition.step is Step.REDIAL:
+            self.alarms.set(anyio.current_time() + transition.delay, Alarm.REDIAL, item.index)
+            return
+        event = self.waiters.pop(item.index, None)
+        if event is not None:
+            event.set()
+        if not self.keep_finished:
+            self.coordinator.forget(item)  # handles keep their item; the store has it
+        self.room.set()
+        if self.coordinator.unfinished == 0:
+            self.idle.set()
+
+    async def apply_terminal(
+        self, call_id: str, status: CallStatus, reason: FailureReason | str | None
+    ) -> None:
+        """A terminal status of ``call_id`` arrived (webhook or poll)."""
+        if self.open:
+            now = time.time()
+            self.settle(await self.coordinator.ended(call_id, status, reason, now))
+
+    async def _on_event(self, event: CallCompleted | CallFailed) -> None:
+        """Router handler for call.completed / call.failed; may run on another thread."""
+        call_id = event.call_id
+        if not self.open or not call_id or self._inbox is None:
+            return
+        status = CallStatus.COMPLETED
+        reason: FailureReason | str | None = None
+        if isinstance(event, CallFailed):
+            status, reason = CallStatus.FAILED, event.reason
+        if self._inbox.on_loop():
+            await self.apply_terminal(call_id, status, reason)
+        else:
+            self._inbox.put(call_id, status, reason)
+
+    async def _ring(self, kind: Alarm, key: int | str) -> None:
+        coordinator = self.coordinator
+        if kind is Alarm.REDIAL:
+            assert isinstance(key, int)
+            item = coordinator.item(key)
+            if item is not None and item.state is ItemState.WAITING:
+                coordinator.make_ready(item)
+            return
+        assert isinstance(key, str)
+        # Gone (finished and forgotten) or moved on: nothing to poll.
+        item = coordinator.item_for(key)
+        if item is not None and item.state is ItemState.LIVE and item.call_ids[-1] == key:
+            self.task_group.start_soon(self.poller.poll, item, key)
