@@ -60,14 +60,16 @@ Hook = Callable[[Any], Awaitable[None]]
 
 @asynccontextmanager
 async def hooked_client(
-    sb: Sandbox,
+    base_url: str,
+    api_key: str,
     *,
     on_request: Callable[[httpx.Request], Awaitable[None]] | None = None,
     on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
     **options: Any,
 ) -> AsyncIterator[AsyncAudian]:
-    """A client of ``sb`` whose requests, as they are sent, and responses, as they arrive,
-    run through the given hooks on the test's own loop (httpx event hooks: a public seam).
+    """A client of the API at ``base_url`` whose requests, as they are sent, and responses,
+    as they arrive, run through the given hooks on the test's own loop (httpx event hooks: a
+    public seam).
 
     The hooks see what the dialer does when it does it, so a test can wait for an event of
     its own (an ``anyio.Event`` set by a hook) instead of polling the sandbox's thread.
@@ -78,7 +80,7 @@ async def hooked_client(
     }
     async with (
         httpx.AsyncClient(event_hooks=hooks) as http,
-        AsyncAudian(sb.api_key, base_url=sb.base_url, http_client=http, **options) as client,
+        AsyncAudian(api_key, base_url=base_url, http_client=http, **options) as client,
     ):
         yield client
 

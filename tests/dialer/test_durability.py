@@ -116,7 +116,7 @@ async def test_a_batch_the_store_refused_is_written_again() -> None:
 
     async with (
         sandbox_with_receiver() as (sb, router),
-        hooked_client(sb, on_request=count) as client,
+        hooked_client(sb.base_url, sb.api_key, on_request=count) as client,
     ):
         dialer = Dialer(client, router, retry=FAST, store=store, max_active_calls=2)
         numbers = [f"+1415555{2810 + i}" for i in range(4)]
