@@ -37,10 +37,10 @@ def serve_asgi(app: Any, *, graceful: float = 0.5) -> Iterator[str]:
 async def until(condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
     """Wait until ``condition()`` holds, polling it; fail after ``timeout`` seconds.
 
-    Only for state that another thread or process owns (a server's counters, a sandbox's
-    calls), which no event of the test's own loop can announce: anything on the test's loop
-    is waited for through its event instead.
+    Only for state no event announces: what another thread or process owns (a server's
+    counters, a sandbox's calls), or public counters such as ``Dialer.stats()``. Whatever
+    sets an event (a hook, a handler, a store) is waited for through that event instead.
     """
     with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - the state lives on another thread
+        while not condition():  # noqa: ASYNC110 - no event announces this state
             await anyio.sleep(0.005)
