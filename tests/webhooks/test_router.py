@@ -252,14 +252,19 @@ async def test_async_callable_objects_and_sync_functions_returning_awaitables() 
 async def test_a_failing_handler_does_not_stop_the_others() -> None:
     router = EventRouter()
     ran: list[str] = []
+    first_failed = anyio.Event()
 
     @router.on("*")
     async def first(event: Event) -> None:
+        first_failed.set()
         raise ValueError("first")
 
     @router.on("*")
     async def slow(event: Event) -> None:
-        await anyio.sleep(0.01)
+        # Still running when the first one fails; a cancellation of the others would reach
+        # it at this checkpoint.
+        await first_failed.wait()
+        await anyio.lowlevel.checkpoint()
         ran.append("slow")
 
     @router.on("*")
