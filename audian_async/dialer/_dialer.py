@@ -47,10 +47,11 @@ from .._errors import (
     ValidationError,
 )
 from .._json import loads
-from .._models import Call, CallRequest, CallStatus
+from .._models import Call, CallRequest, CallStatus, FailureReason, is_terminal
 from .._retry import backoff_delay, parse_retry_after
 from .._timers import TimerHeap
 from .._validation import CheckedCallRequest, validate_call_request
+from ..webhooks import CallCompleted, CallFailed, EventRouter, Subscription
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, Campaign, CampaignReport, Item, ItemState, Step, Transition
 from ._policy import RetryPolicy
@@ -62,7 +63,6 @@ logger = logging.getLogger("audian_async.dialer")
 
 DEFAULT_DB_PATH = "audian-dialer.sqlite3"
 _REDIAL, _POLL = 0, 1
-_TERMINAL = frozenset({CallStatus.COMPLETED.value, CallStatus.FAILED.value})
 _EVENTS = ("call.completed", "call.failed")
 # Terminal events queued by other threads; over this the sender waits for the loop instead.
 MAX_INBOX = 65_536
@@ -179,7 +179,7 @@ class Dialer:
     def __init__(
         self,
         client: AsyncAudian,
-        router: Any = None,
+        router: EventRouter | None = None,
         *,
         max_active_calls: int = 100,
         calls_per_second: float | None = None,
@@ -210,6 +210,8 @@ class Dialer:
         ):
             if value is not None:
                 _positive(value, name, allow_zero=name in ("grace", "flush_interval"))
+        if router is not None and not isinstance(router, EventRouter):
+            raise ValidationError("router", f"must be an EventRouter or None, got {router!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
         if campaign is not None:
@@ -427,10 +429,10 @@ class _Session:
         self.tg: TaskGroup | None = None
         self.token: Any = None
         self.thread = 0
-        self.handlers: list[Any] = []
+        self.handlers: list[Subscription] = []
         self.open = False
         # Events from other threads: (call_id, status, reason), and the wake-up socket pair.
-        self.inbox: deque[tuple[str, str, str | None]] = deque()
+        self.inbox: deque[tuple[str, CallStatus, FailureReason | str | None]] = deque()
         self.signalled = False
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -511,26 +513,13 @@ class _Session:
 
     def _register(self) -> None:
         router = self.d.router
-        if router is None:
-            return
-        add = getattr(router, "add", None)
-        if add is not None:
+        if router is not None:
             # Quick and non-blocking (it hops to our loop), so it must not go to a thread.
-            self.handlers.append(add(self._on_event, *_EVENTS, in_thread=False))
-        else:  # any router with the documented decorator
-            for event_type in _EVENTS:
-                router.on(event_type)(self._on_event)
-            self.handlers.append(None)
+            self.handlers.append(router.add(self._on_event, *_EVENTS, in_thread=False))
 
     def _unregister(self) -> None:
-        router = self.d.router
         for subscription in self.handlers:
-            if subscription is not None:
-                subscription.cancel()
-            else:
-                off = getattr(router, "off", None)
-                if off is not None:
-                    off(self._on_event)
+            subscription.cancel()
         self.handlers.clear()
 
     async def stop(
@@ -701,27 +690,28 @@ class _Session:
 
     # --- events in -------------------------------------------------------------------------
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: CallCompleted | CallFailed) -> None:
         """Router handler for call.completed / call.failed; may run on another thread."""
         if not self.open:
             return
-        call_id = getattr(event, "call_id", None)
+        call_id = event.call_id
         if not call_id:
             return
-        status = "completed" if event.type == "call.completed" else "failed"
-        reason = getattr(event, "reason", None)
-        reason_text = None if reason is None else str(reason)
+        status = CallStatus.COMPLETED
+        reason: FailureReason | str | None = None
+        if isinstance(event, CallFailed):
+            status, reason = CallStatus.FAILED, event.reason
         if threading.get_ident() == self.thread:
-            self._terminal(call_id, status, reason_text)
+            self._terminal(call_id, status, reason)
             return
         if len(self.inbox) >= MAX_INBOX:  # the loop lags far behind: wait for it instead
             # If the dialer stopped meanwhile the store still says "live", so it is polled.
             with contextlib.suppress(RuntimeError, anyio.RunFinishedError):
                 anyio.from_thread.run_sync(
-                    self._terminal, call_id, status, reason_text, token=self.token
+                    self._terminal, call_id, status, reason, token=self.token
                 )
             return
-        self.inbox.append((call_id, status, reason_text))
+        self.inbox.append((call_id, status, reason))
         if not self.signalled:
             self.signalled = True
             # A full buffer means a wake-up is pending anyway; a closed one, a stopped dialer.
@@ -746,7 +736,9 @@ class _Session:
         self.wake_w.close()
         self.wake_r.close()
 
-    def _terminal(self, call_id: str, status: str, reason: str | None) -> None:
+    def _terminal(
+        self, call_id: str, status: CallStatus | str | None, reason: FailureReason | str | None
+    ) -> None:
         if self.open:
             self._after(self.machine.terminal(call_id, status, reason, time.time()))
 
@@ -877,8 +869,8 @@ class _Session:
         if d.router is None:
             # No webhooks will come: ask soon after the ring timeout, when most calls have
             # either failed or been answered.
-            return (request.timeout or 30) * d.time_scale
-        seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
+            return request.ring_timeout * d.time_scale
+        seconds = request.ring_timeout + request.duration_limit + d.grace
         return seconds * d.time_scale
 
     def _poll_interval(self) -> float:
@@ -892,7 +884,7 @@ class _Session:
     def _call_span(self, request: CallRequest) -> float:
         """Seconds from now by which a call of ``request`` placed now must have ended."""
         d = self.d
-        seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
+        seconds = request.ring_timeout + request.duration_limit + d.grace
         if request.scheduled_for is not None:
             seconds += max(0.0, request.scheduled_for.timestamp() - time.time()) / d.time_scale
         return seconds * d.time_scale
@@ -1034,10 +1026,8 @@ class _Session:
                 item.index,
                 call.call_id,
             )
-        status = None if call.status is None else str(call.status)
-        if transition is None and status in _TERMINAL and item.state is ItemState.LIVE:
-            reason = None if call.reason is None else str(call.reason)
-            transition = self.machine.terminal(call.call_id, status, reason, time.time())
+        if transition is None and is_terminal(call.status) and item.state is ItemState.LIVE:
+            transition = self.machine.terminal(call.call_id, call.status, call.reason, time.time())
         if transition is not None:
             self._after(transition)
         elif item.state is ItemState.LIVE:
@@ -1066,10 +1056,8 @@ class _Session:
                 return  # a webhook won the race
             if call is not None:
                 item.misses = 0
-                status = None if call.status is None else str(call.status)
-                if status in _TERMINAL:
-                    reason = None if call.reason is None else str(call.reason)
-                    self._terminal(call_id, status, reason)
+                if is_terminal(call.status):
+                    self._terminal(call_id, call.status, call.reason)
                     return
             elif item.misses >= LOST_AFTER_MISSES or anyio.current_time() >= item.ends_by:
                 # The API does not know the call, or could not tell us about it until it must

@@ -25,7 +25,7 @@ import attrs
 
 from .._convert import request_to_wire
 from .._json import dumps
-from .._models import CallRequest
+from .._models import CallRequest, CallStatus, FailureReason, as_reason, as_status, is_terminal
 from .._validation import CheckedCallRequest
 from ._policy import RetryPolicy
 
@@ -87,15 +87,16 @@ def _key_prefix(campaign: str, nonce: str = "") -> str:
 class CallOutcome:
     """How one requested call ended.
 
-    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason
-    (``"busy"``, ``"declined"``, or the API error code when the API refused the request);
+    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason: a
+    :class:`~audian_async.FailureReason` (``busy``, ``declined``...) when the call failed, or
+    a plain string (the API error code when the API refused the request, ``"lost"``...);
     ``attempts`` counts the calls the API accepted and ``call_ids`` lists them in order.
     """
 
     index: int
     to: str
     status: Literal["completed", "failed"]
-    reason: str | None
+    reason: FailureReason | str | None
     attempts: int
     call_ids: tuple[str, ...]
 
@@ -141,11 +142,11 @@ class CampaignReport:
         )
 
     def reasons(self) -> dict[str, int]:
-        """Failed items counted by final reason."""
+        """Failed items counted by final reason (as plain strings)."""
         counts: dict[str, int] = {}
         for o in self.outcomes:
             if o.status == "failed":
-                key = o.reason or "unknown"
+                key = str(o.reason or "unknown")
                 counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items()))
 
@@ -160,7 +161,7 @@ class Item:
     attempt: int = 0
     """Number of the latest attempt started (1-based); accepted attempts are ``call_ids``."""
     call_ids: list[str] = attrs.field(factory=list)
-    reason: str | None = None
+    reason: FailureReason | str | None = None
     next_at: float | None = None
     """Wall-clock time of the scheduled redial while ``waiting``."""
     stored: bool = False
@@ -247,7 +248,8 @@ class Campaign:
         self._key_prefix = _key_prefix(name, nonce)
         # Terminal events can overtake the create reply that tells us the call_id. Kept bounded:
         # an event dropped here is recovered by polling.
-        self._early: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        self._early: OrderedDict[str, tuple[CallStatus, FailureReason | str | None]]
+        self._early = OrderedDict()
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -273,7 +275,7 @@ class Campaign:
         item.state = state
         item.attempt = record.attempt
         item.call_ids = list(record.call_ids)
-        item.reason = record.reason
+        item.reason = as_reason(record.reason)
         item.next_at = record.next_at
         item.stored = True
         self.items[record.index] = item
@@ -312,7 +314,7 @@ class Campaign:
             item.state.value,
             item.attempt,
             tuple(item.call_ids),
-            item.reason,
+            None if item.reason is None else str(item.reason),
             item.next_at,
             wire,
         )
@@ -405,11 +407,17 @@ class Campaign:
         return self._give_up(item, "lost")
 
     def terminal(
-        self, call_id: str, status: str, reason: str | None, now: float
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        now: float,
     ) -> Transition | None:
-        """A call reached ``completed``/``failed``; returns what follows, or ``None`` when the
-        event changes nothing (duplicate, stale, or not ours)."""
-        if status not in ("completed", "failed"):
+        """A call reached a terminal status (``completed``/``failed``); returns what follows,
+        or ``None`` when the event changes nothing (not terminal, duplicate, stale, or not
+        ours)."""
+        status = as_status(status)
+        if not is_terminal(status):
             return None
         item = self._by_call_id.get(call_id)
         if item is None:
@@ -420,11 +428,11 @@ class Campaign:
             return None
         if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
             return None
-        if status == "completed":
+        if status is CallStatus.COMPLETED:
             item.reason = None
             self._set(item, ItemState.COMPLETED)
             return Transition(item, Step.DONE)
-        item.reason = reason or "unknown"
+        item.reason = as_reason(reason) or "unknown"
         attempts = len(item.call_ids)
         if self.policy.should_redial(item.reason, attempts):
             delay = self.policy.delay(item.reason, attempts)

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from audian_async import AsyncAudian, CallRequest
+from audian_async._serving import serve_in_thread
 from audian_async.dialer import RetryPolicy
-from audian_async.dialer._receiver import serve_in_thread
 from audian_async.sandbox import Sandbox, generate_webhook_secret
 from audian_async.webhooks import EventRouter, WebhookApp
 
