@@ -7,9 +7,11 @@ trio alike.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import anyio
 
 from audian_async._serving import ThreadedServer
 
@@ -30,3 +32,15 @@ def serve_asgi(app: Any, *, graceful: float = 0.5) -> Iterator[str]:
     )
     with server:
         yield server.url
+
+
+async def until(condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, polling it; fail after ``timeout`` seconds.
+
+    Only for state no event announces: what another thread or process owns (a server's
+    counters, a sandbox's calls), or public counters such as ``Dialer.stats()``. Whatever
+    sets an event (a hook, a handler, a store) is waited for through that event instead.
+    """
+    with anyio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 - no event announces this state
+            await anyio.sleep(0.005)

@@ -6,7 +6,6 @@ script is empty), and every request is recorded so tests can count what reached 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -29,10 +28,16 @@ CALL = {
 
 @attrs.define
 class Reply:
+    """One scripted answer. ``hold`` never answers: the request stays open until the client
+    gives up (a timeout, a cancellation), whatever the machine's speed."""
+
     status: int = 200
     body: bytes | dict[str, Any] = attrs.Factory(lambda: dict(CALL))
     headers: dict[str, str] = attrs.Factory(dict)
-    delay: float = 0.0
+    hold: bool = False
+
+
+HOLD = Reply(hold=True)
 
 
 @attrs.define
@@ -73,8 +78,10 @@ class ScriptedAPI:
         self.seen.append(Seen(scope["method"], path, headers, body))
         queue = self.script.get(scope["method"])
         reply = queue.popleft() if queue else Reply()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.hold:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
         raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         out_headers = [(b"content-length", str(len(raw)).encode())]
         if not isinstance(reply.body, bytes):

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 import audian_async as au
-from tests.client.scripted_api import CALL, Reply, ScriptedAPI, error, hang_up_server
-from tests.loopback import free_port, serve_asgi
+from tests.client.scripted_api import CALL, HOLD, Reply, ScriptedAPI, error, hang_up_server
+from tests.loopback import free_port, serve_asgi, until
 
 KEY = "sk_test_secret_0123456789"
 FROM, TO = "+14155552671", "+14155552672"
@@ -158,7 +158,7 @@ async def test_post_never_retried_on_500_502_504(
 async def test_post_read_timeout_is_raised_not_retried(
     api: ScriptedAPI, server: tuple[ScriptedAPI, str], waits: Waits
 ) -> None:
-    api.then("POST", Reply(delay=1.0))
+    api.then("POST", HOLD)
     client = au.AsyncAudian(KEY, base_url=server[1], timeout=0.2, max_retries=3)
     client._sleep = waits  # type: ignore[assignment]
     async with client:
@@ -192,8 +192,9 @@ async def test_get_retried_on_5xx_and_timeouts(
 async def test_get_retried_on_read_timeout(
     api: ScriptedAPI, server: tuple[ScriptedAPI, str]
 ) -> None:
-    api.then("GET", Reply(delay=1.0))
-    client = au.AsyncAudian(KEY, base_url=server[1], timeout=0.2, max_retries=1)
+    api.then("GET", HOLD)
+    # The retry must be answered within the same timeout: a second is plenty on loopback.
+    client = au.AsyncAudian(KEY, base_url=server[1], timeout=1.0, max_retries=1)
     client._sleep = Waits()  # type: ignore[assignment]
     async with client:
         call = await client.calls.get("call_1")
@@ -352,23 +353,25 @@ async def test_connection_refused(anyio_backend: str, backend: str, waits: Waits
 async def test_pool_slots_come_back_after_timeouts_errors_and_cancellation(
     api: ScriptedAPI, server: tuple[ScriptedAPI, str]
 ) -> None:
-    client = au.AsyncAudian(KEY, base_url=server[1], timeout=0.2, max_retries=0, max_connections=3)
+    client = au.AsyncAudian(KEY, base_url=server[1], timeout=5.0, max_retries=0, max_connections=3)
+    quick = client.with_options(timeout=0.2)  # same connections, for the requests held open
     transport = client._transport
     assert transport is not None
     async with client:
-        api.then("GET", *[Reply(delay=1.0)] * 3)
+        api.then("GET", *[HOLD] * 3)
         for _ in range(3):
             with pytest.raises(au.APITimeoutError):
-                await client.calls.get("call_slow")
+                await quick.calls.get("call_slow")
         api.then("GET", *[error(500, "oops", "x")] * 3)
         for _ in range(3):
             with pytest.raises(au.ServerError):
                 await client.calls.get("call_err")
-        api.then("GET", *[Reply(delay=1.0)] * 3)
+        api.then("GET", *[HOLD] * 3)
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(client.calls.get, "call_cancelled")
-            await anyio.sleep(0.1)
+            # Cancelled once the server holds all three (it counts on its own thread).
+            await until(lambda: api.count("GET") == 9)
             tg.cancel_scope.cancel()
         # Every slot is free again, and all of them still carry requests.
         assert sorted(transport._free) == [0, 1, 2]  # type: ignore[attr-defined]
@@ -378,6 +381,7 @@ async def test_pool_slots_come_back_after_timeouts_errors_and_cancellation(
                 for i in range(9):
                     tg.start_soon(client.calls.get, f"call_{i}")
     assert sorted(transport._free) == [0, 1, 2]  # type: ignore[attr-defined]
+    assert api.count("GET") == 18
 
 
 def test_environment_proxy_and_url_credentials_keep_httpx_send(
@@ -429,14 +433,27 @@ async def test_own_http_client_is_closed(server: tuple[ScriptedAPI, str]) -> Non
 
 
 async def test_with_options_timeout_reaches_the_request(
-    api: ScriptedAPI, client: au.AsyncAudian
+    api: ScriptedAPI, client: au.AsyncAudian, server: tuple[ScriptedAPI, str]
 ) -> None:
-    api.then("GET", Reply(delay=0.6), Reply(delay=0.6))
+    # Each request carries its client's timeout to the transport: the view's, and the
+    # original's unchanged.
+    timeouts: list[dict[str, float | None]] = []
+
+    async def record(request: httpx.Request) -> None:
+        timeouts.append(request.extensions["timeout"])
+
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [record]}) as http,
+        au.AsyncAudian(KEY, base_url=server[1], http_client=http, timeout=2.0) as hooked,
+    ):
+        await hooked.with_options(timeout=0.2, max_retries=0).calls.get("call_1")
+        await hooked.calls.get("call_1")
+    assert timeouts == [httpx.Timeout(0.2).as_dict(), httpx.Timeout(2.0).as_dict()]
+    # And the view's timeout is the one that fires on a reply that never comes.
+    api.then("GET", HOLD)
     async with client:
         with pytest.raises(au.APITimeoutError):
             await client.with_options(timeout=0.2, max_retries=0).calls.get("call_1")
-        # The original client keeps its own 2 s timeout.
-        assert (await client.calls.get("call_1")).call_id == CALL["call_id"]
 
 
 def test_repr_hides_credentials_in_the_url() -> None:

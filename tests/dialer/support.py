@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from audian_async import CallRequest
+import httpx
+
+from audian_async import AsyncAudian, CallRequest
 from audian_async._serving import serve_in_thread
 from audian_async.dialer import RetryPolicy
 from audian_async.sandbox import Sandbox, generate_webhook_secret
@@ -51,3 +53,38 @@ async def sandbox_with_receiver(
 
 def calls_per_number(sb: Sandbox) -> Counter[str]:
     return Counter(str(c.to) for c in sb.calls.values())
+
+
+Hook = Callable[[Any], Awaitable[None]]
+
+
+@asynccontextmanager
+async def hooked_client(
+    base_url: str,
+    api_key: str,
+    *,
+    on_request: Callable[[httpx.Request], Awaitable[None]] | None = None,
+    on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
+    **options: Any,
+) -> AsyncIterator[AsyncAudian]:
+    """A client of the API at ``base_url`` whose requests, as they are sent, and responses,
+    as they arrive, run through the given hooks on the test's own loop (httpx event hooks: a
+    public seam).
+
+    The hooks see what the dialer does when it does it, so a test can wait for an event of
+    its own (an ``anyio.Event`` set by a hook) instead of polling the sandbox's thread.
+    """
+    hooks: dict[str, list[Hook]] = {
+        "request": [on_request] if on_request else [],
+        "response": [on_response] if on_response else [],
+    }
+    async with (
+        httpx.AsyncClient(event_hooks=hooks) as http,
+        AsyncAudian(api_key, base_url=base_url, http_client=http, **options) as client,
+    ):
+        yield client
+
+
+def is_create(request: httpx.Request) -> bool:
+    """Whether ``request`` is a ``POST /calls`` (a create, first send or replay)."""
+    return request.method == "POST" and request.url.path.endswith("/calls")

@@ -13,24 +13,28 @@ from collections import Counter
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from audian_async import (
     APIConnectionError,
-    AsyncAudian,
     AudianError,
     AuthenticationError,
     CallRequest,
 )
+from audian_async._json import loads
 from audian_async.dialer import CampaignReport, Dialer, MemoryStore
 from audian_async.sandbox import Faults
 
+from ..loopback import until
 from .support import (
     BUSY,
     BUSY_THEN_ANSWER,
     DECLINED,
     FAST,
     calls_per_number,
+    hooked_client,
+    is_create,
     req,
     sandbox_with_receiver,
 )
@@ -54,9 +58,9 @@ def _check_outcomes(report: CampaignReport) -> None:
 
 
 async def _run_with_faults(
-    faults: Faults, until: str, count: int, *, max_active: int = 2, **dialer: Any
+    faults: Faults, stat: str, count: int, *, max_active: int = 2, **dialer: Any
 ) -> tuple[CampaignReport, Counter[str], int, int]:
-    """Run the campaign with ``faults`` on until the sandbox stat ``until`` reaches
+    """Run the campaign with ``faults`` on until the sandbox stat ``stat`` reaches
     ``count``, check nothing failed meanwhile, turn the faults off, finish the run."""
     result: list[CampaignReport] = []
     async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
@@ -74,9 +78,8 @@ async def _run_with_faults(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(go)
-            with anyio.fail_after(20):
-                while sb.stats.get(until, 0) < count:  # noqa: ASYNC110 (polls another thread)
-                    await anyio.sleep(0.02)
+            # The sandbox counts on its own thread: nothing on this loop to await.
+            await until(lambda: sb.stats.get(stat, 0) >= count, timeout=20)
             created_during_faults = len(sb.calls)
             assert d.stats().failed == 0  # nothing unclear became an outcome
             faults.no_reply_rate.clear()
@@ -138,32 +141,74 @@ async def test_a_create_unknown_past_the_deadline_holds_its_slot_then_fails() ->
     assert peak <= 1  # the slot was held until the unknown call must have ended
 
 
-async def test_an_unreachable_api_fails_nothing() -> None:
-    with socket.socket() as sock:  # a port nobody listens on: connection refused
+def _closed_port_url() -> str:
+    """The API root of a loopback port nobody listens on: every connection is refused."""
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v2"
+
+
+def _states_by_number(store: MemoryStore, campaign: str) -> dict[str, str]:
+    """Each stored item's state, by its destination number."""
+    return {loads(r.request or "{}")["to"]: r.state for r in store.campaigns[campaign].values()}
+
+
+async def test_an_unreachable_api_fails_nothing() -> None:
     store = MemoryStore()
-    async with AsyncAudian("k", base_url=f"http://127.0.0.1:{port}/v2", max_retries=0) as client:
+    sent: list[str] = []
+    retried = anyio.Event()
+
+    async def count(request: httpx.Request) -> None:
+        if is_create(request):
+            sent.append(loads(request.content)["to"])
+            if len(sent) == 4:  # with two slots, one of the holders was refused and resent
+                retried.set()
+
+    async with hooked_client(_closed_port_url(), "k", on_request=count, max_retries=0) as client:
         dialer = Dialer(client, None, store=store, max_active_calls=2)
-        with anyio.move_on_after(0.5):
-            await dialer.run([req(n) for n in NUMBERS], campaign="down")
-    states = Counter(r.state for r in store.campaigns["down"].values())
-    assert sum(states.values()) == len(NUMBERS)
-    assert set(states) <= {"pending", "placing"}  # nothing failed
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: dialer.run([req(n) for n in NUMBERS], campaign="down"))
+                await retried.wait()
+                tg.cancel_scope.cancel()
+    # A refused connection did nothing: the two slot holders send again and again, stay
+    # "placing" (never failed), and nobody else is dialed meanwhile.
+    assert set(sent) == set(NUMBERS[:2])
+    expected = dict.fromkeys(NUMBERS, "pending") | dict.fromkeys(NUMBERS[:2], "placing")
+    assert _states_by_number(store, "down") == expected
 
 
 async def test_a_bad_api_key_stops_the_campaign_and_keeps_it_pending() -> None:
     store = MemoryStore()
     requests = [req(n) for n in PLAIN]
+    sent: list[str] = []
+    all_sent = anyio.Event()
+
+    async def gate(request: httpx.Request) -> None:
+        # The first create goes on once every create is in flight; the others stay in
+        # flight (never sent) until the campaign stops.
+        if not is_create(request):
+            return
+        sent.append(loads(request.content)["to"])
+        if len(sent) == len(PLAIN):
+            all_sent.set()
+        if len(sent) > 1:
+            await anyio.sleep_forever()
+        await all_sent.wait()
+
     async with sandbox_with_receiver() as (sb, router):
-        async with AsyncAudian("wrong-key", base_url=sb.base_url, max_retries=0) as bad:
-            with pytest.raises(AuthenticationError):
+        async with hooked_client(sb.base_url, "wrong-key", on_request=gate, max_retries=0) as bad:
+            with anyio.fail_after(20), pytest.raises(AuthenticationError):
                 await Dialer(bad, router, retry=FAST, store=store).run(requests, campaign="k")
-        # Nothing was placed. Items whose create was still in flight when the campaign
-        # stopped stay "placing" (their fate unknown to the dialer), so a resume repeats them
-        # under the same idempotency key; either way nothing is final.
-        assert {r.state for r in store.campaigns["k"].values()} <= {"pending", "placing"}
+        # Nothing was placed. The refused item is pending again; the items whose create was
+        # still in flight when the campaign stopped stay "placing" (their fate unknown to the
+        # dialer), so a resume repeats them under the same idempotency key.
         assert sb.calls == {}
+        assert sorted(sent) == sorted(PLAIN)
+        assert _states_by_number(store, "k") == dict.fromkeys(PLAIN, "placing") | {
+            sent[0]: "pending"
+        }
         report = await Dialer(sb.client, router, retry=FAST, store=store).run(
             requests, campaign="k"
         )
@@ -210,18 +255,26 @@ async def test_polling_only_mode_polls_soon_after_the_ring_timeout() -> None:
     ]
 
 
-async def _refuse_the_replay(sb: Any, faults: Faults, status: int) -> None:
-    """Once the first create was acted on (its reply withheld), answer the next create
-    (its replay under the same key) with ``status``, then let creates through."""
-    while len(sb.calls) < 1:  # noqa: ASYNC110 (polls another thread)
-        await anyio.sleep(0.005)
-    faults.no_reply_rate.clear()
-    faults.error_status = status
-    posts = sb.post_count
-    faults.error_rate["POST /v2/calls"] = 1.0
-    while sb.post_count == posts:  # noqa: ASYNC110 (polls another thread)
-        await anyio.sleep(0.001)
-    faults.error_rate.clear()
+def _refuse_the_replay(faults: Faults, status: int) -> dict[str, Any]:
+    """Hooks for a one-slot campaign whose first create is acted on and its reply withheld:
+    the next create (its replay under the same key) is answered ``status``, later ones go
+    through. The faults switch as the replay is sent, so the sandbox sees them for it."""
+    creates = 0
+
+    async def on_request(request: httpx.Request) -> None:
+        nonlocal creates
+        if is_create(request):
+            creates += 1
+            if creates == 2:
+                faults.no_reply_rate.clear()
+                faults.error_status = status
+                faults.error_rate["POST /v2/calls"] = 1.0
+
+    async def on_response(response: httpx.Response) -> None:
+        if is_create(response.request):
+            faults.error_rate.clear()
+
+    return {"on_request": on_request, "on_response": on_response}
 
 
 SHORT = {"timeout": 10, "max_duration": 20}
@@ -233,9 +286,13 @@ async def test_a_refused_replay_of_an_unclear_create_holds_the_slot(status: int)
     # it, so the item ends as create_unknown and keeps its slot until that call has ended.
     faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=5.0)
     requests = [req(n, **SHORT) for n in PLAIN[:3]]
-    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+    hooks = _refuse_the_replay(faults, status)
+    async with (
+        sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router),
+        hooked_client(sb.base_url, sb.api_key, **hooks, **QUICK_CLIENT) as client,
+    ):
         dialer = Dialer(
-            sb.client,
+            client,
             router,
             retry=FAST,
             store=MemoryStore(),
@@ -244,9 +301,7 @@ async def test_a_refused_replay_of_an_unclear_create_holds_the_slot(status: int)
             time_scale=1 / 100,
         )
         with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_refuse_the_replay, sb, faults, status)
-                report = await dialer.run(requests, campaign="refused")
+            report = await dialer.run(requests, campaign="refused")
         peak = sb.peak_live_calls
     assert [(o.status, o.reason) for o in report.outcomes] == [
         ("failed", "create_unknown"),
@@ -265,15 +320,17 @@ async def test_an_account_error_after_an_unclear_create_keeps_the_item_placing(
     faults = Faults(no_reply_rate={"POST /v2/calls": 1.0}, no_reply_hold=5.0)
     requests = [req(n, **SHORT) for n in PLAIN[:3]]
     store = MemoryStore()
-    async with sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router):
+    hooks = _refuse_the_replay(faults, status)
+    async with (
+        sandbox_with_receiver(faults=faults, client_options=QUICK_CLIENT) as (sb, router),
+        hooked_client(sb.base_url, sb.api_key, **hooks, **QUICK_CLIENT) as client,
+    ):
         dialer = Dialer(
-            sb.client, router, retry=FAST, store=store, max_active_calls=1, time_scale=1 / 100
+            client, router, retry=FAST, store=store, max_active_calls=1, time_scale=1 / 100
         )
         with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_refuse_the_replay, sb, faults, status)
-                with pytest.raises(AudianError) as caught:
-                    await dialer.run(requests, campaign="account")
+            with pytest.raises(AudianError) as caught:
+                await dialer.run(requests, campaign="account")
         assert caught.value.status_code == status  # type: ignore[attr-defined]
         assert store.campaigns["account"][0].state == "placing"
         assert {r.state for i, r in store.campaigns["account"].items() if i} == {"pending"}
@@ -291,11 +348,19 @@ async def test_an_account_error_after_an_unclear_create_keeps_the_item_placing(
 async def test_an_api_unreachable_past_the_deadline_stops_the_campaign(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on: connection refused
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     store = MemoryStore()
-    async with AsyncAudian("k", base_url=f"http://127.0.0.1:{port}/v2", max_retries=0) as client:
+    sent: list[str] = []
+
+    async def hold_the_second(request: httpx.Request) -> None:
+        # The second slot holder's create stays in flight: the campaign stops under it.
+        if is_create(request):
+            sent.append(to := loads(request.content)["to"])
+            if to == NUMBERS[1]:
+                await anyio.sleep_forever()
+
+    async with hooked_client(
+        _closed_port_url(), "k", on_request=hold_the_second, max_retries=0
+    ) as client:
         dialer = Dialer(client, None, store=store, max_active_calls=2, create_deadline=0.3)
         with (
             caplog.at_level(logging.WARNING, logger="audian_async.dialer"),
@@ -303,11 +368,13 @@ async def test_an_api_unreachable_past_the_deadline_stops_the_campaign(
             pytest.raises(APIConnectionError),
         ):
             await dialer.run([req(n) for n in NUMBERS], campaign="down")
-    # Nothing failed; a create still waiting to be resent when the campaign stopped may
-    # stay "placing" (a later run repeats it under the same key).
-    states = Counter(r.state for r in store.campaigns["down"].values())
-    assert set(states) <= {"pending", "placing"}
-    assert states["pending"] >= len(NUMBERS) - 2
+    # Nothing failed. The item refused until the deadline is pending again; the one whose
+    # create was in flight when the campaign stopped stays "placing" (a later run repeats it
+    # under the same key); nobody else was dialed.
+    assert set(sent) == set(NUMBERS[:2])
+    assert _states_by_number(store, "down") == dict.fromkeys(NUMBERS, "pending") | {
+        NUMBERS[1]: "placing"
+    }
     assert any("cannot reach the API" in r.getMessage() for r in caplog.records)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
+from audian_async.sandbox import TALK_SECONDS_TAG
 from audian_async.webhooks import CallCompleted
 
+from ..loopback import until
 from .support import (
     ANSWERS,
     BUSY,
@@ -17,7 +20,10 @@ from .support import (
     INVALID,
     NETWORK_ERROR,
     NO_ANSWER,
+    SPEED,
     calls_per_number,
+    hooked_client,
+    is_create,
     req,
     sandbox_with_receiver,
 )
@@ -55,12 +61,17 @@ async def test_each_outcome_gets_the_right_number_of_attempts() -> None:
     assert per_number == {o.to: o.attempts for o in report.outcomes}
     for outcome in report.outcomes:
         assert len(set(outcome.call_ids)) == outcome.attempts
-    # Campaign metadata is visible server-side, beside the user's own tags.
+    # Campaign metadata is visible server-side, beside the user's own tags: each number's
+    # calls carry attempts 1, 2, ... in turn.
+    attempts: dict[str, list[int]] = {}
     for snap in snapshots:
         tags = snap.call.tags or {}
         assert tags["team"] == "a"
         assert tags["audian_campaign"] == "outcomes"
-        assert tags["audian_attempt"] in {"1", "2", "3"}
+        attempts.setdefault(str(snap.to), []).append(int(tags["audian_attempt"]))
+    assert {to: sorted(seen) for to, seen in attempts.items()} == {
+        o.to: list(range(1, o.attempts + 1)) for o in report.outcomes
+    }
     # The user's handler kept working beside the dialer's.
     assert len(seen) == 2
     assert len(router.subscriptions()) == 1  # the dialer unregistered its own
@@ -140,19 +151,36 @@ async def test_service_mode_submit_and_await_handles() -> None:
 async def test_restart_with_the_same_store_finishes_without_redialing() -> None:
     store = MemoryStore()
     numbers = [ANSWERS] * 6 + [BUSY, BUSY_THEN_ANSWER, DECLINED]
-    async with sandbox_with_receiver() as (sb, router):
-        first = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=3)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: first.run([req(n) for n in numbers], campaign="again"))
-            with anyio.fail_after(10):
-                while len(sb.calls) < 3:  # noqa: ASYNC110 (state of another thread)
-                    await anyio.sleep(0.005)
-            tg.cancel_scope.cancel()  # stopped with calls placed and (some) still live
-        states = {r.state for r in store.campaigns["again"].values()}
-        assert states & {"live", "placing", "waiting"}, states
-        assert len(store.campaigns["again"]) == len(numbers)
+    # The first three calls talk for half a second: still live when the first run stops.
+    long_talk = {TALK_SECONDS_TAG: 0.5 * SPEED}
+    requests = [req(n, tags=long_talk if i < 3 else None) for i, n in enumerate(numbers)]
+    created = 0
+    three_created = anyio.Event()
+
+    async def count(response: httpx.Response) -> None:
+        nonlocal created
+        if is_create(response.request) and response.is_success:
+            created += 1
+            if created == 3:
+                three_created.set()
+
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        hooked_client(sb.base_url, sb.api_key, on_response=count) as client,
+    ):
+        first = Dialer(client, router, retry=FAST, store=store, max_active_calls=3)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: first.run(requests, campaign="again"))
+                await three_created.wait()
+                # The replies are in; the dialer has taken them once it counts three live
+                # calls (no event says so: its public counters do).
+                await until(lambda: first.stats().live == 3)
+                tg.cancel_scope.cancel()  # stopped with three calls live
+        states = {i: r.state for i, r in store.campaigns["again"].items()}
+        assert states == {i: "live" if i < 3 else "pending" for i in range(len(numbers))}
         second = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=3)
-        report = await second.run([req(n) for n in numbers], campaign="again")
+        report = await second.run(requests, campaign="again")
         per_number = calls_per_number(sb)
     assert report.completed == 7
     assert per_number == {ANSWERS: 6, BUSY: 3, BUSY_THEN_ANSWER: 2, DECLINED: 1}

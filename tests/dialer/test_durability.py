@@ -14,7 +14,16 @@ from audian_async.dialer import Dialer, MemoryStore
 from audian_async.dialer._machine import TAG_ATTEMPT, TAG_ITEM, ItemRecord
 
 from ..tap import Tap
-from .support import ANSWERS, BUSY, BUSY_THEN_ANSWER, FAST, req, sandbox_with_receiver
+from .support import (
+    ANSWERS,
+    BUSY,
+    BUSY_THEN_ANSWER,
+    FAST,
+    hooked_client,
+    is_create,
+    req,
+    sandbox_with_receiver,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -52,11 +61,21 @@ class FlakyStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.refuse: Callable[[ItemRecord], bool] | None = None
+        self.refused = 0
+        self._refusal = anyio.Event()
 
     async def save(self, campaign: str, records: Sequence[ItemRecord]) -> None:
         if self.refuse is not None and any(self.refuse(r) for r in records):
+            self.refused += 1
+            self._refusal.set()
+            self._refusal = anyio.Event()
             raise OSError("disk I/O error")
         await super().save(campaign, records)
+
+    async def refusals(self, count: int) -> None:
+        """Wait until ``count`` writes were refused in all."""
+        while self.refused < count:
+            await self._refusal.wait()
 
 
 async def test_a_submit_whose_store_write_fails_leaves_nothing_behind() -> None:
@@ -87,14 +106,27 @@ async def test_a_batch_the_store_refused_is_written_again() -> None:
     # A failed write must not mark its items saved: the next flush carries them again,
     # requests included, and a create waiting for its "placing" record is not let through.
     store = FlakyStore()
-    async with sandbox_with_receiver() as (sb, router):
-        dialer = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=2)
+    creates: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        if is_create(request):
+            # Raised into the dialer's create, so the run fails right there.
+            assert store.refuse is None, "a create was sent before its record was saved"
+            creates.append(request)
+
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        hooked_client(sb.base_url, sb.api_key, on_request=count) as client,
+    ):
+        dialer = Dialer(client, router, retry=FAST, store=store, max_active_calls=2)
         numbers = [f"+1415555{2810 + i}" for i in range(4)]
         store.refuse = lambda r: r.state == "placing"
 
         async def heal() -> None:
-            await anyio.sleep(0.3)
-            assert len(sb.calls) == 0  # nothing was placed while the batch was unsaved
+            # Three flushes refused: a create let through by the first would have been sent
+            # (the hook runs on this loop as it is sent) long before the third.
+            await store.refusals(3)
+            assert creates == []
             store.refuse = None
 
         with anyio.fail_after(20):
@@ -102,4 +134,5 @@ async def test_a_batch_the_store_refused_is_written_again() -> None:
                 tg.start_soon(heal)
                 report = await dialer.run([req(n) for n in numbers], campaign="flaky")
     assert report.completed == len(numbers)
+    assert len(creates) == len(numbers)
     assert {r.state for r in store.campaigns["flaky"].values()} == {"completed"}

@@ -19,6 +19,7 @@ from audian_async._json import dumps
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
 from audian_async.dialer._machine import DialMachine, ItemRecord
 
+from ..loopback import until
 from .support import BUSY, BUSY_THEN_ANSWER, DECLINED, FROM, calls_per_number, sandbox_with_receiver
 
 pytestmark = pytest.mark.anyio
@@ -71,10 +72,9 @@ async def test_sigkill_mid_campaign_then_resume(tmp_path: Path) -> None:
         )
         async with first:
             try:
-                with anyio.fail_after(30):
-                    while len(sb.calls) < 15:
-                        assert first.returncode is None, "finished before it could be killed"
-                        await anyio.sleep(0.01)
+                # Another process dials into the sandbox's thread: nothing here to await.
+                await until(lambda: len(sb.calls) >= 15 or first.returncode is not None, timeout=30)
+                assert first.returncode is None, "finished before it could be killed"
             finally:
                 first.send_signal(signal.SIGKILL)
                 await first.wait()
@@ -117,9 +117,7 @@ async def test_a_resumed_create_whose_call_already_ended_is_polled_soon() -> Non
         item = campaign.restore(store.campaigns["c"][0], request)
         tagged, key = campaign.start_attempt(item)
         call = await sb.client.calls.create(tagged, idempotency_key=key)
-        with anyio.fail_after(10):
-            while sb.calls[call.call_id].status not in ("completed", "failed"):  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        await sb.wait_for_status(call.call_id, "completed", "failed")
         dialer = Dialer(sb.client, router, store=store, time_scale=1 / 100)
         with anyio.fail_after(10):
             report = await dialer.run([request], campaign="c")

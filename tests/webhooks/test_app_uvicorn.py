@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -25,18 +25,58 @@ class ThreadSafeRecorder:
         self.lock = threading.Lock()
         self.events: list[Event] = []
         self.fail_next = 0
-        self.delay = 0.0
+        self.hold: Callable[[], Awaitable[None]] | None = None
         self.router = EventRouter()
         self.router.add(self.handle, "*")
 
     async def handle(self, event: Event) -> None:
-        if self.delay:
-            await anyio.sleep(self.delay)  # widen the window for concurrent duplicates
+        if self.hold is not None:
+            await self.hold()
         with self.lock:
             self.events.append(event)
             if self.fail_next:
                 self.fail_next -= 1
                 raise RuntimeError("handler failed")
+
+
+class Arrivals:
+    """ASGI middleware: counts the requests whose whole body the app has read.
+
+    Everything here runs on the server's loop (its event is made there, on first use).
+    """
+
+    def __init__(self, app: Any, expected: int) -> None:
+        self.app = app
+        self.expected = expected
+        self.bodies = 0
+        self._all_in: anyio.Event | None = None
+
+    def _event(self) -> anyio.Event:
+        if self._all_in is None:
+            self._all_in = anyio.Event()
+        return self._all_in
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        event = self._event()
+
+        async def counted() -> Any:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body"):
+                self.bodies += 1
+                if self.bodies == self.expected:
+                    event.set()
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def all_settled(self) -> None:
+        """Wait until every expected body was read and every other task on this loop
+        waits (each duplicate has met the first delivery, or a handler of its own)."""
+        await self._event().wait()
+        await anyio.wait_all_tasks_blocked()
 
 
 @pytest.fixture
@@ -106,8 +146,10 @@ async def test_failure_then_redelivery(recorder: ThreadSafeRecorder) -> None:
 
 
 async def test_concurrent_duplicates_over_http_run_once(recorder: ThreadSafeRecorder) -> None:
-    recorder.delay = 0.2
-    app = WebhookApp(recorder.router, secret=SECRET)
+    app = Arrivals(WebhookApp(recorder.router, secret=SECRET), expected=5)
+    # The handler runs on only once all five deliveries are in the app: each duplicate
+    # arrives while the first is still being handled.
+    recorder.hold = app.all_settled
     body, headers = delivery(msg_id="msg_concurrent")
     statuses: list[int] = []
     with serve(app) as url:
@@ -121,6 +163,7 @@ async def test_concurrent_duplicates_over_http_run_once(recorder: ThreadSafeReco
                 for _ in range(5):
                     tg.start_soon(deliver)
     assert statuses == [204] * 5
+    assert app.bodies == 5
     assert len(recorder.events) == 1
 
 

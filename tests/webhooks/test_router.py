@@ -252,14 +252,19 @@ async def test_async_callable_objects_and_sync_functions_returning_awaitables() 
 async def test_a_failing_handler_does_not_stop_the_others() -> None:
     router = EventRouter()
     ran: list[str] = []
+    first_failed = anyio.Event()
 
     @router.on("*")
     async def first(event: Event) -> None:
+        first_failed.set()
         raise ValueError("first")
 
     @router.on("*")
     async def slow(event: Event) -> None:
-        await anyio.sleep(0.01)
+        # Still running when the first one fails; a cancellation of the others would reach
+        # it at this checkpoint.
+        await first_failed.wait()
+        await anyio.lowlevel.checkpoint()
         ran.append("slow")
 
     @router.on("*")
@@ -325,18 +330,34 @@ async def test_handlers_start_in_registration_order_and_run_concurrently() -> No
 
 async def test_cancellation_is_not_swallowed() -> None:
     router = EventRouter()
+    running = 0
+    both_running = anyio.Event()
 
-    @router.on("*")
     async def forever(event: Event) -> None:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_running.set()
         await anyio.sleep_forever()
 
-    @router.on("*")
-    async def also(event: Event) -> None:
-        await anyio.sleep_forever()
+    router.add(forever, "*")
+    router.add(forever, "*")
+    propagated = False
 
-    with anyio.move_on_after(0.05) as scope:
-        await router.dispatch(RINGING)
-    assert scope.cancelled_caught
+    async def dispatch() -> None:
+        nonlocal propagated
+        try:
+            await router.dispatch(RINGING)
+        except anyio.get_cancelled_exc_class():
+            propagated = True
+            raise
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dispatch)
+            await both_running.wait()  # cancelled while its handlers run
+            tg.cancel_scope.cancel()
+    assert propagated
 
 
 async def test_dispatch_parsed_events() -> None:
