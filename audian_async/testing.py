@@ -38,7 +38,7 @@ import pytest
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["audian_sandbox", "audian_sandbox_options", "audian_sandbox_server"]
+__all__ = ["DEFAULT_OPTIONS", "audian_sandbox", "audian_sandbox_options", "audian_sandbox_server"]
 
 DEFAULT_OPTIONS: dict[str, Any] = {"speed": 50.0}
 """Options used when ``audian_sandbox_options`` is not overridden: fast simulated time."""
