@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -292,7 +292,7 @@ class _StubRouter(EventRouter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.handler: Callable[[Event], None] | None = None
+        self.handler: Callable[[Event], Awaitable[None]] | None = None
 
     def add(self, handler: Any, *patterns: Any, **options: Any) -> Subscription:
         self.handler = handler
@@ -352,7 +352,7 @@ async def dialer_alone(count: int, speed: float, db_dir: Path) -> float:
             batch = ended[:]
             ended.clear()
             for event in batch:
-                handler(event)
+                await handler(event)
 
     _normalize_cached.cache_clear()  # as in the other runs
     gc.collect()
