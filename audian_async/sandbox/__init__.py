@@ -9,8 +9,8 @@ from ._app import MAX_BODY, SandboxApp
 from ._engine import DIGITS_TAG, TALK_SECONDS_TAG, SandboxCall, SandboxEvent, SandboxRecording
 from ._faults import ROUTES, Faults
 from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+from ._sender import Delivery
 from ._server import DEFAULT_API_KEY, Sandbox, generate_webhook_secret
-from ._webhooks import Delivery
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -30,7 +30,7 @@ from ._audio import make_wav
 from ._engine import Engine, SandboxEvent, Scheduler
 from ._faults import Faults
 from ._magic import OWNED_CALLER_ID
-from ._webhooks import WebhookDeliverer
+from ._sender import WebhookDeliverer
 
 __all__ = ["MAX_BODY", "SandboxApp"]
 

@@ -22,7 +22,7 @@ from .._serving import ThreadedServer, require_uvicorn
 from ._app import MAX_BODY, SandboxApp
 from ._engine import SandboxCall, SandboxRecording
 from ._faults import Faults
-from ._webhooks import Delivery
+from ._sender import Delivery
 
 __all__ = ["DEFAULT_API_KEY", "Sandbox", "generate_webhook_secret"]
 

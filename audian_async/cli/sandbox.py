@@ -6,10 +6,9 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from ._faults import ROUTES, Faults
-from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+from ..sandbox import MAGIC_NUMBERS, OWNED_CALLER_ID, ROUTES, Faults
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "banner", "run"]
 
 
 def _route_rate(text: str) -> tuple[str, float]:
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from .._errors import AudianError
-    from ._server import DEFAULT_API_KEY, Sandbox
+    from ..sandbox import DEFAULT_API_KEY, Sandbox
 
     faults = Faults(
         latency=args.latency,
