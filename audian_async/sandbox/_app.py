@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,8 +26,9 @@ from .._models import CallRequest
 from .._validation import MAX_BATCH, normalize_number, validate_call_request
 from ..webhooks._signing import decode_secret
 from ._audio import make_wav
+from ._chance import Chance
 from ._engine import Engine, SandboxEvent, Scheduler
-from ._faults import Faults
+from ._faults import ROUTES, Faults
 from ._magic import OWNED_CALLER_ID
 from ._sender import WebhookDeliverer
 
@@ -166,6 +166,8 @@ class SandboxApp:
         self.drain_timeout = drain_timeout
         self.origin = "http://127.0.0.1"
         """Scheme, host and port the sandbox is reached at (set once bound)."""
+        self.seed = seed
+        self.chance = Chance(seed)
         self.scheduler = Scheduler()
         self.deliverer = WebhookDeliverer(
             key=webhook_key,
@@ -186,6 +188,7 @@ class SandboxApp:
             scheduler=self.scheduler,
             emit=self._emit,
             recording_url=lambda rid: f"{self.origin}/v2/recordings/{rid}",
+            seed=seed,
         )
         self.idempotency: OrderedDict[tuple[str, str], tuple[bytes, int, bytes]] = OrderedDict()
         self.stats: dict[str, int] = {
@@ -199,6 +202,8 @@ class SandboxApp:
         }
         self.running = False
         self._wake = anyio.Event()
+        # Requests seen per route: a request's number is its identity for seeded faults.
+        self._requests_by_route: dict[str, int] = dict.fromkeys(ROUTES, 0)
 
     def _emit(self, event: SandboxEvent) -> None:
         self.deliverer.enqueue(event)
@@ -272,7 +277,8 @@ class SandboxApp:
             if method not in allowed:
                 allow = (b"allow", ", ".join(allowed).encode())
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
-            if faults.error_for(route):
+            number = self._requests_by_route[route] = self._requests_by_route[route] + 1
+            if faults.error_for(route, number, seed=self.seed):
                 stats["injected_errors"] += 1
                 raise _injected(faults.error_status)
             headers = scope["headers"]
@@ -286,13 +292,13 @@ class SandboxApp:
                 await self._send(send, 200, dumps(self._get(arg)))
                 return
             body = await self._read_body(headers, receive)
-            status, payload = self._post(route, headers, body)
+            status, payload = self._post(route, number, headers, body)
         except _Reply as reply:
             if reply.status == 429:
                 stats["rate_limited"] += 1
             await self._send(send, reply.status, reply.body(), reply.headers)
             return
-        if faults.no_reply_for(route):
+        if faults.no_reply_for(route, number, seed=self.seed):
             stats["no_replies"] += 1
             await self._hold(receive, send)
             return
@@ -370,7 +376,7 @@ class SandboxApp:
         )
 
     def _post(
-        self, route: str, headers: Iterable[tuple[bytes, bytes]], body: bytes
+        self, route: str, number: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, bytes]:
         key = ""
         for name, value in headers:
@@ -395,7 +401,7 @@ class SandboxApp:
             if route == _ROUTE_CALLS:
                 status, payload = 201, dumps(self._create(self._json(body)))
             else:
-                status, payload = 200, dumps(self._batch(self._json(body)))
+                status, payload = 200, dumps(self._batch(self._json(body), number))
         except TypeError as exc:  # a value the JSON writer refuses: never a 500
             raise _Reply(400, "invalid_request", f"The request cannot be stored: {exc}") from None
         if key:
@@ -451,7 +457,7 @@ class SandboxApp:
         self.stats["calls_created"] += 1
         return self.engine.wire(call)
 
-    def _batch(self, data: object) -> dict[str, Any]:
+    def _batch(self, data: object, number: int) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
             raise _Reply(400, "invalid_request", "calls: must be a list of call objects")
         items: list[Any] = data["calls"]
@@ -482,7 +488,7 @@ class SandboxApp:
             queued += 1
             results.append({"call_id": call.call_id, "status": call.status.value})
         return {
-            "batch_id": "batch_" + secrets.token_hex(6),
+            "batch_id": "batch_" + self.chance.token(6, "batch", number),
             "total": len(items),
             "queued": queued,
             "failed": len(items) - queued,

@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import secrets
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,6 +37,7 @@ from .._models import (
     Transfer,
 )
 from .._timers import TimerHeap
+from ._chance import Chance
 from ._magic import MAGIC_NUMBERS, PRESSES_ONE, Outcome, outcome_for
 
 __all__ = [
@@ -246,15 +245,24 @@ class _CallState:
         "events",
         "initiated",
         "outcome",
+        "planned_recordings",
         "reason",
         "recordings",
         "request",
         "status",
     )
 
-    def __init__(self, request: CallRequest, attempt: int, now: float, wall: datetime) -> None:
-        self.call_id = "call_" + secrets.token_hex(8)
-        self.call_uuid = str(uuid.uuid4())
+    def __init__(
+        self,
+        request: CallRequest,
+        attempt: int,
+        now: float,
+        wall: datetime,
+        call_id: str,
+        call_uuid: str,
+    ) -> None:
+        self.call_id = call_id
+        self.call_uuid = call_uuid
         self.request = request
         self.attempt = attempt
         self.outcome = outcome_for(request.to, attempt)
@@ -269,6 +277,7 @@ class _CallState:
         self.events: list[SandboxEvent] = []
         self.actions: list[str] = []
         self.recordings: list[str] = []
+        self.planned_recordings = 0  # recordings scheduled so far, numbering their ids
         digits = (request.tags or {}).get(DIGITS_TAG)
         if isinstance(digits, str):
             self.digits = digits
@@ -290,6 +299,10 @@ class Engine:
     ``scheduled``) and starts as soon as a line is free, oldest first: the API already
     accepted it, so like a carrier's dialling queue the platform delays it rather than
     failing it.
+
+    With ``seed``, every id is a function of the seed and what it names: a call's id of its
+    serial number (the n-th call this engine made), an event's of its call and its rank
+    among the call's events, a recording's likewise; without, ids are random.
     """
 
     def __init__(
@@ -302,6 +315,7 @@ class Engine:
         scheduler: Scheduler | None = None,
         emit: Callable[[SandboxEvent], None] = lambda event: None,
         recording_url: Callable[[str], str] = lambda rid: f"/v2/recordings/{rid}",
+        seed: int | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -319,6 +333,8 @@ class Engine:
         self.scheduled = 0
         self._due: deque[_CallState] = deque()  # scheduled calls due, waiting for a line
         self.calls_created = 0
+        self.chance = Chance(seed)
+        self._serial = 0  # every call made, stored or not: the identity its ids derive from
         self._attempts: dict[str, int] = {}
 
     # --- time ---------------------------------------------------------------------------
@@ -362,7 +378,10 @@ class Engine:
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
-        call = _CallState(request, attempt, now, wall)
+        self._serial += 1
+        call_id = "call_" + self.chance.token(8, "call", self._serial)
+        call_uuid = self.chance.uuid("call_uuid", self._serial)
+        call = _CallState(request, attempt, now, wall, call_id, call_uuid)
         delay = 0.0
         if not self.starts_now(request, wall):
             assert request.scheduled_for is not None
@@ -480,7 +499,7 @@ class Engine:
             data["tags"] = request.tags
         data.update(extra)
         event = SandboxEvent(
-            id="evt_" + secrets.token_hex(8),
+            id="evt_" + self.chance.token(8, "event", call.call_id, len(call.events)),
             type=kind,
             timestamp=format_datetime(self._at(call, now).replace(microsecond=0)),
             call_id=call.call_id,
@@ -658,7 +677,8 @@ class Engine:
         for start, length, fmt in spans:
             if length <= 0:
                 continue
-            rid = "rec_" + secrets.token_hex(8)
+            call.planned_recordings += 1
+            rid = "rec_" + self.chance.token(8, "recording", call.call_id, call.planned_recordings)
             recording = SandboxRecording(
                 recording_id=rid,
                 call_id=call.call_id,
