@@ -6,9 +6,10 @@ Start it from Python (``async with Sandbox() as sb:``), from the command line
 """
 
 from ._app import MAX_BODY, SandboxApp
-from ._engine import DIGITS_TAG, TALK_SECONDS_TAG, SandboxCall, SandboxEvent, SandboxRecording
+from ._control import DIGITS_TAG, TALK_SECONDS_TAG
 from ._faults import ROUTES, Faults
 from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+from ._records import SandboxCall, SandboxEvent, SandboxRecording
 from ._sender import Delivery
 from ._server import DEFAULT_API_KEY, Sandbox, generate_webhook_secret
 

@@ -27,9 +27,11 @@ from .._validation import MAX_BATCH, normalize_number, validate_call_request
 from ..webhooks._signing import decode_secret
 from ._audio import make_wav
 from ._chance import Chance
-from ._engine import Engine, SandboxEvent, Scheduler
+from ._engine import Engine
 from ._faults import ROUTES, Faults
 from ._magic import OWNED_CALLER_ID
+from ._records import SandboxEvent
+from ._scheduler import Scheduler
 from ._sender import WebhookDeliverer
 
 __all__ = ["MAX_BODY", "SandboxApp"]

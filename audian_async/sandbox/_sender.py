@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._json import dumps
 from ..webhooks._signing import sign
 from ._chance import Chance
-from ._engine import SandboxEvent
+from ._records import SandboxEvent
 
 __all__ = ["Delivery", "WebhookDeliverer"]
 

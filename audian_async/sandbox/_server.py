@@ -20,8 +20,8 @@ from .._client import AsyncAudian
 from .._errors import AudianError
 from .._serving import ThreadedServer, require_uvicorn
 from ._app import MAX_BODY, SandboxApp
-from ._engine import SandboxCall, SandboxRecording
 from ._faults import Faults
+from ._records import SandboxCall, SandboxRecording
 from ._sender import Delivery
 
 __all__ = ["DEFAULT_API_KEY", "Sandbox", "generate_webhook_secret"]
