@@ -38,7 +38,6 @@ __all__ = ["SandboxApp"]
 
 MAX_IDEMPOTENCY_KEYS = 10_000
 _NUMBER_FIELDS = frozenset({"to", "from", "destination", "caller_id"})
-_JSON = (b"content-type", b"application/json")
 _ROUTE_CALLS = "POST /v2/calls"
 _ROUTE_BATCH = "POST /v2/calls/batch"
 _ROUTE_GET = "GET /v2/calls/{id}"
@@ -174,7 +173,6 @@ class SandboxApp:
             "injected_errors": 0,
             "no_replies": 0,
         }
-        self.running = False
         self._wake = anyio.Event()
         # Requests seen per route: a request's number is its identity for seeded faults.
         self._requests_by_route: dict[str, int] = dict.fromkeys(ROUTES, 0)
@@ -197,13 +195,11 @@ class SandboxApp:
             async with anyio.create_task_group() as tg:
                 await tg.start(self._run_timers)
                 await tg.start(self.deliverer.run)
-                self.running = True
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: uvicorn has stopped taking requests
                 await self._drain()
                 tg.cancel_scope.cancel()
         finally:
-            self.running = False
             with anyio.CancelScope(shield=True):
                 await self.deliverer.aclose()
         await send({"type": "lifespan.shutdown.complete"})
