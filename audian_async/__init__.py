@@ -14,6 +14,7 @@ from ._errors import (
     AudianError,
     AuthenticationError,
     BadRequestError,
+    Disposition,
     InvalidNumberError,
     NotFoundError,
     PayloadTooLargeError,
@@ -41,7 +42,7 @@ from ._models import (
     Recording,
     Transfer,
 )
-from ._validation import normalize_number
+from ._validation import CheckedCallRequest, normalize_number, validate_call_request
 from ._version import __version__
 from .dialer import (
     CallOutcome,
@@ -74,7 +75,9 @@ __all__ = [
     "Calls",
     "CampaignReport",
     "CampaignStore",
+    "CheckedCallRequest",
     "Dialer",
+    "Disposition",
     "DtmfRoute",
     "FailureReason",
     "GatherDtmf",
@@ -97,4 +100,5 @@ __all__ = [
     "WebhookError",
     "__version__",
     "normalize_number",
+    "validate_call_request",
 ]

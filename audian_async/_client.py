@@ -4,10 +4,9 @@ The hot path is kept lean for dialers that keep hundreds of creates in flight: t
 static headers (Host and Content-Length included) and the timeout extension are built once per
 client, bodies are encoded to bytes by the shared converter, an anyio semaphore sized to the
 pool makes surplus requests wait outside the HTTP stack, and a request is built only once it
-holds a slot. Our own client's requests go straight to its transport: on stock httpx, many
-one-connection pools (httpcore's pool costs more per request the more connections it holds);
-with ``http_backend="aiohttp"``, a lean httpx-aiohttp transport. benchmarks/client_create.py
-measures it; the README's "Client performance" section has the figures.
+holds a slot. Our own client's requests go straight to its transport (see ``_transports/``,
+which builds it); benchmarks/client_create.py measures it; the README's "Client performance"
+section has the figures.
 """
 
 from __future__ import annotations
@@ -17,11 +16,10 @@ import logging
 import os
 import platform
 import random
-import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import quote
 
 import anyio
@@ -32,12 +30,14 @@ from ._errors import (
     APIConnectionError,
     APITimeoutError,
     AudianError,
+    Disposition,
     ValidationError,
     error_from_response,
 )
 from ._models import BatchResult, Call, CallControl, CallRequest, Recording
-from ._retry import Failure, parse_retry_after, retry_delay, should_retry
-from ._validation import validate_batch, validate_call_request
+from ._retry import parse_retry_after, retry_delay, should_retry
+from ._transports import HttpBackend, check_backend, disposition_of, make_http_client, timed_out
+from ._validation import CheckedCallRequest, validate_batch, validate_call_request
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncAudian", "Calls"]
@@ -54,31 +54,6 @@ _USER_AGENT = (
 )
 
 
-def _classify(exc: Exception) -> tuple[Failure, bool]:
-    """How a transport error bears on retrying: (failure kind, whether it was a timeout).
-
-    Only a failure that proves the request never left is ``NOT_CONNECTED``; everything else
-    may have reached the API, which for a POST means the call may exist.
-    """
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        # httpx-aiohttp maps every aiohttp.ClientConnectionError, including "server
-        # disconnected" after the request was written and a refused connection, to
-        # httpx.ConnectTimeout. Judge by aiohttp's own error instead, or a POST that reached
-        # the API would be sent again; aiohttp's timeouts are TimeoutError subclasses.
-        import aiohttp
-
-        connect_failed = isinstance(
-            cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
-        )
-        failure = Failure.NOT_CONNECTED if connect_failed else Failure.SENT_NO_REPLY
-        return failure, isinstance(cause, TimeoutError)
-    timed_out = isinstance(exc, httpx.TimeoutException)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return Failure.NOT_CONNECTED, timed_out
-    return Failure.SENT_NO_REPLY, timed_out
-
-
 def _checked_timeout(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValidationError("timeout", f"must be a positive number of seconds, got {value!r}")
@@ -89,74 +64,6 @@ def _checked_max_retries(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("max_retries", f"must be a non-negative int, got {value!r}")
     return value
-
-
-class _ShardedTransport(httpx.AsyncBaseTransport):
-    """httpx's default transport as many one-connection pools instead of one large pool.
-
-    httpcore's pool walks all its connections, polling each socket, at least twice per
-    request, and matches its waiting requests against them, so its cost per request grows
-    with the number of connections: about 1.8 ms of client CPU per create with 16 in
-    flight, against 0.55 ms for a pool of one (benchmarks/client_create.py). Each request
-    takes a free pool from a stack, most recently freed first, so a quiet client keeps to
-    a few warm connections.
-    """
-
-    def __init__(self, max_connections: int) -> None:
-        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._ssl_context = httpx.create_ssl_context()  # one for all: each loads the CA store
-        # Pools (~6 KB each) are made on first use: a large max_connections costs nothing
-        # until the concurrency is really there.
-        self._pools: list[httpx.AsyncHTTPTransport | None] = [None] * max_connections
-        self._free = list(reversed(range(max_connections)))
-
-    def _pool(self, slot: int) -> httpx.AsyncHTTPTransport:
-        pool = self._pools[slot]
-        if pool is None:
-            pool = httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
-            self._pools[slot] = pool
-        return pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        free = self._free
-        # AsyncAudian bounds its requests in flight to the number of pools, so one is always
-        # free; the fallback only keeps a stray extra request working (queued in pool 0).
-        slot = free.pop() if free else -1
-        try:
-            response = await self._pool(max(slot, 0)).handle_async_request(request)
-        except BaseException:
-            if slot >= 0:
-                free.append(slot)
-            raise
-        if slot >= 0:
-            response.stream = _SlotStream(response.stream, free, slot)
-        return response
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            if pool is not None:
-                await pool.aclose()
-
-
-class _SlotStream(httpx.AsyncByteStream):
-    """A response stream that gives its pool back to the free stack when closed."""
-
-    def __init__(self, stream: Any, free: list[int], slot: int) -> None:
-        self._stream = stream
-        self._free = free
-        self._slot = slot
-
-    async def __aiter__(self) -> Any:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        slot, self._slot = self._slot, -1
-        try:
-            await self._stream.aclose()
-        finally:
-            if slot >= 0:
-                self._free.append(slot)
 
 
 class AsyncAudian:
@@ -191,7 +98,7 @@ class AsyncAudian:
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_region: str | None = None,
         http_client: httpx.AsyncClient | None = None,
-        http_backend: Literal["httpx", "aiohttp"] = "httpx",
+        http_backend: HttpBackend = "httpx",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AUDIAN_API_KEY")
@@ -215,10 +122,7 @@ class AsyncAudian:
                     "default_region", f"{default_region!r} is not a known ISO 3166 region"
                 )
             default_region = default_region.upper()
-        if http_backend not in ("httpx", "aiohttp"):
-            raise ValidationError(
-                "http_backend", f"must be 'httpx' or 'aiohttp', got {http_backend!r}"
-            )
+        check_backend(http_backend)
 
         self._api_key = key
         self.base_url = str(url)
@@ -229,9 +133,7 @@ class AsyncAudian:
         # With our own client, requests go straight to its transport (see _send).
         self._transport: httpx.AsyncBaseTransport | None = None
         if http_client is None:
-            http_client, self._transport = self._make_http_client(
-                http_backend, max_connections, url
-            )
+            http_client, self._transport = make_http_client(http_backend, max_connections, url)
         self._http = http_client
         self._limiter = anyio.Semaphore(max_connections)
         self._rng = random.Random()
@@ -251,36 +153,6 @@ class AsyncAudian:
 
     def _set_timeout_extension(self) -> None:
         self._extensions = {"timeout": httpx.Timeout(self.timeout).as_dict()}
-
-    @staticmethod
-    def _make_http_client(
-        backend: str, max_connections: int, url: httpx.URL
-    ) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport | None]:
-        """Our own client, and its transport when requests may skip AsyncClient.send.
-
-        Our client sends no auth or cookies and follows no redirects, so what send() adds per
-        request is pure cost, unless httpx would add basic auth from credentials in base_url
-        or route the stock transport through a proxy from the environment: then it keeps
-        doing so, through send().
-        """
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        transport: httpx.AsyncBaseTransport
-        if backend == "aiohttp":
-            try:
-                from ._aiohttp import LeanAiohttpTransport
-            except ImportError:  # pragma: no cover - depends on the installed extras
-                raise AudianError(
-                    "http_backend='aiohttp' needs the extra: pip install 'audian-async[aiohttp]'"
-                ) from None
-            transport = LeanAiohttpTransport(limits=limits)
-        elif {url.scheme, "all"}.isdisjoint(urllib.request.getproxies()):
-            transport = _ShardedTransport(max_connections)
-        else:
-            return httpx.AsyncClient(limits=limits), None
-        client = httpx.AsyncClient(transport=transport)
-        return client, (None if url.userinfo else transport)
 
     def __repr__(self) -> str:
         # The API key, and any credentials in the URL, are deliberately absent.
@@ -358,14 +230,14 @@ class AsyncAudian:
                     request.read()  # sets .content, which transports may read
                     response = await self._send(request)
             except httpx.TransportError as exc:
-                failure, timed_out = _classify(exc)
+                failed = _connection_error(exc, method, idempotency_key)
                 if retry < self.max_retries and should_retry(
-                    idempotent=idempotent, failure=failure
+                    failed.disposition, idempotent=idempotent
                 ):
                     await self._pause(method, url, retry, None, type(exc).__name__)
                     retry += 1
                     continue
-                raise _connection_error(exc, failure, timed_out, method, idempotency_key) from exc
+                raise failed from exc
             status = response.status_code
             if status < 300:
                 return response.content
@@ -373,9 +245,7 @@ class AsyncAudian:
             error = error_from_response(
                 status, response.headers, response.content, retry_after=retry_after
             )
-            if retry < self.max_retries and should_retry(
-                idempotent=idempotent, failure=Failure.STATUS, status_code=status
-            ):
+            if retry < self.max_retries and should_retry(error.disposition, idempotent=idempotent):
                 await self._pause(method, url, retry, retry_after, str(status))
                 retry += 1
                 continue
@@ -412,20 +282,16 @@ class AsyncAudian:
 
 
 def _connection_error(
-    exc: httpx.TransportError,
-    failure: Failure,
-    timed_out: bool,
-    method: str,
-    idempotency_key: str | None,
+    exc: httpx.TransportError, method: str, idempotency_key: str | None
 ) -> APIConnectionError:
     detail = str(exc) or type(exc).__name__
-    sent = failure is not Failure.NOT_CONNECTED
+    sent = disposition_of(exc) is not Disposition.NOT_ACTED
     if sent and method == "POST":
         detail += (
             "; the request may have been acted on: repeat it with idempotency_key="
             f"{idempotency_key!r} so the API does not place the call twice"
         )
-    if timed_out:
+    if timed_out(exc):
         return APITimeoutError(f"request timed out: {detail}", sent=sent)
     return APIConnectionError(f"could not reach the API: {detail}", sent=sent)
 
@@ -438,7 +304,7 @@ class Calls:
 
     async def create(
         self,
-        request: CallRequest | None = None,
+        request: CallRequest | CheckedCallRequest | None = None,
         /,
         *,
         from_: str | None = None,
@@ -455,11 +321,12 @@ class Calls:
     ) -> Call:
         """Place one call, from a :class:`CallRequest` or from keyword fields (not both).
 
-        The request is validated (and numbers normalised) before anything is sent. Every
-        attempt carries the same ``Idempotency-Key`` (``idempotency_key`` or a random one), and
-        only failures that prove the API did not act are retried, so a call is never placed
-        twice by the SDK. Pass your own ``idempotency_key`` to repeat a create safely yourself,
-        e.g. after :class:`APITimeoutError`.
+        The request is validated (and numbers normalised) before anything is sent, unless it
+        is a :class:`CheckedCallRequest` (from :func:`validate_call_request`), which is sent
+        as it is. Every attempt carries the same ``Idempotency-Key`` (``idempotency_key`` or
+        a random one), and only failures that prove the API did not act are retried, so a
+        call is never placed twice by the SDK. Pass your own ``idempotency_key`` to repeat a
+        create safely yourself, e.g. after :class:`APITimeoutError`.
         """
         fields = {
             "from_": from_,
@@ -484,36 +351,30 @@ class Calls:
                 "", "pass either a CallRequest or keyword fields to calls.create(), not both"
             )
         checked = validate_call_request(request, self._client.default_region)
-        return await self._create_checked(checked, idempotency_key=idempotency_key)
-
-    async def _create_checked(
-        self, request: CallRequest, *, idempotency_key: str | None = None
-    ) -> Call:
-        """:meth:`create` for a request that already passed ``validate_call_request`` with
-        this client's ``default_region`` (private: for callers such as the dialer, which
-        validate every request up front and would otherwise pay for it twice).
-
-        Everything else (encoding, idempotency key, retries, errors) is :meth:`create`'s:
-        ``create`` validates, then calls this.
-        """
         client = self._client
         raw = await client._request(
             "POST",
             client._calls_url,
-            body=encode_call_body(request),
+            body=encode_call_body(checked.request),
             idempotency_key=_idempotency_key(idempotency_key),
         )
         return decode_call(raw)
 
     async def create_batch(
-        self, requests: Sequence[CallRequest], *, idempotency_key: str | None = None
+        self,
+        requests: Sequence[CallRequest | CheckedCallRequest],
+        *,
+        idempotency_key: str | None = None,
     ) -> BatchResult:
         """Place several calls in one request; ``result.calls`` is aligned with ``requests``.
 
-        Each request is validated first (errors name the index, ``calls[3].to``). An entry the
-        API refuses appears in the result with its ``error``; it does not sink the batch.
+        Each request is validated first (errors name the index, ``calls[3].to``), except a
+        :class:`CheckedCallRequest`. An entry the API refuses appears in the result with its
+        ``error``; it does not sink the batch.
         """
-        if isinstance(requests, CallRequest) or not isinstance(requests, Sequence):
+        if isinstance(requests, CallRequest | CheckedCallRequest) or not isinstance(
+            requests, Sequence
+        ):
             raise ValidationError("calls", "must be a sequence of CallRequest")
         client = self._client
         checked = validate_batch(requests, client.default_region)

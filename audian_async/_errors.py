@@ -7,6 +7,7 @@ tested without a server.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "AudianError",
     "AuthenticationError",
     "BadRequestError",
+    "Disposition",
     "InvalidNumberError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -28,12 +30,65 @@ __all__ = [
     "UnauthorizedCallerIdError",
     "ValidationError",
     "WebhookError",
+    "disposition_for_status",
     "error_from_response",
 ]
 
 
+class Disposition(enum.Enum):
+    """What a failed request proves about the API's side: did it act?
+
+    Computed once where the error is made and carried on every error as
+    ``error.disposition``, so retry loops (the client's, the dialer's, yours) read it instead
+    of re-deriving it from status codes and exception types::
+
+        try:
+            call = await client.calls.create(request, idempotency_key=key)
+        except au.AudianError as exc:
+            if exc.disposition is au.Disposition.NOT_ACTED:
+                ...  # nothing happened: send it again (any key)
+            elif exc.disposition is au.Disposition.MAYBE_ACTED:
+                ...  # a call may exist: send it again only with the SAME idempotency key
+    """
+
+    NOT_ACTED = "not_acted"
+    """The API provably did nothing: the request never left (connection refused, connect or
+    pool timeout), or it said so (429, 503). Safe to send again."""
+    MAYBE_ACTED = "maybe_acted"
+    """The request may have been acted on (read timeout, connection lost after sending, 408,
+    500, 502, 504): a create may have placed its call. Repeat it only with the same
+    idempotency key."""
+    ACCOUNT = "account"
+    """The account or setup is wrong (401, a 403 other than ``unauthorized_caller_id``): no
+    request can succeed until it is fixed."""
+    REFUSED = "refused"
+    """The API (or the client's own validation) refused this request for good: sending it
+    again gets the same answer."""
+
+
+_NOT_ACTED_STATUS = frozenset({429, 503})
+_MAYBE_ACTED_STATUS = frozenset({408, 500, 502, 504})
+
+
+def disposition_for_status(status_code: int, error: str | None = None) -> Disposition:
+    """The :class:`Disposition` of an error response with this status and error code."""
+    if status_code in _NOT_ACTED_STATUS:
+        return Disposition.NOT_ACTED
+    if status_code in _MAYBE_ACTED_STATUS:
+        return Disposition.MAYBE_ACTED
+    if status_code == 401 or (status_code == 403 and error != "unauthorized_caller_id"):
+        return Disposition.ACCOUNT
+    return Disposition.REFUSED
+
+
 class AudianError(Exception):
-    """Base class of every error the SDK raises on purpose."""
+    """Base class of every error the SDK raises on purpose.
+
+    ``disposition`` says whether the API may have acted on the failed request (see
+    :class:`Disposition`); an error raised before anything was sent is ``REFUSED``.
+    """
+
+    disposition: Disposition = Disposition.REFUSED
 
 
 class ValidationError(AudianError, ValueError):
@@ -67,13 +122,15 @@ class APIConnectionError(AudianError):
     """The API could not be reached, or the connection broke before a full reply arrived.
 
     ``sent`` is False only when the request provably never left (connection refused, connect
-    or pool timeout). When it is True a POST may have been acted on: repeat it with the same
+    or pool timeout): ``disposition`` is then ``NOT_ACTED``. When it is True
+    (``MAYBE_ACTED``) a POST may have been acted on: repeat it with the same
     ``idempotency_key`` rather than a new one.
     """
 
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
+        self.disposition = Disposition.MAYBE_ACTED if sent else Disposition.NOT_ACTED
 
 
 class APITimeoutError(APIConnectionError):
@@ -101,6 +158,7 @@ class APIStatusError(AudianError):
         self.message = message
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.disposition = disposition_for_status(status_code, error)
         label = f" {error}" if error else ""
         super().__init__(f"{status_code}{label}: {message}")
 

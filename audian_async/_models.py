@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeGuard
 
 import attrs
 
 __all__ = [
+    "DEFAULT_MAX_DURATION",
+    "DEFAULT_RING_TIMEOUT",
     "Action",
     "BatchItem",
     "BatchResult",
@@ -31,7 +33,15 @@ __all__ = [
     "RecordAudio",
     "Recording",
     "Transfer",
+    "as_reason",
+    "as_status",
+    "is_terminal",
 ]
+
+DEFAULT_RING_TIMEOUT = 30
+"""Seconds the API lets a call ring when a request sets no ``timeout``."""
+DEFAULT_MAX_DURATION = 3600
+"""Seconds the API lets a call last when a request sets no ``max_duration``."""
 
 
 class CallStatus(enum.StrEnum):
@@ -63,6 +73,30 @@ class FailureReason(enum.StrEnum):
     def code(self) -> int:
         """The reference's ``reason_code`` for this reason (``busy`` -> 486)."""
         return _REASON_CODES[self]
+
+
+# A dict lookup instead of CallStatus(value): no exception for a value newer than this version.
+_STATUSES: Mapping[str, CallStatus] = {s.value: s for s in CallStatus}
+_REASONS: Mapping[str, FailureReason] = {r.value: r for r in FailureReason}
+
+
+def as_status(value: CallStatus | str | None) -> CallStatus | str | None:
+    """``value`` as a :class:`CallStatus` when this version knows it, else unchanged."""
+    if isinstance(value, str) and not isinstance(value, CallStatus):
+        return _STATUSES.get(value, value)
+    return value
+
+
+def as_reason(value: FailureReason | str | None) -> FailureReason | str | None:
+    """``value`` as a :class:`FailureReason` when this version knows it, else unchanged."""
+    if isinstance(value, str) and not isinstance(value, FailureReason):
+        return _REASONS.get(value, value)
+    return value
+
+
+def is_terminal(status: CallStatus | str | None) -> TypeGuard[CallStatus]:
+    """True for a status a call never leaves; a status this version does not know is not."""
+    return isinstance(status, CallStatus) and status.is_terminal
 
 
 _REASON_CODES = {
@@ -173,7 +207,8 @@ class CallRequest:
 
     ``from_`` is a caller ID the account owns and ``to`` the destination, both E.164 (or national
     numbers when the client has a ``default_region``). Unset optionals are not sent, so the
-    API's defaults apply (``timeout`` 30 s, ``max_duration`` 3600 s).
+    API's defaults apply (``timeout`` :data:`DEFAULT_RING_TIMEOUT` = 30 s, ``max_duration``
+    :data:`DEFAULT_MAX_DURATION` = 3600 s: see :attr:`ring_timeout`, :attr:`duration_limit`).
     """
 
     from_: str
@@ -186,6 +221,16 @@ class CallRequest:
     recording: Recording | None = None
     call_control: CallControl | None = None
     scheduled_for: datetime | None = None
+
+    @property
+    def ring_timeout(self) -> int:
+        """Seconds the call may ring: ``timeout``, or the API's default."""
+        return DEFAULT_RING_TIMEOUT if self.timeout is None else self.timeout
+
+    @property
+    def duration_limit(self) -> int:
+        """Seconds the call may last: ``max_duration``, or the API's default."""
+        return DEFAULT_MAX_DURATION if self.max_duration is None else self.max_duration
 
 
 @attrs.frozen

@@ -9,16 +9,16 @@ Reads (GET) are retried on every transient failure.
 
 from __future__ import annotations
 
-import enum
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from ._errors import Disposition
 
 __all__ = [
     "DEFAULT_BASE_DELAY",
     "DEFAULT_MAX_DELAY",
     "MAX_RETRY_AFTER",
-    "Failure",
     "backoff_delay",
     "parse_retry_after",
     "retry_delay",
@@ -33,33 +33,15 @@ MAX_RETRY_AFTER = 60.0
 """Seconds; a server's Retry-After above this is capped, so one header cannot stall a client."""
 
 
-class Failure(enum.Enum):
-    """How one attempt failed, as far as retrying is concerned."""
+def should_retry(disposition: Disposition, *, idempotent: bool) -> bool:
+    """Whether a request that failed this way may be repeated.
 
-    NOT_CONNECTED = "not_connected"
-    """Connection refused or reset while connecting, connect timeout, pool timeout: not sent."""
-    SENT_NO_REPLY = "sent_no_reply"
-    """The request may have reached the server (read/write timeout, dropped connection)."""
-    STATUS = "status"
-    """The server answered with an error status."""
-
-
-_RETRYABLE_STATUS_GET = frozenset({408, 429, 500, 502, 503, 504})
-_RETRYABLE_STATUS_POST = frozenset({429, 503})
-
-
-def should_retry(*, idempotent: bool, failure: Failure, status_code: int | None = None) -> bool:
-    """Whether an attempt that failed this way may be repeated.
-
-    ``idempotent`` is True for reads. For a POST that creates calls it is False, and only
-    failures that prove the API did not act are retried.
+    ``idempotent`` is True for reads, which are repeated whenever the failure was transient.
+    A POST that creates calls is repeated only when the API provably did not act.
     """
-    if failure is Failure.NOT_CONNECTED:
+    if disposition is Disposition.NOT_ACTED:
         return True
-    if failure is Failure.SENT_NO_REPLY:
-        return idempotent
-    allowed = _RETRYABLE_STATUS_GET if idempotent else _RETRYABLE_STATUS_POST
-    return status_code in allowed
+    return idempotent and disposition is Disposition.MAYBE_ACTED
 
 
 def backoff_delay(
@@ -68,15 +50,19 @@ def backoff_delay(
     base: float = DEFAULT_BASE_DELAY,
     cap: float = DEFAULT_MAX_DELAY,
     rng: random.Random | None = None,
+    jitter: bool = True,
 ) -> float:
     """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**retry)]``.
 
     ``retry`` counts from 0 for the first retry. Full jitter spreads a crowd of clients that
     failed together, which is what an overloaded API needs (AWS architecture blog, 2015).
+    With ``jitter=False`` the upper bound itself is returned.
     """
     if retry < 0:
         raise ValueError("retry must be >= 0")
     ceiling = min(cap, base * (2.0 ** min(retry, 62)))
+    if not jitter:
+        return ceiling
     return (rng or random).uniform(0.0, ceiling)
 
 

@@ -1,28 +1,52 @@
-"""Serve an ASGI app with uvicorn on a background thread that runs its own event loop.
+"""Serve an ASGI app with uvicorn: on the caller's asyncio loop, or on a thread with its own.
 
-The sandbox, the dialer's webhook receiver under trio and the test servers all need the same
-thing: a server that works whatever loop the caller runs (asyncio, trio or none), started and
-stopped from plain synchronous code, that never leaves a thread behind. uvicorn is an optional
+Every server of the package is launched here: the sandbox, the webhook receiver of the
+``dial`` and ``demo`` commands, and the test servers. There are two ways to run one, over
+the same launch (:func:`_serve`):
+
+* :func:`serve_webhooks` serves on the caller's own loop when that loop is asyncio: the
+  webhooks are then handled by the same thread as the dialer, with no hand-off between
+  threads and no contention for the GIL.
+* :class:`ThreadedServer` (and :func:`serve_in_thread`, its async form) serves from a
+  background thread with its own asyncio loop, so it works whatever loop the caller runs
+  (asyncio, trio or none), started and stopped from plain synchronous code, and never leaves
+  a thread behind. uvicorn needs asyncio, so :func:`serve_webhooks` falls back to it under
+  trio.
+
+Either way "started" is an event the starter waits for (set once uvicorn accepts
+connections, or once it has failed), not a flag it polls, and uvicorn never installs signal
+handlers: Ctrl-C belongs to the program embedding the server. uvicorn is an optional
 dependency (the ``sandbox`` extra), so it is imported only when a server starts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import importlib.util
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import anyio
+import anyio.abc
 import anyio.from_thread
+import anyio.to_thread
 
 from ._errors import AudianError
 
-__all__ = ["ThreadedServer", "bind_socket", "require_uvicorn"]
+__all__ = [
+    "ThreadedServer",
+    "bind_socket",
+    "require_uvicorn",
+    "serve_in_thread",
+    "serve_webhooks",
+]
 
 
 def require_uvicorn(purpose: str = "serving an ASGI app") -> None:
@@ -43,6 +67,88 @@ def bind_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _origin(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _options(**overrides: Any) -> dict[str, Any]:
+    """``uvicorn.Config`` arguments: quiet, no lifespan, 1 s graceful shutdown, or overrides."""
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 1.0,
+        **overrides,
+    }
+
+
+class _Uvicorn(Protocol):
+    """What this module uses of its ``uvicorn.Server``."""
+
+    started: bool
+    should_exit: bool
+    on_started: Callable[[], object]
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None: ...
+
+
+@functools.cache
+def _server_class() -> Callable[[Any], _Uvicorn]:
+    """``uvicorn.Server`` telling when it accepts connections, and leaving signals alone."""
+    require_uvicorn()
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.on_started: Callable[[], object] = lambda: None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                self.on_started()
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Ctrl-C belongs to the program embedding the server, not to the server.
+            yield
+
+    return Server
+
+
+def _new_server(app: Any, options: dict[str, Any]) -> _Uvicorn:
+    """A uvicorn server for ``app`` (not started)."""
+    server_class = _server_class()
+    import uvicorn
+
+    return server_class(uvicorn.Config(app, **options))
+
+
+async def _serve(
+    server: _Uvicorn,
+    sock: socket.socket,
+    name: str,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``server`` on ``sock`` (on an asyncio loop) until it exits.
+
+    Reports started (``task_status``) once uvicorn accepts connections; a startup that fails
+    is an :class:`AudianError` instead.
+    """
+    server.on_started = task_status.started
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        # uvicorn logs a failed lifespan startup, then exits with sys.exit(3).
+        if server.started:
+            raise
+        raise AudianError(f"{name} did not start: it stopped during startup") from exc
+    if not server.started:  # told to exit before it started
+        raise AudianError(f"{name} did not start: it stopped during startup")
 
 
 def _uvloop_available() -> bool:
@@ -100,17 +206,17 @@ class ThreadedServer:
         self.stop_timeout = stop_timeout
         self._use_uvloop = loop == "uvloop" or (loop == "auto" and _uvloop_available())
         self._backlog = backlog
-        self._config: dict[str, Any] = {
-            "log_level": "warning",
-            "access_log": False,
-            "lifespan": lifespan,
-            "timeout_graceful_shutdown": graceful_shutdown,
-            "backlog": backlog,
+        self._options = _options(
+            lifespan=lifespan,
+            timeout_graceful_shutdown=graceful_shutdown,
+            backlog=backlog,
             **config,
-        }
-        self._server: Any = None
+        )
+        self._server: _Uvicorn | None = None
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        # Set by the thread once uvicorn serves, or once the thread ends (whichever is first).
+        self._settled = threading.Event()
         self.portal: anyio.from_thread.BlockingPortal | None = None
         """Runs functions on the server's loop from other threads (``None`` unless running)."""
         self.error: BaseException | None = None
@@ -119,26 +225,24 @@ class ThreadedServer:
     @property
     def url(self) -> str:
         """``http://host:port`` (the port is known once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return _origin(self.host, self.port)
 
     def start(self) -> str:
         """Bind, start the thread, wait until uvicorn serves; returns :attr:`url`."""
         if self._thread is not None:
             raise AudianError(f"{self.name} is already running")
         require_uvicorn()
-        import uvicorn
-
         self._socket = bind_socket(self.host, self.port, backlog=self._backlog)
         self.port = self._socket.getsockname()[1]
         self.error = None
+        self._settled.clear()
         if self._on_bound is not None:
             try:
                 self._on_bound(self.url)
             except BaseException:
                 self.stop()
                 raise
-        self._server = uvicorn.Server(uvicorn.Config(self.app, **self._config))
+        self._server = _new_server(self.app, self._options)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         try:
@@ -149,35 +253,44 @@ class ThreadedServer:
         return self.url
 
     def _run(self) -> None:
+        """The thread: the server's own loop, until uvicorn exits."""
         options = {"use_uvloop": True} if self._use_uvloop else {}
         try:
-            anyio.run(self._serve, backend="asyncio", backend_options=options)
+            anyio.run(self._main, backend="asyncio", backend_options=options)
         except BaseException as exc:  # the thread has no one else to report to
-            # The portal's task group wraps what uvicorn raised: keep the error itself.
+            # The task groups wrap what uvicorn raised: keep the error itself.
             while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
             self.error = exc
+        finally:
+            self._settled.set()
 
-    async def _serve(self) -> None:
+    async def _main(self) -> None:
+        """Serve under a portal (for :attr:`portal`); settle once uvicorn serves."""
+        server, sock = self._server, self._socket
+        assert server is not None
+        assert sock is not None
         try:
             async with anyio.from_thread.BlockingPortal() as portal:
                 self.portal = portal
-                await self._server.serve(sockets=[self._socket])
+                async with anyio.create_task_group() as tg:
+                    await tg.start(_serve, server, sock, self.name)
+                    self._settled.set()
         finally:
             self.portal = None
 
     def _wait_started(self) -> None:
-        assert self._thread is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                # uvicorn logs a failed lifespan startup, then exits with sys.exit(3).
-                failed = self.error is None or isinstance(self.error, SystemExit)
-                why = "it stopped during startup" if failed else repr(self.error)
-                raise AudianError(f"{self.name} did not start: {why}") from self.error
-            if time.monotonic() > deadline:
-                raise AudianError(f"{self.name} did not start in {self.startup_timeout:g} s")
-            time.sleep(0.005)
+        """Block until uvicorn serves; raise what stopped it otherwise."""
+        assert self._server is not None
+        if not self._settled.wait(self.startup_timeout):
+            raise AudianError(f"{self.name} did not start in {self.startup_timeout:g} s")
+        if self._server.started:
+            return
+        # The thread ended before uvicorn served: self.error is final.
+        if isinstance(self.error, AudianError):
+            raise self.error
+        why = "it stopped during startup" if self.error is None else repr(self.error)
+        raise AudianError(f"{self.name} did not start: {why}") from self.error
 
     def stop(self) -> None:
         """Ask uvicorn to exit, wait for its graceful shutdown and join the thread (idempotent)."""
@@ -203,3 +316,72 @@ class ThreadedServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- a webhook receiver for the commands ------------------------------------------------
+
+_RECEIVER = "the webhook server"
+
+
+def _on_asyncio() -> bool:
+    """Whether the running loop is asyncio's (uvicorn can join no other, trio's included)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """:func:`bind_socket`, failing as an :class:`AudianError`."""
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        raise AudianError(f"cannot listen on {host}:{port}: {exc}") from None
+
+
+@asynccontextmanager
+async def serve_webhooks(
+    app: Any, host: str = "127.0.0.1", port: int = 0, path: str = "/hooks"
+) -> AsyncIterator[str]:
+    """Serve ``app`` (a ``WebhookApp``) on ``host:port`` (0 picks a free port) while the block
+    runs; yields the webhook URL (``http://host:port`` + ``path``).
+
+    On asyncio it runs on the caller's loop (cheapest); under trio, on a thread
+    (:func:`serve_in_thread`). Loopback by default; Ctrl-C is left to the caller.
+    """
+    if not _on_asyncio():
+        async with serve_in_thread(app, host, port, path) as url:
+            yield url
+        return
+    require_uvicorn("serving webhooks")
+    sock = _listen(host, port)
+    try:
+        server = _new_server(app, _options())
+        async with anyio.create_task_group() as tg:
+            await tg.start(_serve, server, sock, _RECEIVER)
+            try:
+                yield _origin(host, sock.getsockname()[1]) + path
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+@asynccontextmanager
+async def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, path: str = "/hooks"
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` from a thread with its own asyncio loop while the block
+    runs; yields the webhook URL. Works under any event loop (trio included)."""
+    require_uvicorn("serving webhooks")
+    server = ThreadedServer(app, host=host, port=port, stop_timeout=5, name=_RECEIVER)
+    try:
+        try:
+            await anyio.to_thread.run_sync(server.start)
+        except OSError as exc:
+            raise AudianError(f"cannot listen on {host}:{port}: {exc}") from None
+        yield server.url + path
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(server.stop)

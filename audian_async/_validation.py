@@ -8,8 +8,8 @@ raises :class:`~audian_async.ValidationError` naming the offending field by its 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, final
 
 import attrs
 import phonenumbers
@@ -28,7 +28,7 @@ from ._models import (
     Transfer,
 )
 
-__all__ = ["normalize_number", "validate_batch", "validate_call_request"]
+__all__ = ["CheckedCallRequest", "normalize_number", "validate_batch", "validate_call_request"]
 
 _DTMF_KEYS = frozenset("0123456789*#")
 _VOICES = frozenset({"male", "female"})
@@ -229,8 +229,76 @@ def _json_object(value: object, field: str) -> None:
     _json_value(value, field, 0)
 
 
-def validate_call_request(request: CallRequest, default_region: str | None = None) -> CallRequest:
-    """Check every rule on ``request``; return it with its numbers normalised to E.164."""
+@final
+class CheckedCallRequest:
+    """A :class:`~audian_async.CallRequest` that passed every client-side rule.
+
+    Made only by :func:`validate_call_request`; ``request`` is the normalised request
+    (numbers in E.164). ``calls.create``, ``calls.create_batch`` and the dialer accept it in
+    place of a ``CallRequest`` and skip validating it again, which matters when many
+    requests are checked up front (a campaign) or one is sent many times.
+    """
+
+    __slots__ = ("request",)
+    request: CallRequest
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("CheckedCallRequest is made by validate_call_request(request)")
+
+    @classmethod
+    def _made(cls, request: CallRequest) -> CheckedCallRequest:
+        self = object.__new__(cls)
+        object.__setattr__(self, "request", request)
+        return self
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("CheckedCallRequest is immutable")
+
+    def __repr__(self) -> str:
+        return f"CheckedCallRequest({self.request!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckedCallRequest):
+            return NotImplemented
+        return self.request == other.request
+
+    __hash__ = None  # type: ignore[assignment]  # like CallRequest, whose tags are dicts
+
+    def with_tags(self, tags: Mapping[str, Any]) -> CheckedCallRequest:
+        """The same checked request with ``tags`` merged over its own (only the new tags
+        are checked)::
+
+            first = checked.with_tags({"attempt": "1"})
+        """
+        if not isinstance(tags, Mapping):
+            raise ValidationError("tags", "must be a mapping")
+        added = dict(tags)
+        _json_object(added, "tags")
+        merged = {**(self.request.tags or {}), **added}
+        return CheckedCallRequest._made(attrs.evolve(self.request, tags=merged))
+
+
+def validate_call_request(
+    request: CallRequest | CheckedCallRequest, default_region: str | None = None
+) -> CheckedCallRequest:
+    """Check every rule on ``request``; return it, numbers normalised to E.164, as a
+    :class:`CheckedCallRequest` that ``calls.create`` and the dialer take without checking
+    it again.
+
+    ``default_region`` (``"US"``) lets national numbers in, as the client's option does; a
+    checked request holds E.164 numbers only, so it is valid for any client. Raises
+    :class:`~audian_async.ValidationError` naming the offending field::
+
+        checked = [au.validate_call_request(r) for r in requests]   # fail fast, once
+        for request in checked:
+            await client.calls.create(request)                      # no second check
+    """
+    if isinstance(request, CheckedCallRequest):
+        return request
+    return CheckedCallRequest._made(_checked(request, default_region))
+
+
+def _checked(request: CallRequest, default_region: str | None) -> CallRequest:
     if not isinstance(request, CallRequest):
         raise ValidationError("", f"expected a CallRequest, got {type(request).__name__}")
     changes: dict[str, Any] = {}
@@ -262,7 +330,7 @@ def validate_call_request(request: CallRequest, default_region: str | None = Non
 
 
 def validate_batch(
-    requests: Sequence[CallRequest], default_region: str | None = None
+    requests: Sequence[CallRequest | CheckedCallRequest], default_region: str | None = None
 ) -> list[CallRequest]:
     """Validate each request of a batch; errors name the index (``calls[3].to``)."""
     if not requests:
@@ -272,7 +340,7 @@ def validate_batch(
     checked = []
     for i, request in enumerate(requests):
         try:
-            checked.append(validate_call_request(request, default_region))
+            checked.append(validate_call_request(request, default_region).request)
         except ValidationError as exc:
             raise exc.at(f"calls[{i}]") from None
     return checked

@@ -44,15 +44,31 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-from audian_async import AsyncAudian, Call, CallRequest, Dialer, RetryPolicy, SQLiteStore
+from audian_async import (
+    AsyncAudian,
+    Call,
+    CallRequest,
+    CheckedCallRequest,
+    Dialer,
+    RetryPolicy,
+    SQLiteStore,
+)
+from audian_async._serving import serve_in_thread, serve_webhooks
 from audian_async._validation import _normalize_cached
-from audian_async.dialer._receiver import serve_in_thread, serve_webhooks
 from audian_async.sandbox import generate_webhook_secret
-from audian_async.webhooks import EventRouter, WebhookApp
+from audian_async.webhooks import (
+    CallCompleted,
+    CallFailed,
+    Event,
+    EventRouter,
+    Subscription,
+    WebhookApp,
+)
 
 FROM = "+14155552671"
 API_KEY = "bench-key"
@@ -271,63 +287,50 @@ async def pacing(base_url: str, count: int, cps: float) -> float:
     return (n_high - n_low) / (t_high - t_low)
 
 
-class _StubEvent:
-    __slots__ = ("call_id", "reason", "type")
-
-    def __init__(self, type_: str, call_id: str, reason: str | None) -> None:
-        self.type, self.call_id, self.reason = type_, call_id, reason
-
-
-class _StubSubscription:
-    def cancel(self) -> None:
-        pass
-
-
-class _StubRouter:
+class _StubRouter(EventRouter):
     """Holds the dialer's handler; the stub client feeds it the calls' terminal events."""
 
     def __init__(self) -> None:
-        self.handler: Callable[[object], None] | None = None
+        super().__init__()
+        self.handler: Callable[[Event], None] | None = None
 
-    def add(self, handler: Callable[[object], None], *types: str, in_thread: bool) -> object:
+    def add(self, handler: Any, *patterns: Any, **options: Any) -> Subscription:
         self.handler = handler
-        return _StubSubscription()
+        return super().add(handler, *patterns, **options)
 
 
 class _StubCalls:
     """``calls.create`` answering at once; a busy number fails, every other completes."""
 
-    def __init__(self, ended: list[_StubEvent]) -> None:
+    def __init__(self, ended: list[Event]) -> None:
         self.ended = ended
         self.count = 0
 
-    async def _create_checked(
-        self, request: CallRequest, *, idempotency_key: str | None = None
+    async def create(
+        self, request: CallRequest | CheckedCallRequest, *, idempotency_key: str | None = None
     ) -> Call:
         await anyio.lowlevel.checkpoint()
         self.count += 1
         call_id = f"call-{self.count}"
+        if isinstance(request, CheckedCallRequest):
+            request = request.request
         busy = request.to == BUSY
         self.ended.append(
-            _StubEvent(
-                "call.failed" if busy else "call.completed", call_id, "busy" if busy else None
-            )
+            CallFailed(call_id=call_id, reason="busy") if busy else CallCompleted(call_id=call_id)
         )
         return Call(call_id=call_id)
-
-    create = _create_checked
 
 
 class _StubClient:
     default_region = None
 
-    def __init__(self, ended: list[_StubEvent]) -> None:
+    def __init__(self, ended: list[Event]) -> None:
         self.calls = _StubCalls(ended)
 
 
 async def dialer_alone(count: int, speed: float, db_dir: Path) -> float:
     """CPU seconds per attempt of the campaign against the stub client (no HTTP)."""
-    ended: list[_StubEvent] = []
+    ended: list[Event] = []
     router = _StubRouter()
     dialer = Dialer(
         _StubClient(ended),  # type: ignore[arg-type]

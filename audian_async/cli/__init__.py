@@ -1,7 +1,9 @@
 """The ``audian-async`` command line: ``sandbox``, ``dial`` and ``demo``.
 
-Each subcommand lives beside the concern it drives and is imported only when chosen, so
-``audian-async sandbox`` does not pay for the dialer's imports and vice versa.
+Each subcommand is a module of this package (``dial``, ``demo``...) that drives the library
+from outside: library packages never import ``audian_async.cli``. A command's module is
+imported only when it is chosen, so ``audian-async sandbox`` does not pay for the dialer's
+imports and vice versa.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ __all__ = ["main"]
 # name -> (module, help). Each module exposes add_arguments(parser) and run(args) -> int.
 _COMMANDS = {
     "sandbox": ("audian_async.cli.sandbox", "run the local Audian API emulator"),
-    "dial": ("audian_async.dialer._cli_dial", "dial every number of a CSV file as a campaign"),
-    "demo": ("audian_async.dialer._cli_demo", "run a campaign against an embedded sandbox"),
+    "dial": ("audian_async.cli.dial", "dial every number of a CSV file as a campaign"),
+    "demo": ("audian_async.cli.demo", "run a campaign against an embedded sandbox"),
 }
 
 

@@ -40,19 +40,18 @@ from .._errors import (
     APIConnectionError,
     APIStatusError,
     AudianError,
-    AuthenticationError,
+    Disposition,
     NotFoundError,
     PayloadTooLargeError,
-    PermissionDeniedError,
     RateLimitedError,
-    UnauthorizedCallerIdError,
     ValidationError,
 )
 from .._json import loads
-from .._models import Call, CallRequest, CallStatus
+from .._models import Call, CallRequest, CallStatus, FailureReason, is_terminal
 from .._retry import backoff_delay, parse_retry_after
 from .._timers import TimerHeap
-from .._validation import validate_call_request
+from .._validation import CheckedCallRequest, validate_call_request
+from ..webhooks import CallCompleted, CallFailed, EventRouter, Subscription
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, Campaign, CampaignReport, Item, ItemState, Step, Transition
 from ._policy import RetryPolicy
@@ -64,7 +63,6 @@ logger = logging.getLogger("audian_async.dialer")
 
 DEFAULT_DB_PATH = "audian-dialer.sqlite3"
 _REDIAL, _POLL = 0, 1
-_TERMINAL = frozenset({CallStatus.COMPLETED.value, CallStatus.FAILED.value})
 _EVENTS = ("call.completed", "call.failed")
 # Terminal events queued by other threads; over this the sender waits for the loop instead.
 MAX_INBOX = 65_536
@@ -76,36 +74,6 @@ POLL_ONLY_INTERVAL = 5.0
 UNREACHABLE_LOG_EVERY = 30.0
 # Backoff of a create that failed without a definite answer (seconds, not scaled).
 _CREATE_BACKOFF_BASE, _CREATE_BACKOFF_CAP = 0.25, 10.0
-
-# How a failed create bears on the item (see create_failure()).
-WAIT, UNCLEAR, ACCOUNT, FINAL = "wait", "unclear", "account", "final"
-
-
-def create_failure(exc: AudianError) -> str:
-    """Classify an error from ``calls.create``.
-
-    * ``WAIT``: the API provably did not act (429, 503, a request that never left): wait and
-      send it again; not an attempt, not a failure.
-    * ``UNCLEAR``: it may have placed the call (a read timeout, a broken connection, 500, 502,
-      504): send it again with the same idempotency key, holding the slot.
-    * ``ACCOUNT``: the account or setup is wrong (401, 403 other than an unauthorized caller
-      ID): no create can succeed, the campaign stops.
-    * ``FINAL``: the API refused this request for good (400, 404, 413 for a body too large,
-      422, 501...).
-    """
-    if isinstance(exc, APIConnectionError):
-        return UNCLEAR if exc.sent else WAIT
-    if isinstance(exc, APIStatusError):
-        status = exc.status_code
-        if status in (429, 503):
-            return WAIT
-        if status in (500, 502, 504):
-            return UNCLEAR
-        if isinstance(exc, UnauthorizedCallerIdError):
-            return FINAL
-        if isinstance(exc, AuthenticationError | PermissionDeniedError):
-            return ACCOUNT
-    return FINAL
 
 
 @attrs.frozen
@@ -211,7 +179,7 @@ class Dialer:
     def __init__(
         self,
         client: AsyncAudian,
-        router: Any = None,
+        router: EventRouter | None = None,
         *,
         max_active_calls: int = 100,
         calls_per_second: float | None = None,
@@ -242,6 +210,8 @@ class Dialer:
         ):
             if value is not None:
                 _positive(value, name, allow_zero=name in ("grace", "flush_interval"))
+        if router is not None and not isinstance(router, EventRouter):
+            raise ValidationError("router", f"must be an EventRouter or None, got {router!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
         if campaign is not None:
@@ -306,8 +276,9 @@ class Dialer:
 
     # --- public operations -------------------------------------------------------------------
 
-    async def submit(self, request: CallRequest) -> DialHandle:
-        """Queue one call (validated now); returns a handle to await its outcome.
+    async def submit(self, request: CallRequest | CheckedCallRequest) -> DialHandle:
+        """Queue one call (validated now, unless already checked); returns a handle to await
+        its outcome.
 
         Waits while ``max_pending`` items are unfinished, so a producer cannot outrun the
         dialer without bound. The item is in the store before its first create, so after a
@@ -341,7 +312,10 @@ class Dialer:
         return self._require().stats()
 
     async def run(
-        self, requests: Iterable[CallRequest], *, campaign: str | None = None
+        self,
+        requests: Iterable[CallRequest | CheckedCallRequest],
+        *,
+        campaign: str | None = None,
     ) -> CampaignReport:
         """Place every request (with redials) and return the :class:`CampaignReport`.
 
@@ -370,6 +344,22 @@ class Dialer:
             raise
         await self.__aexit__(None, None, None)
         return report
+
+
+def _create_backoff(retry: int) -> float:
+    """The wait before resending a create that failed without placing a call for sure."""
+    return backoff_delay(min(retry, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP)
+
+
+def _refusal_reason(exc: AudianError) -> str:
+    """The item's failure reason when the API refused its create for good."""
+    if isinstance(exc, PayloadTooLargeError):
+        # This request's body (tags, custom fields...) is too large, not the account's
+        # fault: the item fails, the campaign goes on.
+        return "payload_too_large"
+    if isinstance(exc, APIStatusError):
+        return exc.error or f"http_{exc.status_code}"
+    return "http_0"
 
 
 def _positive(value: object, field: str, *, allow_zero: bool = False) -> float:
@@ -428,10 +418,6 @@ class _Session:
         self.idle = anyio.Event()
         self.room = anyio.Event()
         self.next_index = 0
-        # Restored items whose stored request no longer passes validation: placed through
-        # calls.create, which refuses them as before. Every other request was validated on
-        # its way in (run, submit, restore), so it is placed without validating it again.
-        self.unchecked: set[int] = set()
         self.rate_limited = 0
         # Since when no create reached the API (connection refused, DNS...), and when that
         # was last logged; None while the API answers.
@@ -443,10 +429,10 @@ class _Session:
         self.tg: TaskGroup | None = None
         self.token: Any = None
         self.thread = 0
-        self.handlers: list[Any] = []
+        self.handlers: list[Subscription] = []
         self.open = False
         # Events from other threads: (call_id, status, reason), and the wake-up socket pair.
-        self.inbox: deque[tuple[str, str, str | None]] = deque()
+        self.inbox: deque[tuple[str, CallStatus, FailureReason | str | None]] = deque()
         self.signalled = False
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -471,11 +457,12 @@ class _Session:
             for record in records:
                 if record.request is None:
                     continue
+                request: CallRequest | CheckedCallRequest
                 request = parse_call_request(loads(record.request))
-                try:
+                # A stored request that no longer passes validation is placed unchecked:
+                # the client refuses it as before, and the item fails as invalid_request.
+                with contextlib.suppress(ValidationError):
                     request = validate_call_request(request, region)
-                except ValidationError:
-                    self.unchecked.add(record.index)
                 self.machine.restore(record, request)
                 self.next_index = max(self.next_index, record.index + 1)
             self.tg = anyio.create_task_group()
@@ -526,26 +513,13 @@ class _Session:
 
     def _register(self) -> None:
         router = self.d.router
-        if router is None:
-            return
-        add = getattr(router, "add", None)
-        if add is not None:
+        if router is not None:
             # Quick and non-blocking (it hops to our loop), so it must not go to a thread.
-            self.handlers.append(add(self._on_event, *_EVENTS, in_thread=False))
-        else:  # any router with the documented decorator
-            for event_type in _EVENTS:
-                router.on(event_type)(self._on_event)
-            self.handlers.append(None)
+            self.handlers.append(router.add(self._on_event, *_EVENTS, in_thread=False))
 
     def _unregister(self) -> None:
-        router = self.d.router
         for subscription in self.handlers:
-            if subscription is not None:
-                subscription.cancel()
-            else:
-                off = getattr(router, "off", None)
-                if off is not None:
-                    off(self._on_event)
+            subscription.cancel()
         self.handlers.clear()
 
     async def stop(
@@ -576,7 +550,7 @@ class _Session:
 
     # --- items ---------------------------------------------------------------------------------
 
-    def add(self, index: int, request: CallRequest, *, ready: bool = True) -> Item:
+    def add(self, index: int, request: CheckedCallRequest, *, ready: bool = True) -> Item:
         item = self.machine.add(index, request)
         self.next_index = max(self.next_index, index + 1)
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
@@ -619,16 +593,17 @@ class _Session:
             self.fatal = exc
         self._wake_all()
 
-    def attach(self, index: int, request: CallRequest) -> None:
+    def attach(self, index: int, request: CheckedCallRequest) -> None:
         """Add item ``index`` of a run, or check that the resumed campaign holds it."""
         existing = self.machine.items.get(index)
         if existing is None:
             self.add(index, request)
             return
-        if existing.request.to != request.to or existing.request.from_ != request.from_:
+        given = request.request
+        if existing.request.to != given.to or existing.request.from_ != given.from_:
             raise AudianError(
                 f"campaign {self.name!r} item {index} was {existing.request.to}, not "
-                f"{request.to}: resume a campaign with the same requests, or use a new name"
+                f"{given.to}: resume a campaign with the same requests, or use a new name"
             )
 
     async def wait_for_room(self) -> None:
@@ -715,27 +690,28 @@ class _Session:
 
     # --- events in -------------------------------------------------------------------------
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: CallCompleted | CallFailed) -> None:
         """Router handler for call.completed / call.failed; may run on another thread."""
         if not self.open:
             return
-        call_id = getattr(event, "call_id", None)
+        call_id = event.call_id
         if not call_id:
             return
-        status = "completed" if event.type == "call.completed" else "failed"
-        reason = getattr(event, "reason", None)
-        reason_text = None if reason is None else str(reason)
+        status = CallStatus.COMPLETED
+        reason: FailureReason | str | None = None
+        if isinstance(event, CallFailed):
+            status, reason = CallStatus.FAILED, event.reason
         if threading.get_ident() == self.thread:
-            self._terminal(call_id, status, reason_text)
+            self._terminal(call_id, status, reason)
             return
         if len(self.inbox) >= MAX_INBOX:  # the loop lags far behind: wait for it instead
             # If the dialer stopped meanwhile the store still says "live", so it is polled.
             with contextlib.suppress(RuntimeError, anyio.RunFinishedError):
                 anyio.from_thread.run_sync(
-                    self._terminal, call_id, status, reason_text, token=self.token
+                    self._terminal, call_id, status, reason, token=self.token
                 )
             return
-        self.inbox.append((call_id, status, reason_text))
+        self.inbox.append((call_id, status, reason))
         if not self.signalled:
             self.signalled = True
             # A full buffer means a wake-up is pending anyway; a closed one, a stopped dialer.
@@ -760,7 +736,9 @@ class _Session:
         self.wake_w.close()
         self.wake_r.close()
 
-    def _terminal(self, call_id: str, status: str, reason: str | None) -> None:
+    def _terminal(
+        self, call_id: str, status: CallStatus | str | None, reason: FailureReason | str | None
+    ) -> None:
         if self.open:
             self._after(self.machine.terminal(call_id, status, reason, time.time()))
 
@@ -891,8 +869,8 @@ class _Session:
         if d.router is None:
             # No webhooks will come: ask soon after the ring timeout, when most calls have
             # either failed or been answered.
-            return (request.timeout or 30) * d.time_scale
-        seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
+            return request.ring_timeout * d.time_scale
+        seconds = request.ring_timeout + request.duration_limit + d.grace
         return seconds * d.time_scale
 
     def _poll_interval(self) -> float:
@@ -906,7 +884,7 @@ class _Session:
     def _call_span(self, request: CallRequest) -> float:
         """Seconds from now by which a call of ``request`` placed now must have ended."""
         d = self.d
-        seconds = (request.timeout or 30) + (request.max_duration or 3600) + d.grace
+        seconds = request.ring_timeout + request.duration_limit + d.grace
         if request.scheduled_for is not None:
             seconds += max(0.0, request.scheduled_for.timestamp() - time.time()) / d.time_scale
         return seconds * d.time_scale
@@ -926,10 +904,7 @@ class _Session:
             # live.
             self._mark(item)
             await self._durable()
-        calls = self.d.client.calls
-        # The request passed validate_call_request with the client's region when it came in
-        # (the campaign's tags added since keep it valid): do not pay for it again.
-        create = calls.create if item.index in self.unchecked else calls._create_checked
+        create = self.d.client.calls.create
         waits = unclear = 0
         deadline = last_sent = 0.0
         while True:
@@ -952,8 +927,8 @@ class _Session:
                 self._after(self.machine.rejected(item, "invalid_request"))
                 return
             except AudianError as exc:
-                kind = create_failure(exc)
-                if isinstance(exc, APIConnectionError) and not exc.sent:
+                disposition = exc.disposition
+                if isinstance(exc, APIConnectionError) and disposition is Disposition.NOT_ACTED:
                     if self._unreachable(exc):
                         # As with a bad key: keep the item for a later run, stop the campaign.
                         if not unclear and self.machine.unplaced(item):
@@ -963,21 +938,20 @@ class _Session:
                         return
                 else:
                     self.unreachable_since = None  # the API answered
-                if kind == WAIT:
+                if disposition is Disposition.NOT_ACTED:
                     # Not an attempt: the API did not act. Wait as told, then try again.
-                    delay = exc.retry_after if isinstance(exc, RateLimitedError) else None
+                    delay = None
                     if isinstance(exc, RateLimitedError):
                         self.rate_limited += 1
+                        delay = exc.retry_after
                     elif isinstance(exc, APIStatusError):
                         delay = parse_retry_after(exc.headers.get("retry-after"))
                     if delay is None:
-                        delay = backoff_delay(
-                            min(waits, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
-                        )
+                        delay = _create_backoff(waits)
                     waits += 1
                     await anyio.sleep(delay)
                     continue
-                if kind == UNCLEAR:
+                if disposition is Disposition.MAYBE_ACTED:
                     # The call may have been placed: keep the slot, and repeat the SAME
                     # attempt with the SAME key (the API answers a replay with that call).
                     if not unclear:
@@ -985,13 +959,9 @@ class _Session:
                     unclear += 1
                     last_sent = sent_at
                     logger.info("item %d: create unclear (%s); sending it again", item.index, exc)
-                    await anyio.sleep(
-                        backoff_delay(
-                            min(unclear - 1, 8), base=_CREATE_BACKOFF_BASE, cap=_CREATE_BACKOFF_CAP
-                        )
-                    )
+                    await anyio.sleep(_create_backoff(unclear - 1))
                     continue
-                if kind == ACCOUNT:
+                if disposition is Disposition.ACCOUNT:
                     # No create can succeed: leave the item for a later run, stop the campaign.
                     # After an unclear create the call may be live: the item stays "placing"
                     # with its slot held, so the next run counts it and replays the key.
@@ -1008,14 +978,7 @@ class _Session:
                     )
                     await self._give_up_create(item, key, last_sent)
                     return
-                error = exc.error if isinstance(exc, APIStatusError) else None
-                status = exc.status_code if isinstance(exc, APIStatusError) else 0
-                reason = error or f"http_{status}"
-                if isinstance(exc, PayloadTooLargeError):
-                    # This request's body (tags, custom fields...) is too large, not the
-                    # account's fault: the item fails, the campaign goes on.
-                    reason = "payload_too_large"
-                self._after(self.machine.rejected(item, reason))
+                self._after(self.machine.rejected(item, _refusal_reason(exc)))
                 return
             break
         # A restored "placing" item replays a create sent by a process that died: its reply
@@ -1063,10 +1026,8 @@ class _Session:
                 item.index,
                 call.call_id,
             )
-        status = None if call.status is None else str(call.status)
-        if transition is None and status in _TERMINAL and item.state is ItemState.LIVE:
-            reason = None if call.reason is None else str(call.reason)
-            transition = self.machine.terminal(call.call_id, status, reason, time.time())
+        if transition is None and is_terminal(call.status) and item.state is ItemState.LIVE:
+            transition = self.machine.terminal(call.call_id, call.status, call.reason, time.time())
         if transition is not None:
             self._after(transition)
         elif item.state is ItemState.LIVE:
@@ -1095,10 +1056,8 @@ class _Session:
                 return  # a webhook won the race
             if call is not None:
                 item.misses = 0
-                status = None if call.status is None else str(call.status)
-                if status in _TERMINAL:
-                    reason = None if call.reason is None else str(call.reason)
-                    self._terminal(call_id, status, reason)
+                if is_terminal(call.status):
+                    self._terminal(call_id, call.status, call.reason)
                     return
             elif item.misses >= LOST_AFTER_MISSES or anyio.current_time() >= item.ends_by:
                 # The API does not know the call, or could not tell us about it until it must

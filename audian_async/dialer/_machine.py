@@ -19,13 +19,14 @@ import enum
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from .._convert import request_to_wire
 from .._json import dumps
-from .._models import CallRequest
+from .._models import CallRequest, CallStatus, FailureReason, as_reason, as_status, is_terminal
+from .._validation import CheckedCallRequest
 from ._policy import RetryPolicy
 
 __all__ = [
@@ -86,15 +87,16 @@ def _key_prefix(campaign: str, nonce: str = "") -> str:
 class CallOutcome:
     """How one requested call ended.
 
-    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason
-    (``"busy"``, ``"declined"``, or the API error code when the API refused the request);
+    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason: a
+    :class:`~audian_async.FailureReason` (``busy``, ``declined``...) when the call failed, or
+    a plain string (the API error code when the API refused the request, ``"lost"``...);
     ``attempts`` counts the calls the API accepted and ``call_ids`` lists them in order.
     """
 
     index: int
     to: str
     status: Literal["completed", "failed"]
-    reason: str | None
+    reason: FailureReason | str | None
     attempts: int
     call_ids: tuple[str, ...]
 
@@ -140,11 +142,11 @@ class CampaignReport:
         )
 
     def reasons(self) -> dict[str, int]:
-        """Failed items counted by final reason."""
+        """Failed items counted by final reason (as plain strings)."""
         counts: dict[str, int] = {}
         for o in self.outcomes:
             if o.status == "failed":
-                key = o.reason or "unknown"
+                key = str(o.reason or "unknown")
                 counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items()))
 
@@ -159,13 +161,14 @@ class Item:
     attempt: int = 0
     """Number of the latest attempt started (1-based); accepted attempts are ``call_ids``."""
     call_ids: list[str] = attrs.field(factory=list)
-    reason: str | None = None
+    reason: FailureReason | str | None = None
     next_at: float | None = None
     """Wall-clock time of the scheduled redial while ``waiting``."""
     stored: bool = False
     """Whether the store already holds the request (so updates need not resend it)."""
-    base_tags: dict[str, Any] | None = attrs.field(default=None, repr=False)
-    """The request's tags plus the campaign and item tags (cached by ``Campaign.tagged``)."""
+    checked: CheckedCallRequest | None = attrs.field(default=None, repr=False)
+    """``request`` as validated, or None for a restored request that no longer passes
+    validation (its create is then checked, and refused, by the client)."""
     misses: int = attrs.field(default=0, repr=False)
     """Consecutive polls of the live call the API answered 404 (kept by the I/O shell)."""
     ends_by: float = attrs.field(default=0.0, repr=False)
@@ -181,6 +184,12 @@ class Item:
             attempts=len(self.call_ids),
             call_ids=tuple(self.call_ids),
         )
+
+
+def _new_item(index: int, request: CallRequest | CheckedCallRequest) -> Item:
+    if isinstance(request, CheckedCallRequest):
+        return Item(index, request.request, checked=request)
+    return Item(index, request)
 
 
 @attrs.frozen
@@ -239,7 +248,8 @@ class Campaign:
         self._key_prefix = _key_prefix(name, nonce)
         # Terminal events can overtake the create reply that tells us the call_id. Kept bounded:
         # an event dropped here is recovered by polling.
-        self._early: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        self._early: OrderedDict[str, tuple[CallStatus, FailureReason | str | None]]
+        self._early = OrderedDict()
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -248,29 +258,26 @@ class Campaign:
         self.counts[state] += 1
         item.state = state
 
-    def add(self, index: int, request: CallRequest) -> Item:
+    def add(self, index: int, request: CallRequest | CheckedCallRequest) -> Item:
         """Register a new item (state ``pending``)."""
         if index in self.items:
             raise KeyError(f"item {index} already exists")
-        item = Item(index, request)
+        item = _new_item(index, request)
         self.items[index] = item
         self.counts[ItemState.PENDING] += 1
         self.total += 1
         return item
 
-    def restore(self, record: ItemRecord, request: CallRequest) -> Item:
+    def restore(self, record: ItemRecord, request: CallRequest | CheckedCallRequest) -> Item:
         """Rebuild an item from the store, as it was when last saved."""
         state = ItemState(record.state)
-        item = Item(
-            record.index,
-            request,
-            state=state,
-            attempt=record.attempt,
-            call_ids=list(record.call_ids),
-            reason=record.reason,
-            next_at=record.next_at,
-            stored=True,
-        )
+        item = _new_item(record.index, request)
+        item.state = state
+        item.attempt = record.attempt
+        item.call_ids = list(record.call_ids)
+        item.reason = as_reason(record.reason)
+        item.next_at = record.next_at
+        item.stored = True
         self.items[record.index] = item
         self.counts[state] += 1
         self.total += 1
@@ -307,7 +314,7 @@ class Campaign:
             item.state.value,
             item.attempt,
             tuple(item.call_ids),
-            item.reason,
+            None if item.reason is None else str(item.reason),
             item.next_at,
             wire,
         )
@@ -323,7 +330,7 @@ class Campaign:
 
     # --- transitions -------------------------------------------------------------------
 
-    def start_attempt(self, item: Item) -> tuple[CallRequest, str]:
+    def start_attempt(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
         """Move ``item`` to ``placing``; return the tagged request and its idempotency key.
 
         From ``pending``/``waiting`` this starts a new attempt; from ``placing`` (a create to
@@ -338,18 +345,13 @@ class Campaign:
         # The same key as idempotency_key(), with the campaign's digest computed once.
         return self.tagged(item), f"{self._key_prefix}{item.index}-{item.attempt}"
 
-    def tagged(self, item: Item) -> CallRequest:
-        """The item's request with the campaign/item/attempt tags added."""
-        request = item.request
-        base = item.base_tags
-        if base is None:  # the tags every attempt of the item shares, built once
-            base = dict(request.tags or {})
-            base[TAG_CAMPAIGN] = self.name
-            base[TAG_ITEM] = str(item.index)
-            item.base_tags = base
-        tags = base.copy()
-        tags[TAG_ATTEMPT] = str(item.attempt)
-        return attrs.evolve(request, tags=tags)
+    def tagged(self, item: Item) -> CallRequest | CheckedCallRequest:
+        """The item's request with the campaign/item/attempt tags added (still checked when
+        the item's request was)."""
+        tags = {TAG_CAMPAIGN: self.name, TAG_ITEM: str(item.index), TAG_ATTEMPT: str(item.attempt)}
+        if item.checked is not None:
+            return item.checked.with_tags(tags)
+        return attrs.evolve(item.request, tags={**(item.request.tags or {}), **tags})
 
     def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
         """The API accepted the current attempt as ``call_id``: the item is ``live``.
@@ -405,11 +407,17 @@ class Campaign:
         return self._give_up(item, "lost")
 
     def terminal(
-        self, call_id: str, status: str, reason: str | None, now: float
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        now: float,
     ) -> Transition | None:
-        """A call reached ``completed``/``failed``; returns what follows, or ``None`` when the
-        event changes nothing (duplicate, stale, or not ours)."""
-        if status not in ("completed", "failed"):
+        """A call reached a terminal status (``completed``/``failed``); returns what follows,
+        or ``None`` when the event changes nothing (not terminal, duplicate, stale, or not
+        ours)."""
+        status = as_status(status)
+        if not is_terminal(status):
             return None
         item = self._by_call_id.get(call_id)
         if item is None:
@@ -420,11 +428,11 @@ class Campaign:
             return None
         if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
             return None
-        if status == "completed":
+        if status is CallStatus.COMPLETED:
             item.reason = None
             self._set(item, ItemState.COMPLETED)
             return Transition(item, Step.DONE)
-        item.reason = reason or "unknown"
+        item.reason = as_reason(reason) or "unknown"
         attempts = len(item.call_ids)
         if self.policy.should_redial(item.reason, attempts):
             delay = self.policy.delay(item.reason, attempts)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 import attrs
 
 from .._errors import ValidationError
 from .._models import FailureReason
+from .._retry import backoff_delay
 
 __all__ = ["DEFAULT_RETRY_ON", "NEVER_RETRIED", "RetryPolicy"]
 
@@ -109,10 +109,9 @@ class RetryPolicy:
         if redial < 1:
             raise ValueError("redial counts from 1")
         base = self.reason_delays.get(reason, self.base_delay) if reason else self.base_delay
-        ceiling = min(self.max_delay, base * (2.0 ** min(redial - 1, 62)))
-        if not self.jitter:
-            return ceiling
-        return (self.rng or random).uniform(0.0, ceiling)
+        return backoff_delay(
+            redial - 1, base=base, cap=self.max_delay, rng=self.rng, jitter=self.jitter
+        )
 
     def scaled(self, factor: float) -> RetryPolicy:
         """The same policy with every delay multiplied by ``factor`` (e.g. ``1 / speed`` when
@@ -124,14 +123,3 @@ class RetryPolicy:
             max_delay=self.max_delay * factor,
             reason_delays={k: v * factor for k, v in self.reason_delays.items()},
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (for reports and logs)."""
-        return {
-            "max_attempts": self.max_attempts,
-            "base_delay": self.base_delay,
-            "max_delay": self.max_delay,
-            "retry_on": sorted(self.retry_on),
-            "reason_delays": dict(self.reason_delays),
-            "jitter": self.jitter,
-        }

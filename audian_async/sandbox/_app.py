@@ -391,7 +391,7 @@ class SandboxApp:
 
     def _check(self, data: object, now: datetime, prefix: str = "") -> CallRequest:
         try:
-            request = validate_call_request(parse_call_request(data))
+            request = validate_call_request(parse_call_request(data)).request
         except ValidationError as exc:
             raise _validation_reply(exc, prefix) from None
         except (TypeError, ValueError, RecursionError) as exc:

@@ -24,7 +24,7 @@ import attrs
 from .._convert import parse_datetime
 from .._errors import WebhookError
 from .._json import loads
-from .._models import CallStatus, FailureReason
+from .._models import CallStatus, FailureReason, as_reason, as_status
 
 __all__ = [
     "EVENT_TYPES",
@@ -54,25 +54,6 @@ def _readonly(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-# A dict lookup instead of CallStatus(value): no exception for a value newer than this version.
-_STATUSES: Mapping[str, CallStatus] = {s.value: s for s in CallStatus}
-_REASONS: Mapping[str, FailureReason] = {r.value: r for r in FailureReason}
-
-
-def _status(value: CallStatus | str | None) -> CallStatus | str | None:
-    # The one place a status becomes a CallStatus, for parsed and directly built events alike;
-    # a value this version does not know stays a plain str.
-    if isinstance(value, str) and not isinstance(value, CallStatus):
-        return _STATUSES.get(value, value)
-    return value
-
-
-def _reason(value: FailureReason | str | None) -> FailureReason | str | None:
-    if isinstance(value, str) and not isinstance(value, FailureReason):
-        return _REASONS.get(value, value)
-    return value
-
-
 @attrs.frozen(kw_only=True)
 class Event:
     """A webhook event. Subclasses add the fields their type carries.
@@ -93,7 +74,7 @@ class Event:
     id: str | None = None
     timestamp: datetime | None = None
     call_id: str | None = None
-    status: CallStatus | str | None = attrs.field(default=None, converter=_status)
+    status: CallStatus | str | None = attrs.field(default=None, converter=as_status)
     data: Mapping[str, Any] = attrs.field(
         default=_EMPTY, converter=_readonly, repr=False, hash=False
     )
@@ -143,7 +124,7 @@ class CallFailed(Event):
 
     EVENT_TYPE: ClassVar[str] = "call.failed"
 
-    reason: FailureReason | str | None = attrs.field(default=None, converter=_reason)
+    reason: FailureReason | str | None = attrs.field(default=None, converter=as_reason)
     reason_code: int | None = None
 
 
@@ -232,7 +213,7 @@ def _number(data: Mapping[str, Any], key: str) -> float | None:
 
 
 def _text(data: Mapping[str, Any], key: str) -> str | None:
-    # The enum itself comes from the field's converter (_status, _reason): converted once.
+    # The enum itself comes from the field's converter (as_status, as_reason): converted once.
     value = data.get(key)
     return value if isinstance(value, str) else None
 

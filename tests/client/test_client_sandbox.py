@@ -8,10 +8,13 @@ emulator, which enforces the reference's rules on its side.
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 
 import audian_async as au
 from audian_async.sandbox import Faults, Sandbox
+
+from ..tap import Tap, with_body
 
 OWNED, TO = "+14155552671", "+14155552672"
 TERMINAL = {"completed", "failed"}
@@ -72,10 +75,21 @@ async def test_get_follows_the_live_call_until_it_ends() -> None:
 async def test_each_typed_error() -> None:
     async with Sandbox(speed=100, api_key="sk_right", max_concurrent=1) as sb:
         client = sb.client.with_options(max_retries=0)
-        # The client validates numbers as the sandbox does, so skip its check to reach it.
-        unchecked = au.CallRequest(from_=OWNED, to="+1415")
-        with pytest.raises(au.InvalidNumberError) as invalid:
-            await client.calls._create_checked(unchecked)
+
+        # The client validates numbers as the sandbox does: reach the sandbox's own check
+        # by rewriting a valid request on the wire.
+        def spoil(request: httpx.Request) -> httpx.Request:
+            return with_body(request, request.content.replace(TO.encode(), b"+1415"))
+
+        tapped = httpx.AsyncClient(transport=Tap(spoil))
+        async with (
+            tapped,
+            au.AsyncAudian(
+                sb.api_key, base_url=sb.base_url, http_client=tapped, max_retries=0
+            ) as raw,
+        ):
+            with pytest.raises(au.InvalidNumberError) as invalid:
+                await raw.calls.create(from_=OWNED, to=TO)
         assert invalid.value.status_code == 400
         assert invalid.value.error == "invalid_number"
 

@@ -154,4 +154,4 @@ def test_no_nulls_outside_user_data(request: au.CallRequest) -> None:
 @given(requests)
 def test_generated_requests_validate(request: au.CallRequest) -> None:
     # Everything the strategy builds obeys the rules, so validation must accept it unchanged.
-    assert validate_call_request(request) == request
+    assert validate_call_request(request).request == request

@@ -10,9 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from audian_async import (
+    APIConnectionError,
+    APITimeoutError,
+    Disposition,
+    ValidationError,
+)
+from audian_async._errors import disposition_for_status, error_from_response
 from audian_async._retry import (
     MAX_RETRY_AFTER,
-    Failure,
     backoff_delay,
     parse_retry_after,
     retry_delay,
@@ -70,32 +76,52 @@ def test_retry_delay_prefers_the_server_hint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("idempotent", "failure", "status", "expected"),
+    ("status", "error", "disposition"),
     [
-        # A POST that never reached the API is safe to repeat.
-        (False, Failure.NOT_CONNECTED, None, True),
-        # ... one that may have reached it is not.
-        (False, Failure.SENT_NO_REPLY, None, False),
-        (False, Failure.STATUS, 429, True),
-        (False, Failure.STATUS, 503, True),
-        (False, Failure.STATUS, 500, False),
-        (False, Failure.STATUS, 502, False),
-        (False, Failure.STATUS, 504, False),
-        (False, Failure.STATUS, 400, False),
-        (False, Failure.STATUS, 408, False),
-        # Reads retry on every transient failure.
-        (True, Failure.NOT_CONNECTED, None, True),
-        (True, Failure.SENT_NO_REPLY, None, True),
-        (True, Failure.STATUS, 500, True),
-        (True, Failure.STATUS, 502, True),
-        (True, Failure.STATUS, 503, True),
-        (True, Failure.STATUS, 504, True),
-        (True, Failure.STATUS, 429, True),
-        (True, Failure.STATUS, 404, False),
-        (True, Failure.STATUS, 401, False),
+        (429, "rate_limited", Disposition.NOT_ACTED),
+        (503, None, Disposition.NOT_ACTED),
+        (408, None, Disposition.MAYBE_ACTED),
+        (500, None, Disposition.MAYBE_ACTED),
+        (502, None, Disposition.MAYBE_ACTED),
+        (504, None, Disposition.MAYBE_ACTED),
+        (401, None, Disposition.ACCOUNT),
+        (403, None, Disposition.ACCOUNT),
+        (403, "unauthorized_caller_id", Disposition.REFUSED),
+        (400, "invalid_number", Disposition.REFUSED),
+        (404, None, Disposition.REFUSED),
+        (413, None, Disposition.REFUSED),
+        (422, None, Disposition.REFUSED),
+        (501, None, Disposition.REFUSED),
     ],
 )
-def test_decision_table(
-    idempotent: bool, failure: Failure, status: int | None, expected: bool
-) -> None:
-    assert should_retry(idempotent=idempotent, failure=failure, status_code=status) is expected
+def test_status_dispositions(status: int, error: str | None, disposition: Disposition) -> None:
+    assert disposition_for_status(status, error) is disposition
+    # The error built from such a response carries the same verdict.
+    body = b'{"error": "%s", "message": "m"}' % (error or "x").encode()
+    assert error_from_response(status, {}, body).disposition is disposition
+
+
+def test_connection_errors_carry_whether_the_request_left() -> None:
+    assert APIConnectionError("refused", sent=False).disposition is Disposition.NOT_ACTED
+    assert APITimeoutError("read timeout").disposition is Disposition.MAYBE_ACTED
+    assert ValidationError("to", "bad").disposition is Disposition.REFUSED
+
+
+@pytest.mark.parametrize(
+    ("idempotent", "disposition", "expected"),
+    [
+        # A POST that provably did nothing is safe to repeat ...
+        (False, Disposition.NOT_ACTED, True),
+        # ... one that may have reached the API is not, nor one refused.
+        (False, Disposition.MAYBE_ACTED, False),
+        (False, Disposition.ACCOUNT, False),
+        (False, Disposition.REFUSED, False),
+        # Reads retry on every transient failure, never on a refusal.
+        (True, Disposition.NOT_ACTED, True),
+        (True, Disposition.MAYBE_ACTED, True),
+        (True, Disposition.ACCOUNT, False),
+        (True, Disposition.REFUSED, False),
+    ],
+)
+def test_decision_table(idempotent: bool, disposition: Disposition, expected: bool) -> None:
+    assert should_retry(disposition, idempotent=idempotent) is expected

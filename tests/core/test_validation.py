@@ -34,7 +34,7 @@ def rejects(request: au.CallRequest, field: str, fragment: str = "", **kw: Any) 
 
 def test_a_valid_request_passes_unchanged() -> None:
     request = call(timeout=45, max_duration=600, tags={"a": "b"})
-    assert validate_call_request(request) is request
+    assert validate_call_request(request).request is request
 
 
 @pytest.mark.parametrize("field", ["from_", "to"])
@@ -45,12 +45,12 @@ def test_bad_numbers(field: str, bad: str) -> None:
 
 def test_national_numbers_need_a_default_region() -> None:
     rejects(call(to="(415) 555-2672"), "to", "default_region")
-    checked = validate_call_request(call(to="(415) 555-2672"), default_region="US")
+    checked = validate_call_request(call(to="(415) 555-2672"), default_region="US").request
     assert checked.to == TO
 
 
 def test_numbers_are_normalised_to_e164() -> None:
-    checked = validate_call_request(call(from_="+1 (415) 555-2671", to=" +1 415-555-2672 "))
+    checked = validate_call_request(call(from_="+1 (415) 555-2671", to=" +1 415-555-2672 ")).request
     assert (checked.from_, checked.to) == (FROM, TO)
 
 
@@ -66,7 +66,7 @@ def test_positive_integers(field: str, bad: Any) -> None:
 
 def test_call_type_must_be_outbound() -> None:
     rejects(call(call_type="inbound"), "call_type", "outbound")
-    assert validate_call_request(call(call_type="outbound")).call_type == "outbound"
+    assert validate_call_request(call(call_type="outbound")).request.call_type == "outbound"
 
 
 def test_scheduled_for_must_be_tz_aware() -> None:
@@ -152,7 +152,7 @@ def test_transfer_numbers_validated_and_normalised() -> None:
     bad_cid = au.CallControl(on_no_answer=[au.Transfer(TO, caller_id="nope")])
     rejects(call(call_control=bad_cid), "call_control.on_no_answer[0].caller_id")
     national = answered(au.GatherDtmf(routes=[au.DtmfRoute("1", au.Transfer("415-555-2673"))]))
-    checked = validate_call_request(call(call_control=national), default_region="US")
+    checked = validate_call_request(call(call_control=national), default_region="US").request
     assert checked.call_control is not None
     gather = checked.call_control.on_answered[0]
     assert isinstance(gather, au.GatherDtmf)
@@ -219,3 +219,18 @@ def test_nesting_is_bounded() -> None:
     for _ in range(30):
         shallow = [shallow]
     validate_call_request(call(custom_fields={"ok": shallow}))
+
+
+def test_a_checked_request_is_made_only_by_validation_and_not_checked_twice() -> None:
+    checked = validate_call_request(call(to="(415) 555-2672"), default_region="US")
+    assert isinstance(checked, au.CheckedCallRequest)
+    assert validate_call_request(checked) is checked  # already checked: taken as it is
+    with pytest.raises(TypeError):
+        au.CheckedCallRequest(call())  # type: ignore[call-arg]
+    with pytest.raises(AttributeError):
+        checked.request = call()  # type: ignore[misc]
+    tagged = checked.with_tags({"attempt": "2"})
+    assert tagged.request.tags == {"attempt": "2"}
+    assert checked.request.tags is None  # never changed in place
+    with pytest.raises(au.ValidationError, match=r"tags\.bad"):
+        checked.with_tags({"bad": float("nan")})

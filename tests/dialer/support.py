@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from audian_async import CallRequest
+from audian_async._serving import serve_in_thread
 from audian_async.dialer import RetryPolicy
-from audian_async.dialer._receiver import serve_in_thread
 from audian_async.sandbox import Sandbox, generate_webhook_secret
 from audian_async.webhooks import EventRouter, WebhookApp
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import anyio
+import httpx
 import pytest
 
-from audian_async import Call, CallRequest
+from audian_async import AsyncAudian
 from audian_async.dialer import Dialer, MemoryStore
 from audian_async.dialer._machine import TAG_ATTEMPT, TAG_ITEM, ItemRecord
 
+from ..tap import Tap
 from .support import ANSWERS, BUSY, BUSY_THEN_ANSWER, FAST, req, sandbox_with_receiver
 
 pytestmark = pytest.mark.anyio
@@ -21,20 +24,21 @@ async def test_each_attempt_is_stored_as_placing_before_its_create_is_sent() -> 
     # slot (state "placing", same attempt, same key): the store says so before the create.
     store = MemoryStore()
     seen: list[tuple[int, int, str, int]] = []
-    async with sandbox_with_receiver() as (sb, router):
-        calls = sb.client.calls
-        real = calls._create_checked
 
-        async def create(request: CallRequest, *, idempotency_key: str | None = None) -> Call:
-            tags = request.tags or {}
+    def look(request: httpx.Request) -> None:
+        if request.method == "POST":
+            tags = json.loads(request.content)["tags"]
             index, attempt = int(tags[TAG_ITEM]), int(tags[TAG_ATTEMPT])
             record = store.campaigns["durable"][index]
             seen.append((index, attempt, record.state, record.attempt))
-            return await real(request, idempotency_key=idempotency_key)
 
-        calls._create_checked = create  # type: ignore[method-assign]
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        httpx.AsyncClient(transport=Tap(look)) as tap,
+    ):
+        client = AsyncAudian(sb.api_key, base_url=sb.base_url, http_client=tap)
         numbers = [ANSWERS, BUSY, BUSY_THEN_ANSWER]
-        dialer = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=2)
+        dialer = Dialer(client, router, retry=FAST, store=store, max_active_calls=2)
         with anyio.fail_after(20):
             report = await dialer.run([req(n) for n in numbers], campaign="durable")
     assert report.attempts == 1 + 3 + 2

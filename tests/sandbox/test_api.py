@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 import audian_async as au
+from audian_async._validation import CheckedCallRequest
 from audian_async.sandbox import Sandbox
 from audian_async.sandbox import _app as sandbox_app
 
@@ -264,7 +265,7 @@ async def test_json_it_cannot_write_back_is_a_400_that_leaks_no_live_slot(
 ) -> None:
     # Whatever the core validation lets through, the sandbox itself must stay consistent:
     # here it lets everything through.
-    monkeypatch.setattr(sandbox_app, "validate_call_request", lambda request: request)
+    monkeypatch.setattr(sandbox_app, "validate_call_request", CheckedCallRequest._made)
     urls = [receiver.url] if hooks else []
     async with Sandbox(speed=100, max_concurrent=1, webhook_urls=urls) as sb:
         body = b'{"from": "%s", "to": "+14155552672", %s}' % (OWNED.encode(), extra)

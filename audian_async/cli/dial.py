@@ -22,13 +22,12 @@ from .._errors import (
 )
 from .._json import dumps
 from .._models import CallRequest
+from .._serving import serve_webhooks
+from ..dialer import DEFAULT_DB_PATH, Dialer, RetryPolicy, SQLiteStore
 from ..webhooks import EventRouter, WebhookApp
 from ._csv import CsvError, read_requests
-from ._dialer import DEFAULT_DB_PATH, Dialer
-from ._policy import RetryPolicy
+from ._errors import audian_error_in
 from ._progress import Progress, report_json, summary_table
-from ._receiver import serve_webhooks
-from ._store import SQLiteStore
 
 __all__ = ["add_arguments", "run"]
 
@@ -124,24 +123,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-
-
-def audian_error_in(group: BaseExceptionGroup[BaseException]) -> AudianError | None:
-    """The AudianError a task group's exception group carries, if that is all it carries."""
-    errors: list[AudianError] = []
-    rest: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        elif isinstance(exc, AudianError):
-            errors.append(exc)
-        else:
-            rest.append(exc)
-
-    walk(group)
-    return errors[0] if errors and not rest else None
 
 
 def _fail(exc: AudianError, args: argparse.Namespace, campaign: str) -> int:

@@ -10,16 +10,32 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
-__all__ = ["LeanAiohttpTransport"]
+from .._errors import Disposition
+
+__all__ = ["LeanAiohttpTransport", "disposition_of_aiohttp"]
 
 _MAX_TIMEOUTS = 64
+
+
+def disposition_of_aiohttp(error: BaseException) -> Disposition:
+    """Whether a request that failed with this aiohttp error may have reached the API.
+
+    Only a failure to connect (refused, unresolvable, TLS handshake, connect timeout) proves
+    it never left; "server disconnected", a reset or a read timeout may follow a request the
+    API received.
+    """
+    connect_failed = isinstance(
+        error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+    )
+    return Disposition.NOT_ACTED if connect_failed else Disposition.MAYBE_ACTED
 
 
 class LeanAiohttpTransport(AiohttpTransport):
     """httpx-aiohttp's transport with a leaner round trip for buffered JSON requests.
 
-    The session, connector, limits and exception mapping are httpx-aiohttp's own (the
-    client's retry rules rely on that mapping keeping aiohttp's error as ``__cause__``).
+    The session, connector, limits and exception mapping are httpx-aiohttp's own; that
+    mapping keeps aiohttp's error as ``__cause__``, which :func:`disposition_of_aiohttp`
+    judges.
     Per request it gives aiohttp plain header pairs rather than an ``httpx.Headers`` to
     re-read, reuses one ``aiohttp.ClientTimeout`` per timeout setting, and reads the body
     inside aiohttp so httpx gets a ready response instead of an async stream to drain.
@@ -71,7 +87,7 @@ class LeanAiohttpTransport(AiohttpTransport):
         except aiohttp.ClientError as exc:
             # What httpx-aiohttp leaves unmapped (a malformed reply, say) still surfaces as
             # an httpx error, so the client turns it into an APIConnectionError; the original
-            # stays as __cause__ for the client's retry judgement.
+            # stays as __cause__ for disposition_of_aiohttp.
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
 
         reply_extensions = {"http_version": b"HTTP/1.1"}

@@ -9,8 +9,7 @@ from typing import Any
 
 import anyio
 
-from ._dialer import DialerStats
-from ._machine import CampaignReport
+from ..dialer import CampaignReport, DialerStats
 
 __all__ = ["Progress", "report_json", "summary_table"]
 

@@ -119,4 +119,4 @@ def _request(
     if text or url:
         control = CallControl(on_answered=[PlayAudio(message=text or None, audio_url=url or None)])
     request = CallRequest(from_=from_, to=to, call_control=control, custom_fields=custom or None)
-    return validate_call_request(request, region)
+    return validate_call_request(request, region).request

@@ -27,12 +27,10 @@ from .._models import (
     Recording,
     Transfer,
 )
-from ._cli_dial import audian_error_in
-from ._dialer import Dialer
-from ._policy import RetryPolicy
+from .._serving import serve_webhooks
+from ..dialer import Dialer, RetryPolicy, SQLiteStore
+from ._errors import audian_error_in
 from ._progress import Progress, summary_table
-from ._receiver import serve_webhooks
-from ._store import SQLiteStore
 
 __all__ = ["add_arguments", "run"]
 

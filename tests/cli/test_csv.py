@@ -8,7 +8,7 @@ import pytest
 
 from audian_async import ValidationError
 from audian_async.cli import main
-from audian_async.dialer._csv import CsvError, read_requests
+from audian_async.cli._csv import CsvError, read_requests
 
 FROM = "+14155552671"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from audian_async.cli import main
-from audian_async.dialer._cli_demo import demo_requests
+from audian_async.cli.demo import demo_requests
 
 
 def test_demo_runs_and_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
