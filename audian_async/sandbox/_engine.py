@@ -28,8 +28,6 @@ __all__ = ["Engine"]
 
 logger = logging.getLogger("audian_async.sandbox")
 
-DEFAULT_TIMEOUT = 30
-DEFAULT_MAX_DURATION = 3600
 # The simulated network, in simulated seconds.
 RING_AFTER = 1.0  # initiated -> ringing
 ANSWER_AFTER = 3.0  # initiated -> answered (so a timeout under 3 s is a no_answer)
@@ -235,7 +233,7 @@ class Engine:
         if outcome in FAST_FAIL_AFTER:
             self._after(FAST_FAIL_AFTER[outcome], lambda: self._fail(call, outcome))
             return
-        timeout = float(call.request.timeout or DEFAULT_TIMEOUT)
+        timeout = float(call.request.ring_timeout)
         self._after(min(RING_AFTER, timeout / 2), lambda: self._ring(call))
         if outcome is Outcome.DECLINED and timeout > DECLINE_AFTER:
             self._after(DECLINE_AFTER, lambda: self._fail(call, Outcome.DECLINED))
@@ -286,7 +284,7 @@ class Engine:
         call.answered = self.scheduler.now()
         self._event(call, "call.answered")
         request = call.request
-        limit = float(request.max_duration or DEFAULT_MAX_DURATION)
+        limit = float(request.duration_limit)
         actions = request.call_control.on_answered if request.call_control else ()
         planned = self._run_actions(call, actions, limit)
         end, ended_by = planned.end, planned.ended_by
