@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 # name -> (module, help). Each module exposes add_arguments(parser) and run(args) -> int.
 _COMMANDS = {
-    "sandbox": ("audian_async.sandbox._cli", "run the local Audian API emulator"),
+    "sandbox": ("audian_async.cli.sandbox", "run the local Audian API emulator"),
     "dial": ("audian_async.cli.dial", "dial every number of a CSV file as a campaign"),
     "demo": ("audian_async.cli.demo", "run a campaign against an embedded sandbox"),
 }

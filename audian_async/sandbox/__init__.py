@@ -5,12 +5,14 @@ Start it from Python (``async with Sandbox() as sb:``), from the command line
 :mod:`audian_async.testing`). Destination numbers in :data:`MAGIC_NUMBERS` force each outcome.
 """
 
-from ._app import MAX_BODY, SandboxApp
-from ._engine import DIGITS_TAG, TALK_SECONDS_TAG, SandboxCall, SandboxEvent, SandboxRecording
+from ._app import SandboxApp
+from ._control import DIGITS_TAG, TALK_SECONDS_TAG
 from ._faults import ROUTES, Faults
 from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
-from ._server import DEFAULT_API_KEY, Sandbox, generate_webhook_secret
-from ._webhooks import Delivery
+from ._records import SandboxCall, SandboxEvent, SandboxRecording
+from ._sender import Delivery
+from ._server import Sandbox
+from ._settings import DEFAULT_API_KEY, MAX_BODY, SandboxSettings, generate_webhook_secret
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -27,5 +29,6 @@ __all__ = [
     "SandboxCall",
     "SandboxEvent",
     "SandboxRecording",
+    "SandboxSettings",
     "generate_webhook_secret",
 ]

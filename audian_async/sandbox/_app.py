@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,24 +20,24 @@ import anyio.abc
 
 from .._asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body
 from .._convert import parse_call_request
-from .._errors import ValidationError, WebhookError
+from .._errors import ValidationError
 from .._json import dumps, loads
 from .._models import CallRequest
-from .._validation import MAX_BATCH, normalize_number, validate_call_request
-from ..webhooks._signing import decode_secret
+from .._validation import MAX_BATCH, validate_call_request
 from ._audio import make_wav
-from ._engine import Engine, SandboxEvent, Scheduler
-from ._faults import Faults
+from ._chance import Chance
+from ._engine import Engine
+from ._faults import ROUTES
 from ._magic import OWNED_CALLER_ID
-from ._webhooks import WebhookDeliverer
+from ._records import SandboxEvent
+from ._scheduler import Scheduler
+from ._sender import WebhookDeliverer
+from ._settings import SandboxSettings, resolve_settings
 
-__all__ = ["MAX_BODY", "SandboxApp"]
+__all__ = ["SandboxApp"]
 
-MAX_BODY = 1 << 20
-"""Request bodies above 1 MiB are refused with 413 without being read."""
 MAX_IDEMPOTENCY_KEYS = 10_000
 _NUMBER_FIELDS = frozenset({"to", "from", "destination", "caller_id"})
-_JSON = (b"content-type", b"application/json")
 _ROUTE_CALLS = "POST /v2/calls"
 _ROUTE_BATCH = "POST /v2/calls/batch"
 _ROUTE_GET = "GET /v2/calls/{id}"
@@ -127,65 +126,42 @@ class SandboxApp:
     """The ASGI application of the sandbox (see :class:`~audian_async.sandbox.Sandbox`).
 
     Mount it under any ASGI server; its ``lifespan`` must run, since the simulated network
-    and the webhook workers live there.
+    and the webhook workers live there. Configure it with a :class:`SandboxSettings` or
+    with its keyword arguments (``SandboxApp(api_key="k", speed=10)``); host, port and
+    client options are the server's business and ignored here.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        webhook_secret: str,
-        webhook_urls: Iterable[str] = (),
-        caller_ids: Iterable[str] = (),
-        speed: float = 1.0,
-        max_concurrent: int = 100,
-        max_scheduled: int = 10_000,
-        faults: Faults | None = None,
-        drop_rate: float = 0.0,
-        duplicate_rate: float = 0.0,
-        seed: int | None = None,
-        webhook_max_attempts: int = 5,
-        webhook_timeout: float = 5.0,
-        webhook_workers: int = 16,
-        drain_timeout: float = 2.0,
-        max_body: int = MAX_BODY,
-    ) -> None:
-        self._api_key = api_key.encode()
-        try:
-            # Decoded once here: a bad secret fails now, not at the first delivery.
-            webhook_key = decode_secret(webhook_secret)
-        except WebhookError as exc:
-            # The message names the problem, never the secret itself.
-            raise ValidationError("webhook_secret", str(exc)) from None
-        owned = {OWNED_CALLER_ID}
-        for number in caller_ids:
-            owned.add(normalize_number(number, "caller_id"))
-        self.caller_ids = frozenset(owned)
-        self.faults = faults if faults is not None else Faults()
-        self.max_body = max_body
-        self.drain_timeout = drain_timeout
+    def __init__(self, settings: SandboxSettings | None = None, **options: Any) -> None:
+        settings = resolve_settings(settings, options)
+        self.settings = settings
+        """What the app was built with (see :class:`SandboxSettings`)."""
+        self._api_key = settings.api_key.encode()
+        self.caller_ids = frozenset({OWNED_CALLER_ID, *settings.caller_ids})
+        self.faults = settings.faults
         self.origin = "http://127.0.0.1"
         """Scheme, host and port the sandbox is reached at (set once bound)."""
+        self.chance = Chance(settings.seed)
         self.scheduler = Scheduler()
         self.deliverer = WebhookDeliverer(
-            key=webhook_key,
-            urls=list(webhook_urls),
+            key=settings.webhook_key,
+            urls=list(settings.webhook_urls),
             schedule=self.scheduler.call_later,
-            speed=speed,
-            drop_rate=drop_rate,
-            duplicate_rate=duplicate_rate,
-            seed=seed,
-            max_attempts=webhook_max_attempts,
-            timeout=webhook_timeout,
-            workers=webhook_workers,
+            speed=settings.speed,
+            drop_rate=settings.drop_rate,
+            duplicate_rate=settings.duplicate_rate,
+            seed=settings.seed,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout,
+            workers=settings.webhook_workers,
         )
         self.engine = Engine(
-            speed=speed,
-            max_concurrent=max_concurrent,
-            max_scheduled=max_scheduled,
+            speed=settings.speed,
+            max_concurrent=settings.max_concurrent,
+            max_scheduled=settings.max_scheduled,
             scheduler=self.scheduler,
             emit=self._emit,
             recording_url=lambda rid: f"{self.origin}/v2/recordings/{rid}",
+            seed=settings.seed,
         )
         self.idempotency: OrderedDict[tuple[str, str], tuple[bytes, int, bytes]] = OrderedDict()
         self.stats: dict[str, int] = {
@@ -197,8 +173,9 @@ class SandboxApp:
             "injected_errors": 0,
             "no_replies": 0,
         }
-        self.running = False
         self._wake = anyio.Event()
+        # Requests seen per route: a request's number is its identity for seeded faults.
+        self._requests_by_route: dict[str, int] = dict.fromkeys(ROUTES, 0)
 
     def _emit(self, event: SandboxEvent) -> None:
         self.deliverer.enqueue(event)
@@ -218,13 +195,11 @@ class SandboxApp:
             async with anyio.create_task_group() as tg:
                 await tg.start(self._run_timers)
                 await tg.start(self.deliverer.run)
-                self.running = True
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: uvicorn has stopped taking requests
                 await self._drain()
                 tg.cancel_scope.cancel()
         finally:
-            self.running = False
             with anyio.CancelScope(shield=True):
                 await self.deliverer.aclose()
         await send({"type": "lifespan.shutdown.complete"})
@@ -232,7 +207,7 @@ class SandboxApp:
     async def _drain(self) -> None:
         # Give deliveries in flight a moment to land, so a stopping sandbox tells its
         # receivers what already happened; timers (and so retries) keep running meanwhile.
-        with anyio.move_on_after(self.drain_timeout):
+        with anyio.move_on_after(self.settings.drain_timeout):
             while self.deliverer.pending:  # noqa: ASYNC110 - a counter, not an event
                 await anyio.sleep(0.01)
 
@@ -272,7 +247,8 @@ class SandboxApp:
             if method not in allowed:
                 allow = (b"allow", ", ".join(allowed).encode())
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
-            if faults.error_for(route):
+            number = self._requests_by_route[route] = self._requests_by_route[route] + 1
+            if faults.error_for(route, number, seed=self.settings.seed):
                 stats["injected_errors"] += 1
                 raise _injected(faults.error_status)
             headers = scope["headers"]
@@ -286,13 +262,13 @@ class SandboxApp:
                 await self._send(send, 200, dumps(self._get(arg)))
                 return
             body = await self._read_body(headers, receive)
-            status, payload = self._post(route, headers, body)
+            status, payload = self._post(route, number, headers, body)
         except _Reply as reply:
             if reply.status == 429:
                 stats["rate_limited"] += 1
             await self._send(send, reply.status, reply.body(), reply.headers)
             return
-        if faults.no_reply_for(route):
+        if faults.no_reply_for(route, number, seed=self.settings.seed):
             stats["no_replies"] += 1
             await self._hold(receive, send)
             return
@@ -339,7 +315,7 @@ class SandboxApp:
             )
 
     async def _read_body(self, headers: Iterable[tuple[bytes, bytes]], receive: Receive) -> bytes:
-        limit = self.max_body
+        limit = self.settings.max_body
         try:
             return await read_body(receive, headers, limit)
         except BodyTooLarge:
@@ -370,7 +346,7 @@ class SandboxApp:
         )
 
     def _post(
-        self, route: str, headers: Iterable[tuple[bytes, bytes]], body: bytes
+        self, route: str, number: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, bytes]:
         key = ""
         for name, value in headers:
@@ -395,7 +371,7 @@ class SandboxApp:
             if route == _ROUTE_CALLS:
                 status, payload = 201, dumps(self._create(self._json(body)))
             else:
-                status, payload = 200, dumps(self._batch(self._json(body)))
+                status, payload = 200, dumps(self._batch(self._json(body), number))
         except TypeError as exc:  # a value the JSON writer refuses: never a 500
             raise _Reply(400, "invalid_request", f"The request cannot be stored: {exc}") from None
         if key:
@@ -451,7 +427,7 @@ class SandboxApp:
         self.stats["calls_created"] += 1
         return self.engine.wire(call)
 
-    def _batch(self, data: object) -> dict[str, Any]:
+    def _batch(self, data: object, number: int) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
             raise _Reply(400, "invalid_request", "calls: must be a list of call objects")
         items: list[Any] = data["calls"]
@@ -482,7 +458,7 @@ class SandboxApp:
             queued += 1
             results.append({"call_id": call.call_id, "status": call.status.value})
         return {
-            "batch_id": "batch_" + secrets.token_hex(6),
+            "batch_id": "batch_" + self.chance.token(6, "batch", number),
             "total": len(items),
             "queued": queued,
             "failed": len(items) - queued,

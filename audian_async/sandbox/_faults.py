@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import attrs
+
+from ._chance import Chance
 
 __all__ = ["ROUTES", "Faults"]
 
@@ -31,6 +31,14 @@ class Faults:
       seconds, after which it answers 504). A correct client must not place the call again
       without the same ``Idempotency-Key``.
 
+    Seeded (``seed``, else the sandbox's ``seed``), whether a request is hit depends only on
+    the seed, the knob, the route and the request's number on that route (1 for the first
+    request the sandbox got on it, retries counted as requests), never on timing. The
+    ``Idempotency-Key`` is no identity across runs (the SDK makes a random one per create,
+    the dialer's carry a per-campaign nonce), so a seeded run repeats its faults when its
+    requests arrive in the same order, as a test sending them one after another does.
+    Unseeded, faults are drawn at random.
+
     >>> sb.faults.error_rate["POST /v2/calls"] = 0.2   # doctest: +SKIP
     """
 
@@ -40,19 +48,22 @@ class Faults:
     no_reply_rate: dict[str, float] = attrs.field(factory=dict)
     no_reply_hold: float = 30.0
     seed: int | None = None
-    _rng: random.Random = attrs.field(init=False, repr=False)
 
-    def __attrs_post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def _hit(self, rates: dict[str, float], route: str) -> bool:
+    def _hit(
+        self, knob: str, rates: dict[str, float], route: str, request: int, seed: int | None
+    ) -> bool:
+        """Whether request number ``request`` of ``route`` is hit by ``knob``."""
         rate = rates.get(route, rates.get("*", 0.0)) if rates else 0.0
-        return rate > 0 and self._rng.random() < rate
+        chance = Chance(self.seed if self.seed is not None else seed)
+        return chance.decide(rate, knob, route, request)
 
-    def error_for(self, route: str) -> bool:
-        """Whether this request of ``route`` should fail with ``error_status``."""
-        return self._hit(self.error_rate, route)
+    def error_for(self, route: str, request: int, *, seed: int | None = None) -> bool:
+        """Whether request number ``request`` of ``route`` should fail with ``error_status``.
 
-    def no_reply_for(self, route: str) -> bool:
-        """Whether this request of ``route`` should act but never reply."""
-        return self._hit(self.no_reply_rate, route)
+        ``seed`` stands in when this object has none of its own (the sandbox passes its own).
+        """
+        return self._hit("fault.error", self.error_rate, route, request, seed)
+
+    def no_reply_for(self, route: str, request: int, *, seed: int | None = None) -> bool:
+        """Whether request number ``request`` of ``route`` should act but never reply."""
+        return self._hit("fault.no_reply", self.no_reply_rate, route, request, seed)

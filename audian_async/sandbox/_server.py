@@ -8,9 +8,7 @@ an anyio blocking portal, so snapshots are always consistent.
 
 from __future__ import annotations
 
-import base64
-import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -19,22 +17,15 @@ import anyio
 from .._client import AsyncAudian
 from .._errors import AudianError
 from .._serving import ThreadedServer, require_uvicorn
-from ._app import MAX_BODY, SandboxApp
-from ._engine import SandboxCall, SandboxRecording
+from ._app import SandboxApp
 from ._faults import Faults
-from ._webhooks import Delivery
+from ._records import SandboxCall, SandboxRecording
+from ._sender import Delivery
+from ._settings import SandboxSettings, resolve_settings
 
-__all__ = ["DEFAULT_API_KEY", "Sandbox", "generate_webhook_secret"]
+__all__ = ["Sandbox"]
 
 T = TypeVar("T")
-
-DEFAULT_API_KEY = "sk_test_sandbox"
-"""The sandbox's API key unless another is given (it guards nothing real: loopback only)."""
-
-
-def generate_webhook_secret() -> str:
-    """A fresh ``whsec_<base64>`` secret, as the sandbox uses when none is given."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def _http_impl() -> str:
@@ -56,72 +47,50 @@ class Sandbox:
             assert sb.calls[call.call_id].reason == "busy"
 
     or synchronously with :meth:`start` / :meth:`stop` (then build your own client from
-    :attr:`base_url` and :attr:`api_key`). ``port=0`` picks a free port. ``speed`` divides
-    every simulated duration (ringing, talking, timeouts, webhook backoff). ``max_concurrent``
-    is the live-call limit behind 429; ``max_scheduled`` bounds the calls waiting for their
-    ``scheduled_for`` (429 beyond it), and a scheduled call that falls due at the live-call
-    limit waits for a free line. ``caller_ids`` are owned in addition to +14155552671.
-    ``drop_rate`` / ``duplicate_rate`` (with ``seed``) drop or duplicate webhook deliveries;
-    ``faults`` injects latency and errors (see :class:`Faults`).
+    :attr:`base_url` and :attr:`api_key`).
+
+    The keyword arguments are those of :class:`SandboxSettings` (``port=0`` picks a free
+    port; ``speed`` divides every simulated duration; ``max_concurrent`` is the live-call
+    limit behind 429; ``drop_rate`` / ``duplicate_rate`` drop or duplicate webhook
+    deliveries; ``faults`` injects latency and errors; ``seed`` makes every random choice
+    reproducible...). A ready ``SandboxSettings`` may be given instead, or as well:
+    ``Sandbox(settings, speed=100)`` overrides some of its values.
     """
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        api_key: str = DEFAULT_API_KEY,
-        webhook_urls: Iterable[str] = (),
-        webhook_secret: str | None = None,
-        caller_ids: Iterable[str] = (),
-        speed: float = 1.0,
-        max_concurrent: int = 100,
-        max_scheduled: int = 10_000,
-        faults: Faults | None = None,
-        drop_rate: float = 0.0,
-        duplicate_rate: float = 0.0,
-        seed: int | None = None,
-        webhook_max_attempts: int = 5,
-        webhook_timeout: float = 5.0,
-        webhook_workers: int = 16,
-        drain_timeout: float = 2.0,
-        max_body: int = MAX_BODY,
-        client_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        if not api_key:
-            raise AudianError("the sandbox needs a non-empty api_key")
-        if speed <= 0:
-            raise AudianError(f"speed must be positive, got {speed!r}")
-        for name, rate in (("drop_rate", drop_rate), ("duplicate_rate", duplicate_rate)):
-            if not 0.0 <= rate <= 1.0:
-                raise AudianError(f"{name} must be between 0 and 1, got {rate!r}")
-        self.host = host
-        self.port = port
-        self.api_key = api_key
-        self.webhook_secret = webhook_secret or generate_webhook_secret()
-        self.speed = float(speed)
-        self.faults = faults if faults is not None else Faults(seed=seed)
-        self._client_options = dict(client_options or {})
-        self.app = SandboxApp(
-            api_key=api_key,
-            webhook_secret=self.webhook_secret,
-            webhook_urls=webhook_urls,
-            caller_ids=caller_ids,
-            speed=speed,
-            max_concurrent=max_concurrent,
-            max_scheduled=max_scheduled,
-            faults=self.faults,
-            drop_rate=drop_rate,
-            duplicate_rate=duplicate_rate,
-            seed=seed,
-            webhook_max_attempts=webhook_max_attempts,
-            webhook_timeout=webhook_timeout,
-            webhook_workers=webhook_workers,
-            drain_timeout=drain_timeout,
-            max_body=max_body,
-        )
+    def __init__(self, settings: SandboxSettings | None = None, **options: Any) -> None:
+        settings = resolve_settings(settings, options)
+        self.settings = settings
+        """What the sandbox was built with (see :class:`SandboxSettings`)."""
+        self.host = settings.host
+        self.port = settings.port
+        """The port it listens on (the one picked, once started with ``port=0``)."""
+        self.app = SandboxApp(settings)
         self._server: ThreadedServer | None = None
         self._client: AsyncAudian | None = None
+
+    @property
+    def api_key(self) -> str:
+        """The API key the sandbox accepts."""
+        return self.settings.api_key
+
+    @property
+    def webhook_secret(self) -> str:
+        """The ``whsec_...`` secret webhooks are signed with (verify them with it)."""
+        return self.settings.webhook_secret
+
+    @property
+    def speed(self) -> float:
+        """How many times faster than real time the simulated network runs."""
+        return self.settings.speed
+
+    @property
+    def faults(self) -> Faults:
+        """The fault knobs, changeable at runtime (``sb.faults.latency = 0.1``)."""
+        return self.app.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self.app.faults = value
 
     def __repr__(self) -> str:
         # The API key and the webhook secret are deliberately absent.
@@ -178,7 +147,7 @@ class Sandbox:
 
     async def __aenter__(self) -> Self:
         await anyio.to_thread.run_sync(self.start)
-        options: dict[str, Any] = {"timeout": 10.0, **self._client_options}
+        options: dict[str, Any] = {"timeout": 10.0, **self.settings.client_options}
         try:
             self._client = AsyncAudian(self.api_key, base_url=self.base_url, **options)
         except BaseException:

@@ -30,11 +30,6 @@ class Receiver:
     def events(self) -> list[dict[str, object]]:
         return [loads(body) for _, body in self.requests]
 
-    async def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 10) -> None:
-        with anyio.fail_after(timeout):
-            while not predicate(self):  # noqa: ASYNC110 - plain list, filled by another task
-                await anyio.sleep(0.01)
-
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         buffer = b""
         self.connections += 1

@@ -9,7 +9,8 @@ import pytest
 import audian_async as au
 from audian_async._models import CallStatus
 from audian_async.sandbox import MAGIC_NUMBERS, Sandbox
-from audian_async.sandbox._engine import Engine, Scheduler
+from audian_async.sandbox._engine import Engine
+from audian_async.sandbox._scheduler import Scheduler
 
 from .conftest import OWNED
 

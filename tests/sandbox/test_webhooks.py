@@ -185,7 +185,14 @@ async def test_a_malformed_reply_is_a_failed_attempt_not_a_crash(
         assert attempts[0].error
         assert attempts[1].webhook_id == attempts[0].webhook_id
         assert attempts[1].ok
-        assert [e["event"] for e in receiver.events()][-2:] == ["call.initiated", "call.failed"]
+        # Delivery goes on after the malformed reply. Only each call's own events are ordered:
+        # the first call's lane may still be draining when the second call's events land.
+        second_events = [
+            e["event"]
+            for e in receiver.events()
+            if e["data"]["call_id"] == second.call_id  # type: ignore[index]
+        ]
+        assert second_events == ["call.initiated", "call.failed"]
 
 
 @pytest.mark.parametrize("secret", ["whsec_not*base64", "whsec_"])

@@ -14,7 +14,6 @@ than the whole API it serves.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +26,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._json import dumps
 from ..webhooks._signing import sign
-from ._engine import SandboxEvent
+from ._chance import Chance
+from ._records import SandboxEvent
 
 __all__ = ["Delivery", "WebhookDeliverer"]
 
@@ -64,13 +64,23 @@ class Delivery:
 
 
 class _Job:
-    __slots__ = ("attempt", "body", "call_id", "duplicated", "event", "url", "webhook_id")
+    __slots__ = (
+        "attempt",
+        "body",
+        "call_id",
+        "duplicated",
+        "event",
+        "url",
+        "url_index",
+        "webhook_id",
+    )
 
-    def __init__(self, event: SandboxEvent, url: str, body: bytes) -> None:
+    def __init__(self, event: SandboxEvent, url: str, url_index: int, body: bytes) -> None:
         self.webhook_id = event.id
         self.event = event.type
         self.call_id = event.call_id
         self.url = url
+        self.url_index = url_index  # the URL's rank, stable across runs unlike its port
         self.body = body
         self.attempt = 0
         self.duplicated = False
@@ -244,6 +254,10 @@ class WebhookDeliverer:
     ``key`` is the HMAC key, already decoded from the ``whsec_`` secret.
     ``schedule(delay, callback)`` runs a callback later on the same loop (the sandbox's timer
     heap); ``speed`` scales the redelivery backoff like every other simulated duration.
+
+    With ``seed``, whether a delivery is dropped or duplicated depends only on the seed, the
+    knob, the webhook id and the URL's rank (see :class:`~._chance.Chance`): never on which
+    worker finished first.
     """
 
     def __init__(
@@ -272,7 +286,7 @@ class WebhookDeliverer:
         self.speed = speed
         self.drop_rate = drop_rate
         self.duplicate_rate = duplicate_rate
-        self.rng = random.Random(seed)
+        self.chance = Chance(seed)
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.timeout = timeout
@@ -298,8 +312,8 @@ class WebhookDeliverer:
         if not self.urls:
             return
         body = dumps(event.envelope())
-        for url in self.urls:
-            job = _Job(event, url, body)
+        for index, url in enumerate(self.urls):
+            job = _Job(event, url, index, body)
             if self.pending >= self.max_pending:
                 self._record(job, error="overflow: too many pending deliveries", dropped=True)
                 continue
@@ -313,7 +327,9 @@ class WebhookDeliverer:
                 self._submit(job)
 
     def _submit(self, job: _Job) -> None:
-        if job.attempt == 0 and self.drop_rate and self.rng.random() < self.drop_rate:
+        if job.attempt == 0 and self.chance.decide(
+            self.drop_rate, "webhook.drop", job.webhook_id, job.url_index
+        ):
             self._record(job, dropped=True)
             self._finish(job)
             return
@@ -407,10 +423,8 @@ class WebhookDeliverer:
         self._record(job, status_code=status, error=error, duplicate=job.duplicated)
         if ok:
             self.delivered += 1
-            if (
-                not job.duplicated
-                and self.duplicate_rate
-                and self.rng.random() < self.duplicate_rate
+            if not job.duplicated and self.chance.decide(
+                self.duplicate_rate, "webhook.duplicate", job.webhook_id, job.url_index
             ):
                 job.duplicated = True
                 self._put(job)  # the same delivery again, same webhook-id

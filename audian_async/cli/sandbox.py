@@ -6,10 +6,18 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from ._faults import ROUTES, Faults
-from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
+import attrs
 
-__all__ = ["add_arguments", "run"]
+from ..sandbox import (
+    DEFAULT_API_KEY,
+    MAGIC_NUMBERS,
+    OWNED_CALLER_ID,
+    ROUTES,
+    Faults,
+    SandboxSettings,
+)
+
+__all__ = ["add_arguments", "banner", "run"]
 
 
 def _route_rate(text: str) -> tuple[str, float]:
@@ -28,11 +36,24 @@ def _route_rate(text: str) -> tuple[str, float]:
     return route, rate
 
 
+_PORT = 8443  # unlike the library's free port, a fixed one that a shell script can export
+_SETTINGS = attrs.fields_dict(SandboxSettings)
+_FAULTS = attrs.fields_dict(Faults)
+
+
+def _default(name: str) -> object:
+    """The library's default of a setting, so the command and the library never disagree."""
+    return _SETTINGS[name].default
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``sandbox`` subcommand's options."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8443, help="port; 0 picks a free one")
-    parser.add_argument("--api-key", default=None, help="the accepted API key")
+    host = _default("host")
+    parser.add_argument("--host", default=host, help=f"address to bind (default: {host})")
+    parser.add_argument("--port", type=int, default=_PORT, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--api-key", default=DEFAULT_API_KEY, help=f"the accepted API key ({DEFAULT_API_KEY})"
+    )
     parser.add_argument(
         "--webhook-url",
         action="append",
@@ -42,10 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--webhook-secret", default=None, help="whsec_... (default: random)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="simulated time runs N times faster"
+        "--speed", type=float, default=_default("speed"), help="simulated time runs N times faster"
     )
+    max_concurrent = _default("max_concurrent")
     parser.add_argument(
-        "--max-concurrent", type=int, default=100, help="live calls before 429 (default: 100)"
+        "--max-concurrent",
+        type=int,
+        default=max_concurrent,
+        help=f"live calls before 429 (default: {max_concurrent})",
     )
     parser.add_argument(
         "--caller-id",
@@ -54,13 +79,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="E164",
         help=f"another caller ID the account owns besides {OWNED_CALLER_ID} (repeatable)",
     )
-    parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of webhooks dropped")
     parser.add_argument(
-        "--duplicate-rate", type=float, default=0.0, help="fraction of webhooks sent twice"
+        "--drop-rate",
+        type=float,
+        default=_default("drop_rate"),
+        help="fraction of webhooks dropped",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for the fault knobs")
     parser.add_argument(
-        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay every API request"
+        "--duplicate-rate",
+        type=float,
+        default=_default("duplicate_rate"),
+        help="fraction of webhooks sent twice",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="make every random choice reproducible"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=_FAULTS["latency"].default,
+        metavar="SECONDS",
+        help="delay every API request",
     )
     parser.add_argument(
         "--error-rate",
@@ -71,12 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer this fraction of a route with --error-status without acting, e.g. "
         '"POST /v2/calls=0.2" ("*" for every route; repeatable)',
     )
+    error_status = _FAULTS["error_status"].default
     parser.add_argument(
         "--error-status",
         type=int,
-        default=503,
+        default=error_status,
         choices=(429, 500, 502, 503, 504),
-        help="the status of injected errors (default: 503)",
+        help=f"the status of injected errors (default: {error_status})",
     )
     parser.add_argument(
         "--no-reply-rate",
@@ -133,20 +173,19 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from .._errors import AudianError
-    from ._server import DEFAULT_API_KEY, Sandbox
+    from ..sandbox import Sandbox
 
-    faults = Faults(
-        latency=args.latency,
-        error_rate=dict(args.error_rate),
-        error_status=args.error_status,
-        no_reply_rate=dict(args.no_reply_rate),
-        seed=args.seed,
-    )
     try:
-        sandbox = Sandbox(
+        faults = Faults(
+            latency=args.latency,
+            error_rate=dict(args.error_rate),
+            error_status=args.error_status,
+            no_reply_rate=dict(args.no_reply_rate),
+        )
+        settings = SandboxSettings(
             host=args.host,
             port=args.port,
-            api_key=args.api_key or DEFAULT_API_KEY,
+            api_key=args.api_key or DEFAULT_API_KEY,  # an empty --api-key: the default
             webhook_urls=args.webhook_url,
             webhook_secret=args.webhook_secret,
             caller_ids=args.caller_id,
@@ -157,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             faults=faults,
         )
+        sandbox = Sandbox(settings)
         sandbox.start()
     except (AudianError, ValueError, OSError) as exc:
         print(f"audian-async sandbox: {exc}", file=sys.stderr)
