@@ -27,7 +27,6 @@ from .._validation import MAX_BATCH, validate_call_request
 from ._audio import make_wav
 from ._chance import Chance
 from ._engine import Engine
-from ._faults import ROUTES
 from ._magic import OWNED_CALLER_ID
 from ._records import SandboxEvent
 from ._scheduler import Scheduler
@@ -37,6 +36,8 @@ from ._settings import SandboxSettings, resolve_settings
 __all__ = ["SandboxApp"]
 
 MAX_IDEMPOTENCY_KEYS = 10_000
+MAX_REMEMBERED_REQUESTS = 100_000
+"""Request contents whose occurrences are counted (for seeded choices); oldest forgotten."""
 _NUMBER_FIELDS = frozenset({"to", "from", "destination", "caller_id"})
 _ROUTE_CALLS = "POST /v2/calls"
 _ROUTE_BATCH = "POST /v2/calls/batch"
@@ -174,8 +175,9 @@ class SandboxApp:
             "no_replies": 0,
         }
         self._wake = anyio.Event()
-        # Requests seen per route: a request's number is its identity for seeded faults.
-        self._requests_by_route: dict[str, int] = dict.fromkeys(ROUTES, 0)
+        # How often each request content was seen: (digest, occurrence) is a request's
+        # identity for seeded choices, whatever order concurrent requests arrive in.
+        self._seen: OrderedDict[bytes, int] = OrderedDict()
 
     def _emit(self, event: SandboxEvent) -> None:
         self.deliverer.enqueue(event)
@@ -247,28 +249,29 @@ class SandboxApp:
             if method not in allowed:
                 allow = (b"allow", ", ".join(allowed).encode())
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
-            number = self._requests_by_route[route] = self._requests_by_route[route] + 1
-            if faults.error_for(route, number, seed=self.settings.seed):
+            headers = scope["headers"]
+            if route != _ROUTE_RECORDING:
+                self._authenticate(headers)
+            body = await self._read_body(headers, receive) if method == "POST" else b""
+            identity = self._identity(route, scope["path"], body)
+            if faults.error_for(route, *identity, seed=self.settings.seed):
                 stats["injected_errors"] += 1
                 raise _injected(faults.error_status)
-            headers = scope["headers"]
             if route == _ROUTE_RECORDING:
                 # The recording URL is a capability (an unguessable id), as download links
                 # in webhooks usually are: no API key needed.
                 await self._send(send, *self._recording(arg))
                 return
-            self._authenticate(headers)
             if route == _ROUTE_GET:
                 await self._send(send, 200, dumps(self._get(arg)))
                 return
-            body = await self._read_body(headers, receive)
-            status, payload = self._post(route, number, headers, body)
+            status, payload = self._post(route, identity, headers, body)
         except _Reply as reply:
             if reply.status == 429:
                 stats["rate_limited"] += 1
             await self._send(send, reply.status, reply.body(), reply.headers)
             return
-        if faults.no_reply_for(route, number, seed=self.settings.seed):
+        if faults.no_reply_for(route, *identity, seed=self.settings.seed):
             stats["no_replies"] += 1
             await self._hold(receive, send)
             return
@@ -345,8 +348,26 @@ class SandboxApp:
             b"audio/wav",
         )
 
+    def _identity(self, route: str, path: str, body: bytes) -> tuple[str, int]:
+        """What a request asked (a digest of its route, path and body) and the how-manieth
+        time it asked it: the identity its seeded choices derive from."""
+        digest = hashlib.blake2b(
+            b"%s\0%s\0%s" % (route.encode(), path.encode("utf-8", "surrogateescape"), body),
+            digest_size=16,
+        ).digest()
+        seen = self._seen
+        occurrence = seen.pop(digest, 0) + 1
+        seen[digest] = occurrence  # most recent last, so the oldest goes first
+        if len(seen) > MAX_REMEMBERED_REQUESTS:
+            seen.popitem(last=False)
+        return digest.hex(), occurrence
+
     def _post(
-        self, route: str, number: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+        self,
+        route: str,
+        identity: tuple[str, int],
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
     ) -> tuple[int, bytes]:
         key = ""
         for name, value in headers:
@@ -369,9 +390,9 @@ class SandboxApp:
                 return seen[1], seen[2]
         try:
             if route == _ROUTE_CALLS:
-                status, payload = 201, dumps(self._create(self._json(body)))
+                status, payload = 201, dumps(self._create(self._json(body), identity))
             else:
-                status, payload = 200, dumps(self._batch(self._json(body), number))
+                status, payload = 200, dumps(self._batch(self._json(body), identity))
         except TypeError as exc:  # a value the JSON writer refuses: never a 500
             raise _Reply(400, "invalid_request", f"The request cannot be stored: {exc}") from None
         if key:
@@ -420,14 +441,14 @@ class SandboxApp:
             )
         return request
 
-    def _create(self, data: object) -> dict[str, Any]:
+    def _create(self, data: object, identity: tuple[str, int]) -> dict[str, Any]:
         now = datetime.now(UTC)  # one instant for the checks and the call's created_at
         request = self._check(data, now)
-        call = self.engine.create(request, wall=now)
+        call = self.engine.create(request, wall=now, identity=identity)
         self.stats["calls_created"] += 1
         return self.engine.wire(call)
 
-    def _batch(self, data: object, number: int) -> dict[str, Any]:
+    def _batch(self, data: object, identity: tuple[str, int]) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
             raise _Reply(400, "invalid_request", "calls: must be a list of call objects")
         items: list[Any] = data["calls"]
@@ -453,12 +474,12 @@ class SandboxApp:
                     failure["to"] = to[:64]
                 results.append(failure)
                 continue
-            call = self.engine.create(request, wall=now)
+            call = self.engine.create(request, wall=now, identity=(*identity, index))
             self.stats["calls_created"] += 1
             queued += 1
             results.append({"call_id": call.call_id, "status": call.status.value})
         return {
-            "batch_id": "batch_" + self.chance.token(6, "batch", number),
+            "batch_id": "batch_" + self.chance.token(6, "batch", *identity),
             "total": len(items),
             "queued": queued,
             "failed": len(items) - queued,

@@ -18,7 +18,7 @@ from typing import Any
 from .._convert import format_datetime
 from .._models import Action, Call, CallRequest, CallStatus, FailureReason
 from ._calls import LIVE, CallState, call_model, call_wire, snapshot
-from ._chance import Chance
+from ._chance import Chance, Identity
 from ._control import Plan, Span, plan, talk_seconds
 from ._magic import MAGIC_NUMBERS, Outcome
 from ._records import SandboxCall, SandboxEvent, SandboxRecording
@@ -60,9 +60,10 @@ class Engine:
     accepted it, so like a carrier's dialling queue the platform delays it rather than
     failing it.
 
-    With ``seed``, every id is a function of the seed and what it names: a call's id of its
-    serial number (the n-th call this engine made), an event's of its call and its rank
-    among the call's events, a recording's likewise; without, ids are random.
+    With ``seed``, every id is a function of the seed and what it names: a call's id of the
+    identity its creator gives (the API: the request's content and how many times it came),
+    else of its serial number; an event's of its call and its rank among the call's events,
+    a recording's likewise; without, ids are random.
     """
 
     def __init__(
@@ -118,25 +119,41 @@ class Engine:
         """Whether ``request`` starts at once when accepted at wall-clock time ``wall``."""
         return request.scheduled_for is None or request.scheduled_for <= wall
 
-    def create(self, request: CallRequest, *, wall: datetime | None = None) -> CallState:
+    def create(
+        self,
+        request: CallRequest,
+        *,
+        wall: datetime | None = None,
+        identity: tuple[Identity, ...] | None = None,
+    ) -> CallState:
         """Accept a validated request: store the call and start (or schedule) it.
 
         ``wall`` is the instant the API accepted it (default: now); pass the one the API
         used for its own checks, so both agree on whether the call is scheduled.
+        ``identity`` is what the call's seeded ids derive from (the API passes what the
+        request said and how often it said it); the call's serial number by default.
         """
         if wall is None:
             wall = datetime.now(UTC)
         with self.scheduler.frozen() as now:
-            return self._create(request, now, wall)
+            return self._create(request, now, wall, identity)
 
-    def _create(self, request: CallRequest, now: float, wall: datetime) -> CallState:
+    def _create(
+        self,
+        request: CallRequest,
+        now: float,
+        wall: datetime,
+        identity: tuple[Identity, ...] | None,
+    ) -> CallState:
         """Make, start or schedule, and store one call (``now`` frozen by the caller)."""
         attempt = 1
         if request.to in MAGIC_NUMBERS:
             attempt = self._attempts.get(request.to, 0) + 1
         self._serial += 1
-        call_id = "call_" + self.chance.token(8, "call", self._serial)
-        call_uuid = self.chance.uuid("call_uuid", self._serial)
+        if identity is None:
+            identity = (self._serial,)
+        call_id = "call_" + self.chance.token(8, "call", *identity)
+        call_uuid = self.chance.uuid("call_uuid", *identity)
         call = CallState(request, attempt, now, wall, call_id, call_uuid)
         delay = 0.0
         if not self.starts_now(request, wall):

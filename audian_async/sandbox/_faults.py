@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._chance import Chance
+from ._chance import Chance, Identity
 
 __all__ = ["ROUTES", "Faults"]
 
@@ -32,12 +32,12 @@ class Faults:
       without the same ``Idempotency-Key``.
 
     Seeded (``seed``, else the sandbox's ``seed``), whether a request is hit depends only on
-    the seed, the knob, the route and the request's number on that route (1 for the first
-    request the sandbox got on it, retries counted as requests), never on timing. The
-    ``Idempotency-Key`` is no identity across runs (the SDK makes a random one per create,
-    the dialer's carry a per-campaign nonce), so a seeded run repeats its faults when its
-    requests arrive in the same order, as a test sending them one after another does.
-    Unseeded, faults are drawn at random.
+    the seed, the knob, the route and the request's identity: what it asked (its path and
+    body) and how many times the sandbox was asked exactly that (1 the first time; a retry
+    is the 2nd), never on timing nor on the order concurrent requests arrive in. The
+    ``Idempotency-Key`` header is left out, since it is no identity across runs (the SDK
+    makes a random one per create, the dialer's carry a per-campaign nonce). Unseeded,
+    faults are drawn at random.
 
     >>> sb.faults.error_rate["POST /v2/calls"] = 0.2   # doctest: +SKIP
     """
@@ -50,20 +50,27 @@ class Faults:
     seed: int | None = None
 
     def _hit(
-        self, knob: str, rates: dict[str, float], route: str, request: int, seed: int | None
+        self,
+        knob: str,
+        rates: dict[str, float],
+        route: str,
+        request: tuple[Identity, ...],
+        seed: int | None,
     ) -> bool:
-        """Whether request number ``request`` of ``route`` is hit by ``knob``."""
+        """Whether the request of ``route`` identified by ``request`` is hit by ``knob``."""
         rate = rates.get(route, rates.get("*", 0.0)) if rates else 0.0
         chance = Chance(self.seed if self.seed is not None else seed)
-        return chance.decide(rate, knob, route, request)
+        return chance.decide(rate, knob, route, *request)
 
-    def error_for(self, route: str, request: int, *, seed: int | None = None) -> bool:
-        """Whether request number ``request`` of ``route`` should fail with ``error_status``.
+    def error_for(self, route: str, *request: Identity, seed: int | None = None) -> bool:
+        """Whether the request of ``route`` identified by ``request`` (e.g. its content
+        digest and occurrence) should fail with ``error_status``.
 
         ``seed`` stands in when this object has none of its own (the sandbox passes its own).
         """
         return self._hit("fault.error", self.error_rate, route, request, seed)
 
-    def no_reply_for(self, route: str, request: int, *, seed: int | None = None) -> bool:
-        """Whether request number ``request`` of ``route`` should act but never reply."""
+    def no_reply_for(self, route: str, *request: Identity, seed: int | None = None) -> bool:
+        """Whether the request of ``route`` identified by ``request`` should act but never
+        reply."""
         return self._hit("fault.no_reply", self.no_reply_rate, route, request, seed)

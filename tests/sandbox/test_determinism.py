@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -101,3 +103,39 @@ async def test_another_seed_makes_other_ids() -> None:
             ids.append((call.call_id, done.call.call_uuid, done.events[0].id))
     assert ids[0] != ids[1]
     assert all(a != b for a, b in zip(*ids, strict=True))
+
+
+async def _concurrent(seed: int, order: list[int]) -> dict[int, tuple[int, str | None, Any]]:
+    """Send distinct creates all at once, in ``order``; return each one's reply and call."""
+    faults = Faults(error_rate={"POST /v2/calls": 0.25}, error_status=503)
+    results: dict[int, tuple[int, str | None, Any]] = {}
+    async with (
+        Sandbox(speed=200, seed=seed, faults=faults) as sb,
+        httpx.AsyncClient(base_url=sb.base_url, headers={"X-Auth-Token": sb.api_key}) as http,
+    ):
+
+        async def create(index: int) -> None:
+            body = {"from": OWNED, "to": NUMBERS[index % 8], "tags": {"n": str(index)}}
+            reply = await http.post("/calls", json=body)
+            call_id = reply.json().get("call_id")
+            results[index] = (reply.status_code, call_id, None)
+
+        async with anyio.create_task_group() as tg:
+            for index in order:
+                tg.start_soon(create, index)
+        await sb.wait_idle()
+        calls = sb.calls
+    return {
+        index: (status, call_id, None if call_id is None else calls[call_id].call.call_uuid)
+        for index, (status, call_id, _) in results.items()
+    }
+
+
+async def test_concurrent_requests_get_the_same_decisions_in_any_arrival_order() -> None:
+    indices = list(range(24))
+    forward = await _concurrent(7, indices)
+    backward = await _concurrent(7, indices[::-1])
+    shuffled = indices[:]
+    random.Random(3).shuffle(shuffled)
+    assert forward == backward == await _concurrent(7, shuffled)
+    assert {status for status, _, _ in forward.values()} == {201, 503}  # the knob was hit
