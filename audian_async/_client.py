@@ -73,9 +73,9 @@ class AsyncAudian:
     to the production API. ``max_retries`` is the number of retries after the first attempt.
     ``default_region`` (``"US"``) lets national numbers in and normalises them to E.164.
     ``http_client`` replaces the client's own ``httpx.AsyncClient`` (proxies, custom
-    transports, tests); it is not closed by :meth:`aclose`. ``http_backend="aiohttp"`` (the
-    ``aiohttp`` extra, asyncio only) puts the faster httpx-aiohttp transport under our own
-    client. ``max_connections`` sizes the pool and bounds the requests in flight.
+    transports, tests); it is not closed by :meth:`aclose`. ``http_backend`` picks the
+    transport under our own client (see ``HttpBackend``: the faster one needs an extra and
+    asyncio). ``max_connections`` sizes the pool and bounds the requests in flight.
 
     Use it as ``async with AsyncAudian() as client:`` or call :meth:`aclose` when done::
 

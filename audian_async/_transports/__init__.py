@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 HttpBackend = Literal["httpx", "aiohttp"]
-"""What carries the client's own requests: stock httpx, or httpx-aiohttp (asyncio only)."""
+"""What carries the client's own requests: ``"httpx"``, stock httpx over many one-connection
+pools; ``"aiohttp"``, the httpx-aiohttp transport (the ``aiohttp`` extra, asyncio only), the
+leanest path for high-concurrency dialers."""
 
 
 def check_backend(backend: object) -> None:
