@@ -23,6 +23,7 @@ from ._events import (
     UnknownEvent,
     parse_event,
 )
+from ._redis_dedupe import RedisDedupeStore
 from ._router import EventRouter, Handler, Subscription
 from ._signing import DEFAULT_TOLERANCE, decode_secret, sign, verify
 
@@ -41,6 +42,7 @@ __all__ = [
     "Handler",
     "InMemoryDedupeStore",
     "RecordingCompleted",
+    "RedisDedupeStore",
     "Subscription",
     "UnknownEvent",
     "WebhookApp",

@@ -16,9 +16,11 @@ handled (:class:`DedupeStore`) and runs the router's handlers. Answers, in this 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 
@@ -106,7 +108,9 @@ class WebhookApp:
     * ``path``: when set, only this path (relative to any mount point) is served; others
       get 404.
 
-    Lifespan messages are acknowledged. Logs go to the ``audian_async.webhooks`` logger:
+    Lifespan messages are acknowledged; at startup a dedupe store that is an async context
+    manager (:class:`RedisDedupeStore`) is entered, unless already open, and left at
+    shutdown. Logs go to the ``audian_async.webhooks`` logger:
     rejected deliveries at WARNING, handler failures at ERROR with their traceback, handled
     ones at DEBUG. Bodies and secrets are never logged.
     """
@@ -175,13 +179,27 @@ class WebhookApp:
             await send({"type": "websocket.close", "code": 1003})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        # A dedupe store with resources of its own (a Redis client) lives as long as the
+        # server, on the server's loop; unless its owner has opened it already.
+        async with contextlib.AsyncExitStack() as stack:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    store = self.dedupe_store
+                    try:
+                        if isinstance(store, AbstractAsyncContextManager) and not getattr(
+                            store, "is_open", False
+                        ):
+                            await stack.enter_async_context(store)
+                    except Exception as exc:
+                        logger.error("webhook app startup failed: %s", exc)
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await stack.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.path is not None and _route_path(scope) != self.path:

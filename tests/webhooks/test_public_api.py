@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "Handler",
         "InMemoryDedupeStore",
         "RecordingCompleted",
+        "RedisDedupeStore",
         "Subscription",
         "UnknownEvent",
         "WebhookApp",

@@ -1,0 +1,137 @@
+"""A :class:`~audian_async.webhooks.DedupeStore` in Redis, shared by every replica.
+
+A service behind a load balancer receives each delivery on any one of its replicas, and a
+redelivery maybe on another: remembering handled delivery ids in Redis (the ``redis``
+extra, over coredis, on asyncio and trio) lets every replica acknowledge a redelivery
+without running the handlers again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from .._errors import AudianError, ValidationError
+
+if TYPE_CHECKING:
+    import coredis
+
+__all__ = ["RedisDedupeStore"]
+
+DEFAULT_TTL = 86_400.0
+
+
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not namespace or len(namespace) > 64:
+        raise ValidationError("namespace", "must be a non-empty string of at most 64 characters")
+    if any(c.isspace() or c in "{}" for c in namespace):
+        raise ValidationError("namespace", "must not contain spaces or braces")
+    return namespace
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, for reprs and errors."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
+
+
+class RedisDedupeStore:
+    """Handled webhook ids, kept in Redis for ``ttl`` seconds under ``namespace``.
+
+    Each id is one key, ``{namespace}:webhook-seen:{digest}``, that expires after ``ttl``
+    seconds (a day by default): the set of keys is bounded by the deliveries of one ``ttl``,
+    and a delivery id (chosen by the sender) is hashed, so it cannot grow a key. Enter it on
+    the event loop that serves the app, or let :class:`~audian_async.webhooks.WebhookApp`'s
+    lifespan enter it::
+
+        store = RedisDedupeStore("redis://127.0.0.1:6379/0")
+        app = WebhookApp(router, secret=secret, dedupe_store=store)   # lifespan "on"
+
+    A Redis that cannot be reached makes ``seen`` and ``remember`` raise; the app then
+    answers as when its store fails: it runs the handlers (better twice than never) and
+    logs the failure.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "audian",
+        ttl: float = DEFAULT_TTL,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 1:
+            raise ValidationError("ttl", f"must be at least 1 second, got {ttl!r}")
+        self.url = url
+        self.namespace = _check_namespace(namespace)
+        self.ttl = float(ttl)
+        self._prefix = f"{self.namespace}:webhook-seen:"
+        self._client: coredis.Redis[bytes] | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisDedupeStore({_shown(self.url)!r}, namespace={self.namespace!r}, ttl={self.ttl})"
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("this RedisDedupeStore is already open")
+        try:
+            import coredis
+        except ImportError:  # pragma: no cover - depends on the installed extras
+            raise AudianError(
+                "RedisDedupeStore needs the extra: pip install 'audian-async[redis]'"
+            ) from None
+        stack = AsyncExitStack()
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(self.url)
+        try:
+            await stack.enter_async_context(client)
+            await client.ping()
+        except Exception as exc:
+            await stack.aclose()
+            raise AudianError(f"cannot reach Redis at {_shown(self.url)}: {exc}") from exc
+        self._client, self._stack = client, stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def is_open(self) -> bool:
+        """True between entering and leaving the store."""
+        return self._client is not None
+
+    def _key(self, key: str) -> str:
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16)
+        return self._prefix + digest.hexdigest()
+
+    def _require(self) -> coredis.Redis[Any]:
+        if self._client is None:
+            raise RuntimeError(
+                "enter the store first: 'async with RedisDedupeStore(url) as store:', or mount "
+                "the WebhookApp that holds it with lifespan on"
+            )
+        return self._client
+
+    async def seen(self, key: str) -> bool:
+        """True when ``key`` was remembered less than ``ttl`` seconds ago, by any replica."""
+        return bool(await self._require().exists([self._key(key)]))
+
+    async def remember(self, key: str) -> None:
+        """Remember ``key`` for ``ttl`` seconds, for every replica."""
+        await self._require().set(self._key(key), b"1", px=int(self.ttl * 1000))
