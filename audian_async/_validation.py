@@ -273,7 +273,9 @@ class CheckedCallRequest:
         if not isinstance(tags, Mapping):
             raise ValidationError("tags", "must be a mapping")
         added = dict(tags)
-        _json_object(added, "tags")
+        # Plain strings (a dialer's attempt tags) are JSON as they are: skip the walk.
+        if not all(type(k) is str and type(v) is str for k, v in added.items()):
+            _json_object(added, "tags")
         merged = {**(self.request.tags or {}), **added}
         return CheckedCallRequest._made(attrs.evolve(self.request, tags=merged))
 

@@ -29,7 +29,7 @@ from .._errors import (
     RateLimitedError,
     ValidationError,
 )
-from .._models import Call
+from .._models import Call, is_terminal
 from .._retry import backoff_delay, parse_retry_after
 from ._host import Host
 from ._machine import Item, ItemState
@@ -227,8 +227,8 @@ class Placer:
                 item.index,
                 call.call_id,
             )
-        if transition is None and item.state is ItemState.LIVE:
-            # The create's reply may already say the call ended.
+        if transition is None and is_terminal(call.status) and item.state is ItemState.LIVE:
+            # The create's reply already says the call ended.
             transition = await coordinator.ended(call.call_id, call.status, call.reason, now)
         if transition is not None:
             session.settle(transition)
