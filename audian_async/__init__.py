@@ -44,6 +44,7 @@ from ._models import (
 )
 from ._validation import CheckedCallRequest, normalize_number, validate_call_request
 from ._version import __version__
+from ._window import CallingWindow
 from .dialer import (
     CallOutcome,
     CampaignReport,
@@ -72,6 +73,7 @@ __all__ = [
     "CallOutcome",
     "CallRequest",
     "CallStatus",
+    "CallingWindow",
     "Calls",
     "CampaignReport",
     "CampaignStore",
