@@ -59,6 +59,21 @@ async def opened(
         await coordinator.close()
 
 
+@asynccontextmanager
+async def waiting_for_a_slot(coordinator: Coordinator) -> AsyncIterator[anyio.Event]:
+    """A task that takes a slot, started and blocked; the event is set once it has one."""
+    taken = anyio.Event()
+
+    async def take() -> None:
+        await coordinator.take_slot()
+        taken.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await anyio.wait_all_tasks_blocked()
+        yield taken
+
+
 async def test_slots_never_exceed_the_limit_and_a_terminal_event_frees_one_once(
     make: Callable[[MemoryStore, int], Coordinator],
 ) -> None:
@@ -67,20 +82,12 @@ async def test_slots_never_exceed_the_limit_and_a_terminal_event_frees_one_once(
         await coordinator.take_slot()
         await coordinator.begin(item)
         assert await coordinator.placed(item, "call_a", NOW) is None
-        second_taken = anyio.Event()
-
-        async def take() -> None:
-            await coordinator.take_slot()
-            second_taken.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(take)
-            await anyio.wait_all_tasks_blocked()
-            assert not second_taken.is_set()  # the one slot is held by the live call
+        async with waiting_for_a_slot(coordinator) as taken:
+            assert not taken.is_set()  # the one slot is held by the live call
             done = await coordinator.ended("call_a", CallStatus.COMPLETED, None, NOW)
             assert done is not None
             assert done.step is Step.DONE
-            await second_taken.wait()
+            await taken.wait()
         # The same event again changes nothing and frees nothing.
         assert await coordinator.ended("call_a", CallStatus.COMPLETED, None, NOW) is None
         assert coordinator.peak_live == 1
@@ -138,15 +145,7 @@ async def test_reopening_restores_live_calls_holding_their_slots(
         assert restored is not None
         assert (restored.state, restored.call_ids) == (ItemState.LIVE, ["call_live"])
         assert again.item_for("call_live") is restored
-        taken = anyio.Event()
-
-        async def take() -> None:
-            await again.take_slot()
-            taken.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(take)
-            await anyio.wait_all_tasks_blocked()
+        async with waiting_for_a_slot(again) as taken:
             assert not taken.is_set()  # held by the restored live call
             assert await again.ended("call_live", CallStatus.COMPLETED, None, NOW) is not None
             await taken.wait()
