@@ -12,7 +12,13 @@ from ._magic import MAGIC_NUMBERS, OWNED_CALLER_ID
 from ._records import SandboxCall, SandboxEvent, SandboxRecording
 from ._sender import Delivery
 from ._server import Sandbox
-from ._settings import DEFAULT_API_KEY, MAX_BODY, SandboxSettings, generate_webhook_secret
+from ._settings import (
+    DEFAULT_API_KEY,
+    MAX_BODY,
+    SandboxOptions,
+    SandboxSettings,
+    generate_webhook_secret,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -28,6 +34,7 @@ __all__ = [
     "SandboxApp",
     "SandboxCall",
     "SandboxEvent",
+    "SandboxOptions",
     "SandboxRecording",
     "SandboxSettings",
     "generate_webhook_secret",

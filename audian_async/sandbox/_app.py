@@ -13,7 +13,7 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
@@ -31,7 +31,7 @@ from ._magic import OWNED_CALLER_ID
 from ._records import SandboxEvent
 from ._scheduler import Scheduler
 from ._sender import WebhookDeliverer
-from ._settings import SandboxSettings, resolve_settings
+from ._settings import SandboxOptions, SandboxSettings, resolve_settings
 
 __all__ = ["SandboxApp"]
 
@@ -132,7 +132,9 @@ class SandboxApp:
     client options are the server's business and ignored here.
     """
 
-    def __init__(self, settings: SandboxSettings | None = None, **options: Any) -> None:
+    def __init__(
+        self, settings: SandboxSettings | None = None, **options: Unpack[SandboxOptions]
+    ) -> None:
         settings = resolve_settings(settings, options)
         self.settings = settings
         """What the app was built with (see :class:`SandboxSettings`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import anyio
 
@@ -21,7 +21,7 @@ from ._app import SandboxApp
 from ._faults import Faults
 from ._records import SandboxCall, SandboxRecording
 from ._sender import Delivery
-from ._settings import SandboxSettings, resolve_settings
+from ._settings import SandboxOptions, SandboxSettings, resolve_settings
 
 __all__ = ["Sandbox"]
 
@@ -57,7 +57,9 @@ class Sandbox:
     ``Sandbox(settings, speed=100)`` overrides some of its values.
     """
 
-    def __init__(self, settings: SandboxSettings | None = None, **options: Any) -> None:
+    def __init__(
+        self, settings: SandboxSettings | None = None, **options: Unpack[SandboxOptions]
+    ) -> None:
         settings = resolve_settings(settings, options)
         self.settings = settings
         """What the sandbox was built with (see :class:`SandboxSettings`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import attrs
 
@@ -17,6 +17,7 @@ from ._faults import Faults
 __all__ = [
     "DEFAULT_API_KEY",
     "MAX_BODY",
+    "SandboxOptions",
     "SandboxSettings",
     "generate_webhook_secret",
     "resolve_settings",
@@ -164,6 +165,31 @@ class SandboxSettings:
     def webhook_key(self) -> bytes:
         """The HMAC key of :attr:`webhook_secret`."""
         return decode_secret(self.webhook_secret)
+
+
+class SandboxOptions(TypedDict, total=False):
+    """The keyword arguments of ``Sandbox(...)`` and ``SandboxApp(...)``: the fields of
+    :class:`SandboxSettings`, so type checkers catch a misspelt or mistyped option."""
+
+    host: str
+    port: int
+    api_key: str
+    webhook_urls: Iterable[str]
+    webhook_secret: str | None
+    caller_ids: Iterable[str]
+    speed: float
+    max_concurrent: int
+    max_scheduled: int
+    drop_rate: float
+    duplicate_rate: float
+    seed: int | None
+    faults: Faults
+    webhook_max_attempts: int
+    webhook_timeout: float
+    webhook_workers: int
+    drain_timeout: float
+    max_body: int
+    client_options: Mapping[str, Any] | None
 
 
 def resolve_settings(
