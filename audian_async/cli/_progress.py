@@ -28,10 +28,8 @@ def stats_table(stats: DialerStats, started: float) -> Any:
     from rich.table import Table
 
     table = Table(title=f"campaign {stats.campaign}", title_justify="left")
-    columns = ("done", "placed", "live", "completed", "failed", "waiting to redial", "ETA")
-    for name in columns:
-        table.add_column(name, justify="right")
-    table.add_row(
+    columns = ["done", "placed", "live", "completed", "failed", "waiting to redial", "ETA"]
+    row = [
         f"{stats.done}/{stats.total}",
         str(stats.attempts),
         str(stats.live + stats.placing),
@@ -39,7 +37,15 @@ def stats_table(stats: DialerStats, started: float) -> Any:
         str(stats.failed),
         str(stats.waiting),
         _eta(stats, started),
-    )
+    ]
+    if stats.window_waiting:
+        opens = stats.window_opens
+        when = "" if opens is None else f" (opens {opens:%Y-%m-%d %H:%M} UTC)"
+        columns.insert(-1, "waiting for window")
+        row.insert(-1, f"{stats.window_waiting}{when}")
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*row)
     return table
 
 

@@ -25,6 +25,8 @@ class Alarm(enum.Enum):
     """An item's redial (``key`` is its index)."""
     POLL = "poll"
     """A poll of a live call whose terminal webhook is late (``key`` is the call id)."""
+    WINDOW = "window"
+    """An item's calling window opens (``key`` is its index)."""
 
 
 Ring = Callable[[Alarm, int | str], Awaitable[None]]

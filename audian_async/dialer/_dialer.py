@@ -20,6 +20,7 @@ from .._client import AsyncAudian
 from .._errors import ValidationError
 from .._models import CallRequest
 from .._validation import CheckedCallRequest, validate_call_request
+from .._window import CallingWindow
 from ..webhooks import EventRouter
 from ._machine import CallOutcome, CampaignReport, Item
 from ._policy import RetryPolicy
@@ -105,6 +106,12 @@ class Dialer:
             handle = await dialer.submit(request)
             outcome = await handle
 
+    With ``window`` (a :class:`~audian_async.CallingWindow`), no create is sent for a number
+    outside its calling hours: an item or redial due outside waits, without a slot, until its
+    window opens (``stats().window_waiting``, ``.window_opens``); a create already sent is
+    replayed and a live call is never cut off. A number the window cannot place in a time
+    zone is a :class:`~audian_async.ValidationError` before anything is dialed.
+
     Re-running a campaign name resumes it: finished items are not dialed again, live calls
     are polled rather than redialed, and scheduled redials keep their time.
     """
@@ -126,6 +133,7 @@ class Dialer:
         flush_interval: float = 0.05,
         create_deadline: float = 600.0,
         max_pending: int = 100_000,
+        window: CallingWindow | None = None,
     ) -> None:
         if campaign is not None:
             check_campaign(campaign)
@@ -143,6 +151,7 @@ class Dialer:
             flush_interval=flush_interval,
             create_deadline=create_deadline,
             max_pending=max_pending,
+            window=window,
         )
         """Everything this dialer runs by, checked."""
         self.campaign = campaign or f"campaign-{uuid.uuid4().hex[:12]}"
@@ -215,6 +224,15 @@ class Dialer:
         stack, self._stack = self._stack, AsyncExitStack()
         await stack.__aexit__(exc_type, exc, tb)
 
+    def _check_window(self, request: CheckedCallRequest) -> None:
+        """A number the calling window cannot place in a time zone is refused up front."""
+        window = self.settings.window
+        if window is not None:
+            try:
+                window.zones(request.request.to)
+            except ValidationError as exc:
+                raise ValidationError("to", exc.message) from None
+
     def _require(self) -> DialSession:
         if self._session is None:
             raise RuntimeError("use 'async with dialer:' (or dialer.run()) first")
@@ -234,6 +252,7 @@ class Dialer:
         """
         session = self._require()
         checked = validate_call_request(request, self.client.default_region)
+        self._check_window(checked)
         await session.wait_for_room()
         item = await session.add(session.next_index, checked, ready=False)
         try:
@@ -275,6 +294,7 @@ class Dialer:
         for i, request in enumerate(requests):
             try:
                 checked.append(validate_call_request(request, region))
+                self._check_window(checked[-1])
             except ValidationError as exc:
                 raise exc.at(f"requests[{i}]") from None
         name = self.campaign if campaign is None else check_campaign(campaign)

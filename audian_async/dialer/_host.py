@@ -6,6 +6,7 @@ A protocol, so the workers depend on this small surface and not on the session m
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from anyio.abc import TaskGroup
@@ -74,6 +75,9 @@ class Host(Protocol):
 
     def settle(self, transition: Transition | None) -> None:
         """Act on an item's call having ended."""
+
+    def hold_for_window(self, item: Item, opens: datetime) -> None:
+        """Keep ``item`` until its calling window opens at ``opens``."""
 
     async def apply_terminal(
         self, call_id: str, status: CallStatus, reason: FailureReason | str | None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import UTC, datetime
 
 import anyio
 
@@ -130,6 +131,16 @@ class Placer:
         """
         session, coordinator = self.session, self.coordinator
         new_attempt = item.state is not ItemState.PLACING
+        window = session.options.window
+        if new_attempt and window is not None:
+            # No create outside the callee's calling hours; a create already sent (a
+            # placing item replayed) is never held back, nor is a live call cut off.
+            now = datetime.now(UTC)
+            opens = window.next_open(item.request.to, now)
+            if opens > now:
+                await coordinator.free_slot()
+                session.hold_for_window(item, opens)
+                return
         request, key = await coordinator.begin(item)
         if new_attempt:
             # The store must say "placing, attempt n" before the create may act: a process

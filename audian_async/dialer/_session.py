@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
@@ -42,6 +43,7 @@ __all__ = ["DialSession", "DialerStats"]
 logger = logging.getLogger("audian_async.dialer")
 
 _EVENTS = ("call.completed", "call.failed")
+_HELD_STATES = (ItemState.PENDING, ItemState.WAITING)
 
 
 @attrs.frozen
@@ -62,6 +64,10 @@ class DialerStats:
     peak_live: int
     held: int = 0
     """Items this process holds in memory (finished ones leave it in service mode)."""
+    window_waiting: int = 0
+    """Items due but held until their calling window opens."""
+    window_opens: datetime | None = None
+    """When the first of those windows opens (UTC), or None."""
 
     @property
     def done(self) -> int:
@@ -95,6 +101,8 @@ class DialSession:
         self.placer = Placer(self)
         self.poller = Poller(self)
         self.waiters: dict[int, anyio.Event] = {}
+        # Items held for their calling window: index -> when it opens (UTC).
+        self.held_for_window: dict[int, datetime] = {}
         self.idle = anyio.Event()
         self.room = anyio.Event()
         self._subscriptions: list[Subscription] = []
@@ -307,7 +315,15 @@ class DialSession:
             polls=self.poller.polls,
             peak_live=coordinator.peak_live,
             held=coordinator.held,
+            window_waiting=len(self.held_for_window),
+            window_opens=min(self.held_for_window.values(), default=None),
         )
+
+    def hold_for_window(self, item: Item, opens: datetime) -> None:
+        """Keep ``item`` (pending or waiting) until its calling window opens at ``opens``."""
+        self.held_for_window[item.index] = opens
+        wait = max(0.0, (opens - datetime.now(UTC)).total_seconds())
+        self.alarms.set(anyio.current_time() + wait, Alarm.WINDOW, item.index)
 
     # --- transitions ---------------------------------------------------------------------
 
@@ -352,10 +368,13 @@ class DialSession:
 
     async def _ring(self, kind: Alarm, key: int | str) -> None:
         coordinator = self.coordinator
-        if kind is Alarm.REDIAL:
+        if kind is Alarm.REDIAL or kind is Alarm.WINDOW:
             assert isinstance(key, int)
+            if kind is Alarm.WINDOW:
+                self.held_for_window.pop(key, None)
             item = coordinator.item(key)
-            if item is not None and item.state is ItemState.WAITING:
+            ready = (ItemState.WAITING,) if kind is Alarm.REDIAL else _HELD_STATES
+            if item is not None and item.state in ready:
                 coordinator.make_ready(item)
             return
         assert isinstance(key, str)

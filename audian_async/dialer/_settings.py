@@ -8,6 +8,7 @@ import attrs
 
 from .._client import AsyncAudian
 from .._errors import ValidationError
+from .._window import CallingWindow
 from ..webhooks import EventRouter
 from ._policy import RetryPolicy
 from ._store import CampaignStore
@@ -55,8 +56,11 @@ class DialerSettings:
     flush_interval: float = 0.05
     create_deadline: float = 600.0
     max_pending: int = 100_000
+    window: CallingWindow | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.window is not None and not isinstance(self.window, CallingWindow):
+            raise ValidationError("window", f"must be a CallingWindow or None, got {self.window!r}")
         if self.router is not None and not isinstance(self.router, EventRouter):
             raise ValidationError("router", f"must be an EventRouter or None, got {self.router!r}")
         if not isinstance(self.retry, RetryPolicy):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
 
 import anyio
 import httpx
 import pytest
 
-from audian_async import AsyncAudian, ValidationError
+from audian_async import AsyncAudian, CallingWindow, ValidationError
 from audian_async.dialer import Dialer, MemoryStore
 from audian_async.dialer._flow import Slots
 from audian_async.dialer._machine import Item
@@ -218,3 +219,55 @@ async def test_poll_timers_do_not_keep_finished_items_in_memory() -> None:
         assert len(session.alarms)  # the hour-long poll alarms are still there...
         held = [part for _, _, alarm in session.alarms._heap._heap for part in alarm]
         assert not any(isinstance(part, Item) for part in held)  # ...holding no item
+
+
+def _utc_window(opens: datetime) -> CallingWindow:
+    """A window (in UTC, for every number) open for an hour from ``opens``."""
+    return CallingWindow(
+        start=opens.time(), end=(opens + timedelta(hours=1)).time(), timezone="UTC"
+    )
+
+
+async def test_items_due_outside_their_window_wait_unplaced_and_without_a_slot() -> None:
+    opens = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0)
+    store = MemoryStore()
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        Dialer(
+            sb.client, router, store=store, window=_utc_window(opens), max_active_calls=1
+        ) as dialer,
+    ):
+        for n in PLAIN[:3]:
+            await dialer.submit(req(n))
+        await anyio.wait_all_tasks_blocked()
+        stats = dialer.stats()
+        assert (stats.window_waiting, stats.attempts, stats.placing) == (3, 0, 0)
+        assert stats.window_opens == opens
+        assert sb.calls == {}
+    # Nothing was placed: the next run finds them pending, with their first attempt ahead.
+    assert [r.state for r in store.campaigns[dialer.campaign].values()] == ["pending"] * 3
+
+
+async def test_items_are_placed_once_their_window_opens_and_only_inside_it() -> None:
+    window = _utc_window((datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0))
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        Dialer(sb.client, router, retry=FAST, store=MemoryStore(), window=window) as dialer,
+    ):
+        handles = [await dialer.submit(req(n)) for n in PLAIN[:3]]
+        with anyio.fail_after(30):
+            outcomes = [await handle for handle in handles]
+        assert [o.status for o in outcomes] == ["completed"] * 3
+        assert dialer.stats().window_waiting == 0
+        for call in sb.calls.values():  # the API saw each create inside the window
+            assert call.call.created_at is not None
+            assert window.is_open(call.to, call.call.created_at)
+
+
+async def test_a_number_without_a_zone_is_refused_before_dialing() -> None:
+    window = CallingWindow(start=time(9), end=time(17))
+    async with sandbox_with_receiver(webhooks=False) as (sb, router):
+        dialer = Dialer(sb.client, router, store=MemoryStore(), window=window)
+        with pytest.raises(ValidationError, match=r"requests\[1\]\.to: .*no known time zone"):
+            await dialer.run([req(PLAIN[0]), req("+80012345678")])
+        assert sb.calls == {}
