@@ -15,7 +15,7 @@ import pytest
 from audian_async import CallStatus, FailureReason, validate_call_request
 from audian_async.dialer import MemoryStore, RetryPolicy
 from audian_async.dialer._coordinator import Coordinator, LocalCoordinator
-from audian_async.dialer._machine import ItemState, Step
+from audian_async.dialer._machine import Item, ItemState, Step
 
 from .support import req
 
@@ -59,6 +59,14 @@ async def opened(
         await coordinator.close()
 
 
+async def placing(coordinator: Coordinator, to: str) -> Item:
+    """Item 0, calling ``to``, with a slot taken and its first attempt begun."""
+    item = await coordinator.add(0, validate_call_request(req(to)))
+    await coordinator.take_slot()
+    await coordinator.begin(item)
+    return item
+
+
 @asynccontextmanager
 async def waiting_for_a_slot(coordinator: Coordinator) -> AsyncIterator[anyio.Event]:
     """A task that takes a slot, started and blocked; the event is set once it has one."""
@@ -78,9 +86,7 @@ async def test_slots_never_exceed_the_limit_and_a_terminal_event_frees_one_once(
     make: Callable[[MemoryStore, int], Coordinator],
 ) -> None:
     async with opened(make, MemoryStore(), limit=1) as coordinator:
-        item = await coordinator.add(0, validate_call_request(req("+14155550100")))
-        await coordinator.take_slot()
-        await coordinator.begin(item)
+        item = await placing(coordinator, "+14155550100")
         assert await coordinator.placed(item, "call_a", NOW) is None
         async with waiting_for_a_slot(coordinator) as taken:
             assert not taken.is_set()  # the one slot is held by the live call
@@ -119,9 +125,7 @@ async def test_unplaced_frees_the_slot_and_keeps_the_item_for_a_later_run(
 ) -> None:
     store = MemoryStore()
     async with opened(make, store, limit=1) as coordinator:
-        item = await coordinator.add(0, validate_call_request(req("+14155550100")))
-        await coordinator.take_slot()
-        await coordinator.begin(item)
+        item = await placing(coordinator, "+14155550100")
         await coordinator.durable()
         assert store.campaigns["contract"][0].state == "placing"  # stored before its create
         assert await coordinator.unplaced(item) is True
@@ -136,9 +140,7 @@ async def test_reopening_restores_live_calls_holding_their_slots(
 ) -> None:
     store = MemoryStore()
     async with opened(make, store, limit=1) as coordinator:
-        item = await coordinator.add(0, validate_call_request(req("+14155550100")))
-        await coordinator.take_slot()
-        await coordinator.begin(item)
+        item = await placing(coordinator, "+14155550100")
         await coordinator.placed(item, "call_live", NOW)
     async with opened(make, store, limit=1) as again:
         restored = again.item(0)
