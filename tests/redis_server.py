@@ -8,6 +8,7 @@ skipped.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import subprocess
 import tempfile
@@ -59,7 +60,6 @@ def redis_server() -> Iterator[str]:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
         )  # fmt: skip
         try:
             _wait_ready(process)
@@ -75,23 +75,31 @@ def redis_server() -> Iterator[str]:
                 process.wait()
 
 
-def _wait_ready(process: subprocess.Popen[str]) -> None:
+def _wait_ready(process: subprocess.Popen[bytes]) -> None:
     """Read the server's log until it says it accepts connections (or fail with its log)."""
     assert process.stdout is not None
+    fd = process.stdout.fileno()
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    seen: list[str] = []
-    for line in process.stdout:
-        seen.append(line)
-        if "Ready to accept connections" in line:
-            return
-        if time.monotonic() > deadline:
-            break
+    log = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        # Unbuffered reads, each waiting only the time left: a server that stalls silently
+        # fails too, and no line can sit unseen in a buffer.
+        while (left := deadline - time.monotonic()) > 0 and selector.select(left):
+            chunk = os.read(fd, 65_536)
+            if not chunk:  # it exited
+                break
+            log += chunk
+            if b"Ready to accept connections" in log:
+                return
     process.kill()
-    pytest.fail("redis-server did not start:\n" + "".join(seen[-20:]))
+    tail = log.decode("utf-8", "replace").splitlines()[-20:]
+    pytest.fail("redis-server did not start:\n" + "\n".join(tail))
 
 
-def _drain(process: subprocess.Popen[str]) -> None:
+def _drain(process: subprocess.Popen[bytes]) -> None:
     assert process.stdout is not None
+    fd = process.stdout.fileno()
     with process.stdout:
-        for _ in process.stdout:
+        while os.read(fd, 65_536):
             pass
