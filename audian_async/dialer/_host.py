@@ -67,9 +67,6 @@ class Host(Protocol):
     def poller(self) -> Tracker:
         """The session's poller."""
 
-    def wall_clock(self) -> float:
-        """Wall-clock seconds."""
-
     def abort(self, exc: AudianError) -> None:
         """Stop the campaign for good with ``exc``."""
 

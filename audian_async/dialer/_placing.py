@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import UTC, datetime
 
 import anyio
@@ -229,7 +230,7 @@ class Placer:
 
     async def _placed(self, item: Item, call: Call, *, poll_soon: bool) -> None:
         session, coordinator = self.session, self.coordinator
-        now = session.wall_clock()
+        now = time.time()  # wall clock, as the state machine records it
         transition = await coordinator.placed(item, call.call_id, now)
         if item.state is ItemState.FAILED and item.reason == "duplicate_call_id":
             logger.error(

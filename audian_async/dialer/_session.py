@@ -116,11 +116,6 @@ class DialSession:
         assert self._tg is not None
         return self._tg
 
-    @staticmethod
-    def wall_clock() -> float:
-        """Wall-clock seconds, as the state machine records them."""
-        return time.time()
-
     # --- start / stop ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
