@@ -29,7 +29,7 @@ from .._validation import CheckedCallRequest, validate_call_request
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, DialMachine, Item, ItemState, Transition
 from ._policy import RetryPolicy
-from ._store import CampaignStore
+from ._store import CampaignStore, SuppressionStore
 from ._writer import BatchedWriter
 
 __all__ = ["Coordinator", "LocalCoordinator"]
@@ -121,6 +121,31 @@ class Coordinator(Protocol):
     async def unplaced(self, item: Item) -> bool:
         """The create was refused for a reason not the item's: back to waiting for a later
         run, its slot freed. Returns whether the item moved."""
+
+    # --- the application's decisions ------------------------------------------------------
+
+    async def plan_redial(
+        self, call_id: str, after: float | None, now: float
+    ) -> tuple[bool, Transition | None]:
+        """One more attempt after ``call_id`` (see :meth:`DialMachine.plan_redial`)."""
+
+    async def finish(self, call_id: str) -> Transition | None:
+        """End the item of ``call_id`` now, or when its call ends."""
+
+    async def suppress(self, item: Item) -> Transition | None:
+        """Fail a pending or waiting item whose number is suppressed."""
+
+    async def hold(self, item: Item, until: float) -> None:
+        """Keep a pending or waiting item, without a slot, until wall time ``until``."""
+
+    async def suppressed(self) -> Iterable[str]:
+        """The numbers the store keeps suppressed, for every campaign."""
+
+    async def add_suppressed(self, number: str) -> None:
+        """Keep ``number`` suppressed in the store, for every campaign and later runs."""
+
+    def items_to(self, number: str) -> list[Item]:
+        """Unfinished items held in memory that call ``number``."""
 
     # --- what is known -------------------------------------------------------------------
 
@@ -314,12 +339,54 @@ class LocalCoordinator:
         self.slots.release()
         return True
 
+    # --- the application's decisions ------------------------------------------------------
+
+    async def plan_redial(
+        self, call_id: str, after: float | None, now: float
+    ) -> tuple[bool, Transition | None]:
+        """Schedule one more attempt after ``call_id`` (no slot is involved)."""
+        scheduled, transition = self.machine.plan_redial(call_id, after, now)
+        return scheduled, self._marked(transition)
+
+    async def finish(self, call_id: str) -> Transition | None:
+        """End the item of ``call_id`` (a waiting item holds no slot)."""
+        return self._marked(self.machine.finish(call_id))
+
+    async def suppress(self, item: Item) -> Transition | None:
+        """Fail a suppressed pending or waiting item (it holds no slot)."""
+        return self._marked(self.machine.suppress(item))
+
+    async def hold(self, item: Item, until: float) -> None:
+        """Record when the held item is due (its slot was freed by the caller)."""
+        if self.machine.hold(item, until):
+            self.writer.mark(item)
+
+    async def suppressed(self) -> Iterable[str]:
+        """The store's suppressed numbers (none for a store that keeps no such list)."""
+        if isinstance(self.store, SuppressionStore):
+            return await self.store.suppressed()
+        return ()
+
+    async def add_suppressed(self, number: str) -> None:
+        """Add ``number`` to the store's list (if it keeps one)."""
+        if isinstance(self.store, SuppressionStore):
+            await self.store.add_suppressed([number])
+
+    def items_to(self, number: str) -> list[Item]:
+        """Unfinished items in memory calling ``number`` (a scan: suppressing is rare)."""
+        items = self.machine.items.values()
+        return [i for i in items if i.request.to == number and not i.state.is_final]
+
+    def _marked(self, transition: Transition | None) -> Transition | None:
+        if transition is not None:
+            self.writer.mark(transition.item)
+        return transition
+
     def _ending(self, transition: Transition | None) -> Transition | None:
         # The item's call ended (or never was): its slot is free, its state to be written.
         if transition is not None:
             self.slots.release()
-            self.writer.mark(transition.item)
-        return transition
+        return self._marked(transition)
 
     # --- what is known -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ their way in, and opens one session per ``run()`` or ``async with``.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,10 +28,16 @@ from ._policy import RetryPolicy
 from ._session import DialerStats, DialSession
 from ._settings import DialerSettings, check_campaign
 from ._store import CampaignStore, SQLiteStore
+from ._suppression import Suppression, SuppressOption
 
 __all__ = ["DEFAULT_DB_PATH", "DialHandle", "Dialer", "DialerStats"]
 
 DEFAULT_DB_PATH = "audian-dialer.sqlite3"
+
+
+def _check_after(after: object) -> None:
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after < math.inf:
+        raise ValidationError("after", f"must be None or seconds >= 0, got {after!r}")
 
 
 class DialHandle:
@@ -134,9 +141,11 @@ class Dialer:
         create_deadline: float = 600.0,
         max_pending: int = 100_000,
         window: CallingWindow | None = None,
+        suppress: SuppressOption = None,
     ) -> None:
         if campaign is not None:
             check_campaign(campaign)
+        suppression = Suppression.from_option(suppress, client.default_region)
         self.settings = DialerSettings(
             client=client,
             router=router,
@@ -152,6 +161,7 @@ class Dialer:
             create_deadline=create_deadline,
             max_pending=max_pending,
             window=window,
+            suppress=suppression,
         )
         """Everything this dialer runs by, checked."""
         self.campaign = campaign or f"campaign-{uuid.uuid4().hex[:12]}"
@@ -276,6 +286,70 @@ class Dialer:
     def stats(self) -> DialerStats:
         """Progress counters of the running campaign."""
         return self._require().stats()
+
+    # --- campaign controls -------------------------------------------------------------------
+
+    async def redial(self, call_id: str, after: float | None = None) -> bool:
+        """Dial the item that placed ``call_id`` once more, ``after`` seconds after that call
+        ends (None: the retry policy's backoff); for webhook handlers, whatever the policy
+        says of the call's outcome::
+
+            @router.on("call.completed", duration=lambda d: d < 5)   # voicemail picked up
+            async def again(event):
+                await dialer.redial(event.call_id, after=3600)
+
+        ``max_attempts``, the calling window and suppression still apply, and ``after`` is
+        scaled by ``time_scale`` like every delay. Idempotent: only ``call_id`` being the
+        item's latest call counts, so a handler run twice for one webhook schedules one
+        redial. The dialer settles a call after the application's handlers of its webhook
+        have run, so a handler may call this before or after the call's end is known.
+        Returns whether a redial after ``call_id`` is scheduled (False: unknown call, not the
+        item's latest, ``max_attempts`` reached, the item was finished or suppressed, or the
+        dialer is not running).
+        """
+        if after is not None:
+            _check_after(after)
+        session = self._session
+        return False if session is None else await session.redial(call_id, after)
+
+    async def finish(self, call_id: str) -> bool:
+        """End the item that placed ``call_id`` now (the callee opted out): a scheduled
+        redial is cancelled, and a call still going on ends the item, with that call's
+        outcome and no redial. Idempotent. Returns whether the item was known (and is now
+        finished, or will be when its call ends)."""
+        session = self._session
+        return False if session is None else await session.finish(call_id)
+
+    async def suppress(self, number: str) -> int:
+        """Never call ``number`` again, in any campaign: kept by the store for later runs,
+        its pending and waiting items fail now with reason ``"suppressed"`` (a call going on
+        is not cut off, and is not redialed). Returns how many items ended now.
+
+        Raises :class:`~audian_async.ValidationError` for a number that is not one.
+        """
+        number = Suppression.normalize(number, self.client.default_region)
+        return await self._require().suppress(number)
+
+    def pause(self) -> None:
+        """Send no new create until :meth:`resume`; live calls go on and are tracked, and a
+        create already sent is still answered."""
+        self._require().pause()
+
+    def resume(self) -> None:
+        """Place calls again after :meth:`pause`."""
+        self._require().resume()
+
+    def stop(self) -> None:
+        """End the run early: :meth:`run` returns its report, unfinished items ``pending``
+        (with when they are due); running the campaign again continues them, with no number
+        dialed twice. In a service, :meth:`join` returns and handles raise
+        :class:`RuntimeError`."""
+        self._require().stop()
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume` (or after :meth:`stop`)."""
+        return self._session is not None and self._session.paused
 
     async def run(
         self,

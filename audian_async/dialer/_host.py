@@ -18,6 +18,7 @@ from ._alarms import Alarms
 from ._coordinator import Coordinator
 from ._machine import Item, Transition
 from ._settings import DialerSettings
+from ._suppression import Suppression
 
 __all__ = ["Host", "Tracker"]
 
@@ -73,7 +74,18 @@ class Host(Protocol):
     def settle(self, transition: Transition | None) -> None:
         """Act on an item's call having ended."""
 
-    def hold_for_window(self, item: Item, opens: datetime) -> None:
+    @property
+    def suppression(self) -> Suppression:
+        """Numbers never to call."""
+
+    @property
+    def paused(self) -> bool:
+        """True while no new create may be sent."""
+
+    async def wait_unpaused(self) -> None:
+        """Return once the campaign is not paused."""
+
+    async def hold_for_window(self, item: Item, opens: datetime) -> None:
         """Keep ``item`` until its calling window opens at ``opens``."""
 
     async def apply_terminal(

@@ -19,6 +19,7 @@ import enum
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Literal
 
 import attrs
@@ -30,6 +31,7 @@ from .._validation import CheckedCallRequest
 from ._policy import RetryPolicy
 
 __all__ = [
+    "SUPPRESSED",
     "TAG_ATTEMPT",
     "TAG_CAMPAIGN",
     "TAG_ITEM",
@@ -39,6 +41,7 @@ __all__ = [
     "Item",
     "ItemRecord",
     "ItemState",
+    "Plan",
     "Step",
     "Transition",
     "idempotency_key",
@@ -48,6 +51,11 @@ TAG_CAMPAIGN = "audian_campaign"
 TAG_ITEM = "audian_item"
 TAG_ATTEMPT = "audian_attempt"
 MAX_EARLY_EVENTS = 4096
+SUPPRESSED = "suppressed"
+"""The reason of an item whose number is suppressed (never called again)."""
+_NOT_REOPENED = frozenset({SUPPRESSED, "lost", "create_unknown", "duplicate_call_id"})
+"""Final reasons a handler's redial cannot undo: the number must not be called, or a call
+may still be going on."""
 
 
 class ItemState(enum.StrEnum):
@@ -84,20 +92,24 @@ def _key_prefix(campaign: str, nonce: str = "") -> str:
 
 @attrs.frozen
 class CallOutcome:
-    """How one requested call ended.
+    """How one requested call ended (or stands, after :meth:`Dialer.stop`).
 
-    ``status`` is ``"completed"`` or ``"failed"``; ``reason`` is the last failure reason: a
-    :class:`~audian_async.FailureReason` (``busy``, ``declined``...) when the call failed, or
-    a plain string (the API error code when the API refused the request, ``"lost"``...);
-    ``attempts`` counts the calls the API accepted and ``call_ids`` lists them in order.
+    ``status`` is ``"completed"`` or ``"failed"``, or ``"pending"`` for an item a stopped
+    run left unfinished (running the campaign again continues it); ``reason`` is the last
+    failure reason: a :class:`~audian_async.FailureReason` (``busy``, ``declined``...) when
+    the call failed, or a plain string (the API error code when the API refused the request,
+    ``"lost"``, ``"suppressed"``...); ``attempts`` counts the calls the API accepted and
+    ``call_ids`` lists them in order. ``next_at`` is when a pending item is due next (its
+    redial, or its calling window's opening), or None.
     """
 
     index: int
     to: str
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "pending"]
     reason: FailureReason | str | None
     attempts: int
     call_ids: tuple[str, ...]
+    next_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,7 +119,10 @@ class CallOutcome:
 
 @attrs.frozen
 class CampaignReport:
-    """The result of :meth:`Dialer.run`: ``outcomes`` aligned with the requests, and totals."""
+    """The result of :meth:`Dialer.run`: ``outcomes`` aligned with the requests, and totals.
+
+    ``pending`` counts items a stopped run left unfinished (0 when the run completed).
+    """
 
     campaign: str
     outcomes: tuple[CallOutcome, ...]
@@ -118,6 +133,8 @@ class CampaignReport:
     """Creates the API answered with 429 (waited out, not attempts)."""
     polls: int = 0
     """Status polls made because a terminal webhook was late or lost."""
+    pending: int = 0
+    """Items left unfinished by :meth:`Dialer.stop`."""
 
     @classmethod
     def build(
@@ -130,14 +147,16 @@ class CampaignReport:
     ) -> CampaignReport:
         """Sum the totals of ``outcomes``."""
         completed = sum(1 for o in outcomes if o.status == "completed")
+        failed = sum(1 for o in outcomes if o.status == "failed")
         return cls(
             campaign=campaign,
             outcomes=tuple(outcomes),
             completed=completed,
-            failed=len(outcomes) - completed,
+            failed=failed,
             attempts=sum(o.attempts for o in outcomes),
             rate_limited=rate_limited,
             polls=polls,
+            pending=len(outcomes) - completed - failed,
         )
 
     def reasons(self) -> dict[str, int]:
@@ -162,7 +181,8 @@ class Item:
     call_ids: list[str] = attrs.field(factory=list)
     reason: FailureReason | str | None = None
     next_at: float | None = None
-    """Wall-clock time of the scheduled redial while ``waiting``."""
+    """Wall-clock time of the scheduled redial while ``waiting``, or of the calling
+    window's opening while held for it."""
     stored: bool = False
     """Whether the store already holds the request (so updates need not resend it)."""
     checked: CheckedCallRequest | None = attrs.field(default=None, repr=False)
@@ -172,16 +192,30 @@ class Item:
     """Consecutive polls of the live call the API answered 404 (kept by the I/O shell)."""
     ends_by: float = attrs.field(default=0.0, repr=False)
     """Monotonic time by which the live call must have ended (kept by the I/O shell)."""
+    caller_id: str | None = None
+    """The caller ID the dialer's pool gave the current attempt (requests without their
+    own ``from_``): kept with the item so a replayed create sends the same body."""
+    plan: Plan | None = attrs.field(default=None, repr=False)
+    """What the application asked for the current call, applied when it ends."""
 
     def outcome(self) -> CallOutcome:
-        """The item's outcome; only meaningful once :attr:`state` is final."""
+        """The item's outcome: ``pending`` (with when it is due next) until it is final."""
+        state = self.state
+        if state is ItemState.COMPLETED:
+            status: Literal["completed", "failed", "pending"] = "completed"
+        else:
+            status = "failed" if state is ItemState.FAILED else "pending"
+        due = None
+        if status == "pending" and self.next_at is not None:
+            due = datetime.fromtimestamp(self.next_at, UTC)
         return CallOutcome(
             index=self.index,
             to=self.request.to,
-            status="completed" if self.state is ItemState.COMPLETED else "failed",
+            status=status,
             reason=self.reason,
             attempts=len(self.call_ids),
             call_ids=tuple(self.call_ids),
+            next_at=due,
         )
 
 
@@ -206,6 +240,19 @@ class ItemRecord:
     reason: str | None
     next_at: float | None
     request: str | None = None
+    caller_id: str | None = None
+    """The pool's caller ID for the current attempt (requests without ``from_``)."""
+
+
+@attrs.frozen
+class Plan:
+    """The application's decision on a call still going on (:meth:`DialMachine.plan_redial`,
+    :meth:`DialMachine.finish`), applied by its terminal event instead of the policy's."""
+
+    finish: bool = False
+    """End the item with this call, whatever its outcome."""
+    redial_after: float | None = None
+    """With ``finish`` False: seconds to the redial, or None for the policy's backoff."""
 
 
 class Step(enum.Enum):
@@ -276,6 +323,7 @@ class DialMachine:
         item.call_ids = list(record.call_ids)
         item.reason = as_reason(record.reason)
         item.next_at = record.next_at
+        item.caller_id = record.caller_id
         item.stored = True
         self.items[record.index] = item
         self.counts[state] += 1
@@ -316,6 +364,7 @@ class DialMachine:
             None if item.reason is None else str(item.reason),
             item.next_at,
             wire,
+            item.caller_id,
         )
 
     def item_for(self, call_id: str) -> Item | None:
@@ -427,19 +476,87 @@ class DialMachine:
             return None
         if item.state is not ItemState.LIVE or item.call_ids[-1] != call_id:
             return None
-        if status is CallStatus.COMPLETED:
-            item.reason = None
-            self._set(item, ItemState.COMPLETED)
-            return Transition(item, Step.DONE)
-        item.reason = as_reason(reason) or "unknown"
+        plan, item.plan = item.plan, None
+        completed = status is CallStatus.COMPLETED
+        item.reason = None if completed else as_reason(reason) or "unknown"
         attempts = len(item.call_ids)
-        if self.policy.should_redial(item.reason, attempts):
-            delay = self.policy.delay(item.reason, attempts)
-            item.next_at = now + delay
-            self._set(item, ItemState.WAITING)
-            return Transition(item, Step.REDIAL, delay)
-        self._set(item, ItemState.FAILED)
+        if plan is not None and not plan.finish and attempts < self.policy.max_attempts:
+            return self._schedule(item, plan.redial_after, now)
+        if plan is None and not completed and self.policy.should_redial(item.reason, attempts):
+            return self._schedule(item, None, now)
+        self._set(item, ItemState.COMPLETED if completed else ItemState.FAILED)
         return Transition(item, Step.DONE)
+
+    def _schedule(self, item: Item, after: float | None, now: float) -> Transition:
+        """Move ``item`` to ``waiting`` for a redial in ``after`` seconds (None: the
+        policy's backoff for its last reason)."""
+        if after is None:
+            after = self.policy.delay(item.reason, len(item.call_ids))
+        item.next_at = now + after
+        self._set(item, ItemState.WAITING)
+        return Transition(item, Step.REDIAL, after)
+
+    # --- the application's decisions -----------------------------------------------------
+
+    def plan_redial(
+        self, call_id: str, after: float | None, now: float
+    ) -> tuple[bool, Transition | None]:
+        """One more attempt for the item that placed ``call_id``, ``after`` seconds after
+        that call ended (None: the policy's backoff), whatever the policy says of its
+        outcome; ``max_attempts`` still caps it.
+
+        Idempotent per call: only ``call_id`` being the item's latest call counts, and a
+        redial already scheduled after it is kept, so a handler run twice for one webhook
+        schedules one redial. Returns whether a redial after ``call_id`` is now scheduled,
+        and the transition to act on when a finished item was reopened for it.
+        """
+        item = self._by_call_id.get(call_id)
+        if item is None or item.call_ids[-1] != call_id:
+            return False, None
+        state = item.state
+        if state in (ItemState.WAITING, ItemState.PLACING):
+            return True, None  # already dialed again (or about to be)
+        if len(item.call_ids) >= self.policy.max_attempts:
+            return False, None
+        if state is ItemState.LIVE:
+            if item.plan is not None and item.plan.finish:
+                return False, None
+            item.plan = Plan(redial_after=after)
+            return True, None
+        if state.is_final and item.reason not in _NOT_REOPENED:
+            return True, self._schedule(item, after, now)
+        return False, None
+
+    def finish(self, call_id: str) -> Transition | None:
+        """End the item that placed ``call_id`` now (the callee opted out): a scheduled
+        redial is cancelled, a call going on ends the item when it ends. Idempotent; returns
+        the transition when the item ended now."""
+        item = self._by_call_id.get(call_id)
+        if item is None or item.state.is_final:
+            return None
+        if item.state in (ItemState.LIVE, ItemState.PLACING):
+            item.plan = Plan(finish=True)
+            return None
+        # Waiting for a redial: its last call's outcome is the item's.
+        item.next_at = None
+        self._set(item, ItemState.FAILED if item.reason is not None else ItemState.COMPLETED)
+        return Transition(item, Step.DONE)
+
+    def hold(self, item: Item, until: float) -> bool:
+        """Keep a ``pending`` or ``waiting`` item until wall time ``until`` (its calling
+        window opens then): recorded as when it is due next. Returns whether it is held."""
+        if item.state not in (ItemState.PENDING, ItemState.WAITING):
+            return False
+        item.next_at = until
+        return True
+
+    def suppress(self, item: Item) -> Transition | None:
+        """The item's number must not be called: a ``pending`` or ``waiting`` item fails
+        now with reason ``suppressed`` (a call going on is left to end)."""
+        if item.state not in (ItemState.PENDING, ItemState.WAITING):
+            return None
+        item.next_at = None
+        return self._give_up(item, SUPPRESSED)
 
     def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
         """Outcomes of ``indices`` in that order."""

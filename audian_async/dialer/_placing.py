@@ -95,8 +95,10 @@ class Placer:
             await coordinator.wait_ready()
             if session.fatal is not None:
                 await anyio.sleep_forever()  # the campaign stopped: place nothing more
+            await session.wait_unpaused()
             await coordinator.take_slot()
-            item = await coordinator.claim() if session.fatal is None else None
+            usable = session.fatal is None and not session.paused
+            item = await coordinator.claim() if usable else None
             if item is None:
                 await coordinator.free_slot()
                 continue
@@ -132,16 +134,10 @@ class Placer:
         """
         session, coordinator = self.session, self.coordinator
         new_attempt = item.state is not ItemState.PLACING
-        window = session.options.window
-        if new_attempt and window is not None:
-            # No create outside the callee's calling hours; a create already sent (a
-            # placing item replayed) is never held back, nor is a live call cut off.
-            now = datetime.now(UTC)
-            opens = window.next_open(item.request.to, now)
-            if opens > now:
-                await coordinator.free_slot()
-                session.hold_for_window(item, opens)
-                return
+        # A create already sent (a placing item replayed) is never held back: it may have
+        # placed the call. A new attempt is checked against the controls first.
+        if new_attempt and not await self._cleared(item):
+            return
         request, key = await coordinator.begin(item)
         if new_attempt:
             # The store must say "placing, attempt n" before the create may act: a process
@@ -161,6 +157,12 @@ class Placer:
                 await self._give_up(item, key, last_sent)
                 return
             await coordinator.pace()
+            if new_attempt and session.paused and not unclear:
+                # Paused while this create waited its turn: nothing was sent that may have
+                # acted, so the item waits for resume() (or the next run) like the others.
+                await coordinator.unplaced(item)
+                coordinator.make_ready(item)
+                return
             sent_at = anyio.current_time()
             try:
                 call = await create(request, idempotency_key=key)
@@ -217,6 +219,29 @@ class Placer:
         # is the call as first created, and the call may have ended since, its webhook
         # gone to that process. Poll it soon rather than after the whole call span.
         await self._placed(item, call, poll_soon=not new_attempt)
+
+    async def _cleared(self, item: Item) -> bool:
+        """Whether a new attempt of ``item`` may be created now; if not, its slot is given
+        back and the item is suppressed, held for its window, or left ready for resume."""
+        session, coordinator = self.session, self.coordinator
+        if item.request.to in session.suppression:
+            await coordinator.free_slot()
+            session.settle(await coordinator.suppress(item))
+            return False
+        if session.paused:
+            await coordinator.free_slot()
+            coordinator.make_ready(item)
+            return False
+        window = session.options.window
+        if window is not None:
+            # No create outside the callee's calling hours (a live call is never cut off).
+            now = datetime.now(UTC)
+            opens = window.next_open(item.request.to, now)
+            if opens > now:
+                await coordinator.free_slot()
+                await session.hold_for_window(item, opens)
+                return False
+        return True
 
     def _wait_for(self, exc: AudianError, waits: int) -> float:
         """How long to wait out a create the API provably did not act on."""

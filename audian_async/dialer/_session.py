@@ -103,6 +103,12 @@ class DialSession:
         self.waiters: dict[int, anyio.Event] = {}
         # Items held for their calling window: index -> when it opens (UTC).
         self.held_for_window: dict[int, datetime] = {}
+        self.suppression = options.suppress.copy()
+        """Numbers never to call: the dialer's, the store's, and those added meanwhile."""
+        self.paused = False
+        self.stopped = False
+        self._unpaused = anyio.Event()
+        self._unpaused.set()
         self.idle = anyio.Event()
         self.room = anyio.Event()
         self._subscriptions: list[Subscription] = []
@@ -124,6 +130,7 @@ class DialSession:
         items = await coordinator.open(self.client.default_region)
         stack.push_async_callback(coordinator.close)
         try:
+            self.suppression.update(await coordinator.suppressed())
             inbox = self._inbox = EventInbox(self.apply_terminal)
             stack.callback(inbox.close)
             tg = self._tg = await stack.enter_async_context(anyio.create_task_group())
@@ -138,7 +145,9 @@ class DialSession:
         self._resume(items)
         router = self.options.router
         if router is not None:
-            self._subscriptions.append(router.add(self._on_event, *_EVENTS))
+            # Last: the application's handlers of the webhook may redial() or finish() the
+            # call before the dialer settles it.
+            self._subscriptions.append(router.add(self._on_event, *_EVENTS, last=True))
         if items:
             logger.info(
                 "campaign %s resumed: %d items, %d unfinished",
@@ -245,7 +254,7 @@ class DialSession:
     def _check_running(self) -> None:
         if self.fatal is not None:
             raise self.fatal
-        if not self.open:
+        if not self.open or self.stopped:
             raise RuntimeError("the dialer stopped")
 
     def abort(self, exc: AudianError) -> None:
@@ -265,9 +274,11 @@ class DialSession:
             self._check_running()
 
     async def join(self) -> None:
-        """Wait until every item has its outcome."""
+        """Wait until every item has its outcome, or :meth:`stop` was called."""
+        if self.stopped:
+            return
         self._check_running()
-        while self.coordinator.unfinished:
+        while self.coordinator.unfinished and not self.stopped:
             if self.idle.is_set():
                 self.idle = anyio.Event()
             await self.idle.wait()
@@ -314,11 +325,81 @@ class DialSession:
             window_opens=min(self.held_for_window.values(), default=None),
         )
 
-    def hold_for_window(self, item: Item, opens: datetime) -> None:
+    async def hold_for_window(self, item: Item, opens: datetime) -> None:
         """Keep ``item`` (pending or waiting) until its calling window opens at ``opens``."""
+        await self.coordinator.hold(item, opens.timestamp())
         self.held_for_window[item.index] = opens
         wait = max(0.0, (opens - datetime.now(UTC)).total_seconds())
         self.alarms.set(anyio.current_time() + wait, Alarm.WINDOW, item.index)
+
+    # --- the application's controls ------------------------------------------------------
+
+    async def redial(self, call_id: str, after: float | None) -> bool:
+        """One more attempt for the item that placed ``call_id`` (see :meth:`Dialer.redial`)."""
+        if not self.open or self.stopped:
+            return False
+        if after is not None:
+            after *= self.options.time_scale
+        scheduled, transition = await self.coordinator.plan_redial(call_id, after, time.time())
+        if transition is not None:  # a finished item reopened: unfinished again
+            if self.idle.is_set():
+                self.idle = anyio.Event()
+            self.settle(transition)
+        return scheduled
+
+    async def finish(self, call_id: str) -> bool:
+        """End the item that placed ``call_id`` now, or when its call ends."""
+        if not self.open or self.coordinator.item_for(call_id) is None:
+            return False
+        transition = await self.coordinator.finish(call_id)
+        if transition is not None:
+            self.held_for_window.pop(transition.item.index, None)
+        self.settle(transition)
+        return True
+
+    async def suppress(self, number: str) -> int:
+        """Never call ``number`` (E.164) again; end its waiting items now. Returns how many
+        items ended."""
+        self.suppression.add(number)
+        await self.coordinator.add_suppressed(number)
+        ended = 0
+        for item in self.coordinator.items_to(number):
+            transition = await self.coordinator.suppress(item)
+            if transition is not None:
+                self.held_for_window.pop(item.index, None)
+                self.settle(transition)
+                ended += 1
+        return ended
+
+    def pause(self) -> None:
+        """No new create from now on; live calls go on and are tracked."""
+        if not self.paused:
+            self.paused = True
+            self._unpaused = anyio.Event()
+            logger.info("campaign %s paused", self.name)
+
+    def resume(self) -> None:
+        """Place calls again after :meth:`pause`."""
+        if self.paused and not self.stopped:
+            self.paused = False
+            self._unpaused.set()
+            logger.info("campaign %s resumed", self.name)
+
+    def stop(self) -> None:
+        """Place nothing more and let :meth:`join` return: unfinished items stay for the next
+        run of the campaign."""
+        self.pause()
+        if not self.stopped:
+            self.stopped = True
+            logger.info(
+                "campaign %s stopped: %d unfinished", self.name, self.coordinator.unfinished
+            )
+            self._wake_all()
+
+    async def wait_unpaused(self) -> None:
+        """Return once the campaign is not paused."""
+        while self.paused:
+            await self._unpaused.wait()
 
     # --- transitions ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from .._window import CallingWindow
 from ..webhooks import EventRouter
 from ._policy import RetryPolicy
 from ._store import CampaignStore
+from ._suppression import Suppression
 
 __all__ = ["DialerSettings", "check_campaign"]
 
@@ -57,6 +58,7 @@ class DialerSettings:
     create_deadline: float = 600.0
     max_pending: int = 100_000
     window: CallingWindow | None = None
+    suppress: Suppression = attrs.field(factory=Suppression)
 
     def __attrs_post_init__(self) -> None:
         if self.window is not None and not isinstance(self.window, CallingWindow):

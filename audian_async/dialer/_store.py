@@ -18,11 +18,12 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
+import attrs
 
 from .._json import dumps, loads
 from ._machine import ItemRecord
 
-__all__ = ["CampaignStore", "MemoryStore", "SQLiteStore"]
+__all__ = ["CampaignStore", "MemoryStore", "SQLiteStore", "SuppressionStore"]
 
 
 @runtime_checkable
@@ -51,12 +52,25 @@ class CampaignStore(Protocol):
         """Release resources; the data stays."""
 
 
+@runtime_checkable
+class SuppressionStore(Protocol):
+    """A store that also keeps the numbers never to call, for every campaign: what
+    ``dialer.suppress(number)`` adds survives the process. Both built-in stores are one."""
+
+    async def suppressed(self) -> list[str]:
+        """Every suppressed number (E.164)."""
+
+    async def add_suppressed(self, numbers: Sequence[str]) -> None:
+        """Suppress ``numbers`` (E.164) from now on."""
+
+
 class MemoryStore:
     """A :class:`CampaignStore` in a dict: for tests and throwaway runs (not durable)."""
 
     def __init__(self) -> None:
         self.campaigns: dict[str, dict[int, ItemRecord]] = {}
         self.nonces: dict[str, str] = {}
+        self.suppressed_numbers: set[str] = set()
         self.saves = 0
 
     async def open(self) -> None:
@@ -77,17 +91,17 @@ class MemoryStore:
         for record in records:
             old = items.get(record.index)
             if record.request is None and old is not None:
-                record = ItemRecord(
-                    record.index,
-                    record.state,
-                    record.attempt,
-                    record.call_ids,
-                    record.reason,
-                    record.next_at,
-                    old.request,
-                )
+                record = attrs.evolve(record, request=old.request)
             items[record.index] = record
         self.saves += 1
+
+    async def suppressed(self) -> list[str]:
+        """Every suppressed number."""
+        return sorted(self.suppressed_numbers)
+
+    async def add_suppressed(self, numbers: Sequence[str]) -> None:
+        """Suppress ``numbers``."""
+        self.suppressed_numbers.update(numbers)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -103,8 +117,12 @@ CREATE TABLE IF NOT EXISTS dial_items (
     call_ids TEXT NOT NULL,
     reason TEXT,
     next_at REAL,
+    caller_id TEXT,
     PRIMARY KEY (campaign, idx)
 ) WITHOUT ROWID
+"""
+_SCHEMA_SUPPRESSED = """
+CREATE TABLE IF NOT EXISTS dial_suppressed (number TEXT PRIMARY KEY) WITHOUT ROWID
 """
 _SCHEMA_CAMPAIGNS = """
 CREATE TABLE IF NOT EXISTS dial_campaigns (
@@ -113,12 +131,13 @@ CREATE TABLE IF NOT EXISTS dial_campaigns (
 ) WITHOUT ROWID
 """
 _UPSERT = """
-INSERT INTO dial_items (campaign, idx, request, state, attempt, call_ids, reason, next_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO dial_items
+    (campaign, idx, request, state, attempt, call_ids, reason, next_at, caller_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (campaign, idx) DO UPDATE SET
     request = COALESCE(excluded.request, dial_items.request),
     state = excluded.state, attempt = excluded.attempt, call_ids = excluded.call_ids,
-    reason = excluded.reason, next_at = excluded.next_at
+    reason = excluded.reason, next_at = excluded.next_at, caller_id = excluded.caller_id
 """
 
 
@@ -147,6 +166,10 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(_SCHEMA)
         conn.execute(_SCHEMA_CAMPAIGNS)
+        conn.execute(_SCHEMA_SUPPRESSED)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(dial_items)")}
+        if "caller_id" not in columns:  # a file written by an earlier version
+            conn.execute("ALTER TABLE dial_items ADD COLUMN caller_id TEXT")
         return conn
 
     def _require(self) -> sqlite3.Connection:
@@ -165,11 +188,13 @@ class SQLiteStore:
 
         def query() -> list[ItemRecord]:
             rows = conn.execute(
-                "SELECT idx, state, attempt, call_ids, reason, next_at, request FROM dial_items"
-                " WHERE campaign = ? ORDER BY idx",
+                "SELECT idx, state, attempt, call_ids, reason, next_at, request, caller_id"
+                " FROM dial_items WHERE campaign = ? ORDER BY idx",
                 (campaign,),
             ).fetchall()
-            return [ItemRecord(i, s, a, tuple(loads(c)), r, n, q) for i, s, a, c, r, n, q in rows]
+            return [
+                ItemRecord(i, s, a, tuple(loads(c)), r, n, q, f) for i, s, a, c, r, n, q, f in rows
+            ]
 
         return await anyio.to_thread.run_sync(query, limiter=self._limiter)
 
@@ -208,6 +233,7 @@ class SQLiteStore:
                 dumps(list(r.call_ids)).decode(),
                 r.reason,
                 r.next_at,
+                r.caller_id,
             )
             for r in records
         ]
@@ -216,6 +242,27 @@ class SQLiteStore:
             with conn:
                 conn.execute("BEGIN")
                 conn.executemany(_UPSERT, rows)
+
+        await anyio.to_thread.run_sync(write, limiter=self._limiter)
+
+    async def suppressed(self) -> list[str]:
+        """Every suppressed number."""
+        conn = self._require()
+
+        def query() -> list[str]:
+            return [row[0] for row in conn.execute("SELECT number FROM dial_suppressed")]
+
+        return await anyio.to_thread.run_sync(query, limiter=self._limiter)
+
+    async def add_suppressed(self, numbers: Sequence[str]) -> None:
+        """Suppress ``numbers`` (one transaction)."""
+        conn = self._require()
+        rows = [(n,) for n in numbers]
+
+        def write() -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT OR IGNORE INTO dial_suppressed VALUES (?)", rows)
 
         await anyio.to_thread.run_sync(write, limiter=self._limiter)
 

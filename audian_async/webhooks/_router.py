@@ -85,6 +85,7 @@ class Subscription:
         "handler",
         "in_thread",
         "is_async",
+        "last",
         "patterns",
     )
 
@@ -95,8 +96,10 @@ class Subscription:
         patterns: tuple[str, ...],
         filters: Mapping[str, object],
         in_thread: bool,
+        last: bool = False,
     ) -> None:
         self._router: EventRouter | None = router
+        self.last = last
         self.handler = handler
         self.patterns = patterns
         self.filters = dict(filters)
@@ -237,10 +240,14 @@ class EventRouter:
         *patterns: str,
         filters: Mapping[str, object] | None = None,
         in_thread: bool | None = None,
+        last: bool = False,
     ) -> Subscription:
         """Register ``handler`` and return its :class:`Subscription` (call ``.cancel()``).
 
-        ``in_thread`` overrides the router's ``sync_in_thread`` for a sync handler.
+        ``in_thread`` overrides the router's ``sync_in_thread`` for a sync handler. A
+        ``last`` handler runs once every other matching handler of the event has finished
+        (failed ones too): the dialer settles a call that way, so the application's handlers
+        can still call ``dialer.redial()`` or ``dialer.finish()`` for it first.
         """
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
@@ -252,6 +259,7 @@ class EventRouter:
             all_patterns,
             filters or {},
             self._sync_in_thread if in_thread is None else in_thread,
+            bool(last),
         )
         self._entries.append(sub)
         _bump()
@@ -307,6 +315,8 @@ class EventRouter:
         found = self._cache.get(event_type)
         if found is None:
             subs = tuple(s for s in self.subscriptions() if s.matches_type(event_type))
+            # "last" handlers run after the others: keep them at the end, in their order.
+            subs = tuple(s for s in subs if not s.last) + tuple(s for s in subs if s.last)
             found = subs, any(s.filters for s in subs)
             if len(self._cache) >= 1024:  # event types are few; bound it against odd senders
                 self._cache.clear()
@@ -323,10 +333,10 @@ class EventRouter:
     async def dispatch(self, event: Event) -> int:
         """Run every handler matching ``event``; return how many ran.
 
-        Handlers run concurrently, started in registration order; the call returns when all
-        have finished. When any raised, the exceptions are raised afterwards together as an
-        ``ExceptionGroup`` (in registration order), once every other handler has finished:
-        catch them with ``except*``.
+        Handlers run concurrently, started in registration order (``last`` ones once all the
+        others have finished); the call returns when all have finished. When any raised, the
+        exceptions are raised afterwards together as an ``ExceptionGroup`` (in registration
+        order), once every other handler has finished: catch them with ``except*``.
         """
         subs = self.matching(event)
         if not subs:
@@ -338,10 +348,14 @@ class EventRouter:
                 raise _group(event, [exc]) from None
             return 1
         errors: list[tuple[int, Exception]] = []
-        async with anyio.create_task_group() as tg:
-            for index, sub in enumerate(subs):
-                # start() returns once the handler has begun: start order = registration order.
-                await tg.start(_run_collecting, sub, event, index, errors)
+        split = sum(1 for s in subs if not s.last)  # matching() puts "last" ones at the end
+        for start, group in ((0, subs[:split]), (split, subs[split:])):
+            if group:
+                async with anyio.create_task_group() as tg:
+                    for index, sub in enumerate(group, start):
+                        # start() returns once the handler has begun: start order is
+                        # registration order.
+                        await tg.start(_run_collecting, sub, event, index, errors)
         if errors:
             raise _group(event, [exc for _, exc in sorted(errors, key=lambda e: e[0])])
         return len(subs)

@@ -328,6 +328,35 @@ async def test_handlers_start_in_registration_order_and_run_concurrently() -> No
         assert started == list(range(8))
 
 
+async def test_last_handlers_run_once_every_other_handler_finished() -> None:
+    router = EventRouter()
+    log: list[str] = []
+    release = anyio.Event()
+
+    async def settle(event: Event) -> None:
+        log.append("last")
+
+    async def slow(event: Event) -> None:
+        log.append("slow started")
+        await release.wait()
+        log.append("slow done")
+
+    async def failing(event: Event) -> None:
+        release.set()
+        raise RuntimeError("boom")
+
+    router.add(settle, "call.failed", last=True)  # registered first, still runs last
+    router.add(slow, "call.*")
+    router.add(failing, "call.failed")
+    assert [s.handler for s in router.matching(FAILED_BUSY)] == [slow, failing, settle]
+    with anyio.fail_after(5), pytest.RaisesGroup(RuntimeError):
+        await router.dispatch(FAILED_BUSY)
+    assert log == ["slow started", "slow done", "last"]
+    log.clear()
+    assert await router.dispatch(RINGING) == 1  # a type the last handler does not match
+    assert log == ["slow started", "slow done"]
+
+
 async def test_cancellation_is_not_swallowed() -> None:
     router = EventRouter()
     running = 0
