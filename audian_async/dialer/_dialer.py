@@ -310,15 +310,18 @@ class Dialer:
         if after is not None:
             _check_after(after)
         session = self._session
-        return False if session is None else await session.redial(call_id, after)
+        if session is None:
+            return False
+        return await session.on_loop(session.redial, call_id, after)
 
     async def finish(self, call_id: str) -> bool:
         """End the item that placed ``call_id`` now (the callee opted out): a scheduled
         redial is cancelled, and a call still going on ends the item, with that call's
-        outcome and no redial. Idempotent. Returns whether the item was known (and is now
-        finished, or will be when its call ends)."""
+        outcome and no redial. Idempotent. Returns True when this call finished the item
+        (or set it to finish with its current call), False when the call is unknown or its
+        item had finished already."""
         session = self._session
-        return False if session is None else await session.finish(call_id)
+        return False if session is None else await session.on_loop(session.finish, call_id)
 
     async def suppress(self, number: str) -> int:
         """Never call ``number`` again, in any campaign: kept by the store for later runs,
@@ -328,23 +331,27 @@ class Dialer:
         Raises :class:`~audian_async.ValidationError` for a number that is not one.
         """
         number = Suppression.normalize(number, self.client.default_region)
-        return await self._require().suppress(number)
+        session = self._require()
+        return await session.on_loop(session.suppress, number)
 
     def pause(self) -> None:
         """Send no new create until :meth:`resume`; live calls go on and are tracked, and a
-        create already sent is still answered."""
-        self._require().pause()
+        create already sent is still answered. Safe to call from any thread."""
+        session = self._require()
+        session.on_loop_sync(session.pause)
 
     def resume(self) -> None:
         """Place calls again after :meth:`pause`."""
-        self._require().resume()
+        session = self._require()
+        session.on_loop_sync(session.resume)
 
     def stop(self) -> None:
         """End the run early: :meth:`run` returns its report, unfinished items ``pending``
         (with when they are due); running the campaign again continues them, with no number
         dialed twice. In a service, :meth:`join` returns and handles raise
         :class:`RuntimeError`."""
-        self._require().stop()
+        session = self._require()
+        session.on_loop_sync(session.stop)
 
     @property
     def paused(self) -> bool:

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -26,6 +26,7 @@ __all__ = ["MAX_INBOX", "EventInbox"]
 MAX_INBOX = 65_536
 """Events queued by other threads; over this the sender waits for the loop instead."""
 
+T = TypeVar("T")
 Deliver = Callable[[str, CallStatus, FailureReason | str | None], Coroutine[Any, Any, None]]
 
 
@@ -50,6 +51,25 @@ class EventInbox:
     def on_loop(self) -> bool:
         """Whether the caller runs on the inbox's own loop thread."""
         return threading.get_ident() == self._thread
+
+    async def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Await ``fn(*args)`` on the inbox's loop, from it or from any other thread's loop
+        (whose own loop is not blocked meanwhile: the hop waits in a worker thread)."""
+        if self.on_loop():
+            return await fn(*args)
+        token = self._token
+
+        def hop() -> T:
+            return anyio.from_thread.run(fn, *args, token=token)
+
+        return await anyio.to_thread.run_sync(hop)
+
+    def call_sync(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the inbox's loop (waiting for it from another thread)."""
+        if self.on_loop():
+            fn()
+        else:
+            anyio.from_thread.run_sync(fn, token=self._token)
 
     def put(self, call_id: str, status: CallStatus, reason: FailureReason | str | None) -> None:
         """Hand one event in from another thread (never blocks, unless the queue is full)."""

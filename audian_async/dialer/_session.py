@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import attrs
@@ -42,6 +42,7 @@ __all__ = ["DialSession", "DialerStats"]
 
 logger = logging.getLogger("audian_async.dialer")
 
+T = TypeVar("T")
 _EVENTS = ("call.completed", "call.failed")
 _HELD_STATES = (ItemState.PENDING, ItemState.WAITING)
 
@@ -275,14 +276,13 @@ class DialSession:
 
     async def join(self) -> None:
         """Wait until every item has its outcome, or :meth:`stop` was called."""
-        if self.stopped:
-            return
-        self._check_running()
-        while self.coordinator.unfinished and not self.stopped:
+        while not self.stopped:
+            self._check_running()
+            if not self.coordinator.unfinished:
+                return
             if self.idle.is_set():
                 self.idle = anyio.Event()
             await self.idle.wait()
-            self._check_running()
 
     async def wait_item(self, item: Item) -> CallOutcome:
         """Wait for ``item``'s outcome."""
@@ -334,6 +334,19 @@ class DialSession:
 
     # --- the application's controls ------------------------------------------------------
 
+    async def on_loop(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Await ``fn(*args)`` on the session's loop, from whichever thread calls (webhook
+        handlers of a receiver served on another thread call the controls)."""
+        if self._inbox is None:
+            raise RuntimeError("the dialer is not running")
+        return await self._inbox.call(fn, *args)
+
+    def on_loop_sync(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the session's loop, from whichever thread calls."""
+        if self._inbox is None:
+            raise RuntimeError("the dialer is not running")
+        self._inbox.call_sync(fn)
+
     async def redial(self, call_id: str, after: float | None) -> bool:
         """One more attempt for the item that placed ``call_id`` (see :meth:`Dialer.redial`)."""
         if not self.open or self.stopped:
@@ -349,7 +362,8 @@ class DialSession:
 
     async def finish(self, call_id: str) -> bool:
         """End the item that placed ``call_id`` now, or when its call ends."""
-        if not self.open or self.coordinator.item_for(call_id) is None:
+        item = self.coordinator.item_for(call_id)
+        if not self.open or item is None or item.state.is_final:
             return False
         transition = await self.coordinator.finish(call_id)
         if transition is not None:

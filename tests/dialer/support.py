@@ -13,7 +13,7 @@ from audian_async import AsyncAudian, CallRequest
 from audian_async._serving import serve_in_thread
 from audian_async.dialer import RetryPolicy
 from audian_async.sandbox import Sandbox, generate_webhook_secret
-from audian_async.webhooks import EventRouter, WebhookApp
+from audian_async.webhooks import DedupeStore, EventRouter, WebhookApp
 
 FROM = "+14155552671"
 ANSWERS = "+14155550100"
@@ -33,9 +33,10 @@ def req(to: str, **kwargs: Any) -> CallRequest:
 
 @asynccontextmanager
 async def sandbox_with_receiver(
-    *, webhooks: bool = True, **options: Any
+    *, webhooks: bool = True, dedupe_store: DedupeStore | None = None, **options: Any
 ) -> AsyncIterator[tuple[Sandbox, EventRouter]]:
-    """A sandbox delivering signed webhooks to a WebhookApp served on another port."""
+    """A sandbox delivering signed webhooks to a WebhookApp served on another port (and
+    thread)."""
     router = EventRouter()
     secret = generate_webhook_secret()
     options.setdefault("speed", SPEED)
@@ -43,7 +44,7 @@ async def sandbox_with_receiver(
         async with Sandbox(webhook_secret=secret, **options) as sb:
             yield sb, router
         return
-    app = WebhookApp(router, secret=secret)
+    app = WebhookApp(router, secret=secret, dedupe_store=dedupe_store)
     async with (
         serve_in_thread(app) as url,
         Sandbox(webhook_urls=[url], webhook_secret=secret, **options) as sb,
@@ -88,3 +89,13 @@ async def hooked_client(
 def is_create(request: httpx.Request) -> bool:
     """Whether ``request`` is a ``POST /calls`` (a create, first send or replay)."""
     return request.method == "POST" and request.url.path.endswith("/calls")
+
+
+class Forgetful:
+    """A dedupe store that remembers nothing: every redelivery runs the handlers again."""
+
+    async def seen(self, key: str) -> bool:
+        return False
+
+    async def remember(self, key: str) -> None:
+        return None

@@ -6,7 +6,7 @@ import pytest
 
 from audian_async import CallRequest
 from audian_async.dialer import RetryPolicy, idempotency_key
-from audian_async.dialer._machine import DialMachine, ItemState, Step
+from audian_async.dialer._machine import CampaignReport, DialMachine, Item, ItemState, Step
 
 FROM = "+14155552671"
 
@@ -217,3 +217,122 @@ def test_an_earlier_attempts_call_returned_for_a_new_attempt_fails_it() -> None:
         ["call_1"],
     )
     assert campaign.attempts == 1
+
+
+# --- the application's decisions -------------------------------------------------------
+
+
+def _live(campaign: DialMachine, index: int = 0, call_id: str = "call_1") -> Item:
+    item = campaign.add(index, CallRequest(from_=FROM, to=f"+1415555{index:04d}"))
+    campaign.start_attempt(item)
+    campaign.placed(item, call_id, now=10.0)
+    return item
+
+
+def test_a_redial_planned_during_the_call_overrules_the_policy_once() -> None:
+    campaign = _campaign()
+    item = _live(campaign)
+    assert campaign.plan_redial("call_1", 60.0, now=20.0) == (True, None)
+    assert campaign.plan_redial("call_1", 60.0, now=20.0) == (True, None)  # a duplicate
+    step = campaign.terminal("call_1", "completed", None, now=30.0)
+    assert step is not None
+    assert (step.step, step.delay) == (Step.REDIAL, 60.0)
+    assert (item.state, item.next_at, item.reason) == (ItemState.WAITING, 90.0, None)
+    # Waiting, then placing: the redial after call_1 is already there, nothing more.
+    assert campaign.plan_redial("call_1", 0.0, now=31.0) == (True, None)
+    campaign.start_attempt(item)
+    assert campaign.plan_redial("call_1", 0.0, now=31.0) == (True, None)
+    campaign.placed(item, "call_2", now=40.0)
+    assert campaign.plan_redial("call_1", 0.0, now=41.0) == (False, None)  # not the latest
+    assert campaign.terminal("call_2", "completed", None, now=50.0).step is Step.DONE  # type: ignore[union-attr]
+    assert campaign.counts[ItemState.COMPLETED] == 1
+
+
+def test_a_planned_redial_uses_the_policy_backoff_and_max_attempts() -> None:
+    campaign = _campaign(max_attempts=2)
+    item = _live(campaign)
+    assert campaign.plan_redial("call_1", None, now=20.0) == (True, None)
+    step = campaign.terminal("call_1", "failed", "declined", now=30.0)  # never redialed...
+    assert step is not None
+    assert (step.step, step.delay) == (Step.REDIAL, 1.0)
+    campaign.start_attempt(item)
+    campaign.placed(item, "call_2", now=40.0)
+    assert campaign.plan_redial("call_2", None, now=41.0) == (False, None)  # 2 of 2 attempts
+
+
+def test_a_finished_item_is_reopened_by_a_redial_after_its_latest_call() -> None:
+    campaign = _campaign()
+    item = _live(campaign)
+    campaign.terminal("call_1", "completed", None, now=30.0)
+    assert campaign.unfinished == 0
+    scheduled, step = campaign.plan_redial("call_1", 5.0, now=31.0)
+    assert scheduled
+    assert step is not None
+    assert (step.step, step.delay) == (Step.REDIAL, 5.0)
+    assert (item.state, item.next_at, campaign.unfinished) == (ItemState.WAITING, 36.0, 1)
+    assert campaign.plan_redial("call_unknown", 5.0, now=31.0) == (False, None)
+
+
+def test_finish_ends_a_waiting_item_now_and_a_live_one_with_its_call() -> None:
+    campaign = _campaign()
+    waiting = _live(campaign, 0, "call_a")
+    campaign.terminal("call_a", "failed", "busy", now=20.0)
+    assert waiting.state is ItemState.WAITING
+    step = campaign.finish("call_a")
+    assert step is not None
+    assert step.step is Step.DONE
+    assert (waiting.state, waiting.reason, waiting.next_at) == (ItemState.FAILED, "busy", None)
+    assert campaign.finish("call_a") is None  # idempotent
+    live = _live(campaign, 1, "call_b")
+    assert campaign.finish("call_b") is None  # takes effect when the call ends...
+    assert campaign.plan_redial("call_b", 0.0, now=21.0) == (False, None)  # ...and wins
+    step = campaign.terminal("call_b", "failed", "busy", now=30.0)
+    assert step is not None
+    assert step.step is Step.DONE
+    assert (live.state, live.reason) == (ItemState.FAILED, "busy")
+
+
+def test_a_completed_call_redialed_then_finished_stays_completed() -> None:
+    campaign = _campaign()
+    item = _live(campaign)
+    campaign.terminal("call_1", "completed", None, now=30.0)
+    campaign.plan_redial("call_1", 5.0, now=31.0)
+    assert campaign.finish("call_1") is not None
+    assert item.state is ItemState.COMPLETED
+
+
+def test_suppress_fails_pending_and_waiting_items_but_not_a_live_call() -> None:
+    campaign = _campaign()
+    pending = campaign.add(0, CallRequest(from_=FROM, to="+14155550100"))
+    step = campaign.suppress(pending)
+    assert step is not None
+    assert (pending.state, pending.reason) == (ItemState.FAILED, "suppressed")
+    live = _live(campaign, 1)
+    assert campaign.suppress(live) is None
+    campaign.terminal("call_1", "completed", None, now=30.0)
+    assert campaign.plan_redial("call_1", 0.0, now=31.0)[0]  # a completed item reopens...
+    assert campaign.suppress(live) is not None
+    assert campaign.plan_redial("call_1", 0.0, now=32.0) == (False, None)  # ...not a suppressed one
+
+
+def test_outcomes_of_unfinished_items_are_pending_with_their_next_due_time() -> None:
+    campaign = _campaign()
+    item = _live(campaign)
+    campaign.terminal("call_1", "failed", "busy", now=1_800_000_000.0)
+    held = campaign.add(1, CallRequest(from_=FROM, to="+14155550100"))
+    assert campaign.hold(held, 1_800_000_500.0)
+    waiting, pending = campaign.outcomes([0, 1])
+    assert (waiting.status, waiting.reason, waiting.attempts) == ("pending", "busy", 1)
+    assert waiting.next_at is not None
+    assert waiting.next_at.timestamp() == 1_800_000_001.0
+    assert pending.status == "pending"
+    assert pending.next_at is not None
+    assert pending.next_at.timestamp() == 1_800_000_500.0
+    assert campaign.hold(item, 1_800_000_900.0)  # a waiting item held for its window
+    assert item.outcome().next_at is not None
+    assert item.outcome().next_at.timestamp() == 1_800_000_900.0
+    done = _live(campaign, 2, "call_done")
+    campaign.terminal("call_done", "completed", None, now=1.0)
+    assert not campaign.hold(done, 5.0)
+    report = CampaignReport.build("spring", [waiting, pending])
+    assert (report.pending, report.failed, report.completed) == (2, 0, 0)

@@ -1,0 +1,232 @@
+"""Campaign controls against the sandbox: handler-driven redials, finish, suppression,
+pause/resume/stop (asyncio and trio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from audian_async import ValidationError
+from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
+from audian_async.webhooks import CallCompleted, CallFailed
+
+from ..loopback import until
+from .support import (
+    BUSY,
+    FAST,
+    Forgetful,
+    calls_per_number,
+    hooked_client,
+    is_create,
+    req,
+    sandbox_with_receiver,
+)
+
+pytestmark = pytest.mark.anyio
+
+PLAIN = [f"+1415555{3100 + i}" for i in range(8)]
+# Redials an hour away (at the sandbox's speed): an item stays "waiting" for the test.
+SLOW_REDIAL = RetryPolicy(max_attempts=3, base_delay=3600.0, max_delay=3600.0, jitter=False)
+
+
+def _attempt(event: CallCompleted | CallFailed) -> str:
+    tags: dict[str, Any] = event.data.get("tags") or {}
+    return str(tags.get("audian_attempt"))
+
+
+async def test_a_handler_redial_gives_one_more_attempt_even_when_the_webhook_is_duplicated() -> (
+    None
+):
+    numbers = PLAIN[:4]
+    # Every webhook is delivered twice and the receiver forgets deliveries, so the
+    # application's handler runs twice for each call.
+    async with sandbox_with_receiver(duplicate_rate=1.0, dedupe_store=Forgetful()) as (sb, router):
+        dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore())
+        answers: list[tuple[str, bool]] = []
+
+        @router.on("call.completed")
+        async def voicemail(event: CallCompleted) -> None:
+            if _attempt(event) == "1":  # e.g. a 3-second call: try again later
+                answers.append((event.call_id, await dialer.redial(event.call_id, after=0)))
+
+        with anyio.fail_after(60):
+            report = await dialer.run([req(n) for n in numbers])
+            # Wait for every duplicate to have been handled too.
+            await until(lambda: len(answers) == 2 * len(numbers), timeout=30)
+    assert [(o.status, o.attempts) for o in report.outcomes] == [("completed", 2)] * 4
+    assert calls_per_number(sb) == dict.fromkeys(numbers, 2)
+    first_calls = {o.call_ids[0] for o in report.outcomes}
+    assert {call_id for call_id, _ in answers} == first_calls
+    # The first run of each handler scheduled the redial (before the dialer settled the
+    # call: the dialer's own handler runs last).
+    firsts = {}
+    for call_id, scheduled in answers:
+        firsts.setdefault(call_id, scheduled)
+    assert all(firsts.values())
+
+
+async def test_a_handler_redial_respects_max_attempts_and_can_overrule_the_policy() -> None:
+    policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
+    async with sandbox_with_receiver() as (sb, router):
+        dialer = Dialer(sb.client, router, retry=policy, store=MemoryStore())
+        answers: list[bool] = []
+
+        @router.on("call.completed")
+        async def always(event: CallCompleted) -> None:
+            answers.append(await dialer.redial(event.call_id))
+
+        with anyio.fail_after(60):
+            report = await dialer.run([req(PLAIN[0])])
+    assert report.outcomes[0].attempts == 2  # a completed call redialed, then capped
+    assert answers == [True, False]
+    assert calls_per_number(sb) == {PLAIN[0]: 2}
+
+
+async def test_finish_from_a_handler_ends_the_item_without_the_policy_redial() -> None:
+    async with sandbox_with_receiver() as (sb, router):
+        dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore())
+
+        @router.on("call.failed")
+        async def opted_out(event: CallFailed) -> None:
+            assert await dialer.finish(event.call_id)
+
+        with anyio.fail_after(60):
+            report = await dialer.run([req(BUSY)])
+    outcome = report.outcomes[0]
+    assert (outcome.status, outcome.reason, outcome.attempts) == ("failed", "busy", 1)
+    assert calls_per_number(sb) == {BUSY: 1}  # busy is redialed by FAST, but not now
+
+
+async def test_finish_cancels_a_scheduled_redial() -> None:
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        Dialer(sb.client, router, retry=SLOW_REDIAL, store=MemoryStore()) as dialer,
+    ):
+        handle = await dialer.submit(req(BUSY))
+        await until(lambda: dialer.stats().waiting == 1, timeout=30)
+        [call_id] = sb.calls
+        assert await dialer.finish(call_id)
+        assert not await dialer.finish(call_id)  # idempotent: finished already
+        with anyio.fail_after(5):
+            outcome = await handle
+        assert (outcome.status, outcome.reason, outcome.attempts) == ("failed", "busy", 1)
+        assert not await dialer.finish("call_unknown")
+        assert not await dialer.redial(call_id)  # finished: no more attempts
+    assert calls_per_number(sb) == {BUSY: 1}
+
+
+async def test_suppressed_numbers_never_reach_the_sandbox(tmp_path: Path) -> None:
+    listed = tmp_path / "do-not-call.csv"
+    listed.write_text(f"number\n# opted out in March\n{PLAIN[2]},2026-03-01\n\n")
+    async with sandbox_with_receiver() as (sb, router):
+        numbers = PLAIN[:4]
+        for suppress in ({PLAIN[0], "+1 (415) 555-3101"}, listed):
+            dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore(), suppress=suppress)
+            with anyio.fail_after(60):
+                report = await dialer.run([req(n) for n in numbers])
+            suppressed = {o.to for o in report.outcomes if o.reason == "suppressed"}
+            assert all(o.attempts == 0 for o in report.outcomes if o.to in suppressed)
+            assert report.completed == len(numbers) - len(suppressed)
+        assert suppressed == {PLAIN[2]}
+        # A number is dialed only by the campaign that does not suppress it.
+        assert calls_per_number(sb) == {PLAIN[0]: 1, PLAIN[1]: 1, PLAIN[2]: 1, PLAIN[3]: 2}
+
+
+async def test_suppress_at_runtime_cancels_the_redial_and_holds_for_later_runs() -> None:
+    store = MemoryStore()
+    async with sandbox_with_receiver() as (sb, router):
+        async with Dialer(sb.client, router, retry=SLOW_REDIAL, store=store) as dialer:
+            handle = await dialer.submit(req(BUSY))
+            await until(lambda: dialer.stats().waiting == 1, timeout=30)
+            assert await dialer.suppress("+1 415 555 0101") == 1  # compared in E.164
+            with anyio.fail_after(5):
+                outcome = await handle
+            assert (outcome.status, outcome.reason, outcome.attempts) == (
+                "failed",
+                "suppressed",
+                1,
+            )
+            with pytest.raises(ValidationError):
+                await dialer.suppress("12")
+        assert BUSY in store.suppressed_numbers
+        # The store keeps the list: a later campaign does not call the number either.
+        report = await Dialer(sb.client, router, retry=FAST, store=store).run([req(BUSY)])
+        assert (report.outcomes[0].reason, report.outcomes[0].attempts) == ("suppressed", 0)
+    assert calls_per_number(sb) == {BUSY: 1}
+
+
+async def test_pause_holds_creates_while_live_calls_finish_and_resume_goes_on() -> None:
+    numbers = PLAIN[:4]
+    creates: list[str] = []
+    first_placed = anyio.Event()
+    dialer: Dialer | None = None
+
+    async def on_request(request: httpx.Request) -> None:
+        if is_create(request):
+            creates.append(request.headers["idempotency-key"])
+
+    async def on_response(response: httpx.Response) -> None:
+        if is_create(response.request) and not first_placed.is_set():
+            assert dialer is not None
+            dialer.pause()  # as soon as the first call is placed
+            first_placed.set()
+
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        hooked_client(
+            sb.base_url, sb.api_key, on_request=on_request, on_response=on_response
+        ) as client,
+        Dialer(client, router, retry=FAST, store=MemoryStore(), max_active_calls=1) as d,
+    ):
+        dialer = d
+        handles = [await d.submit(req(n)) for n in numbers]
+        with anyio.fail_after(30):
+            first = await handles[0]  # the live call is still tracked to its end
+        assert first.status == "completed"
+        assert d.paused
+        await anyio.wait_all_tasks_blocked()
+        stats = d.stats()
+        assert (stats.attempts, stats.pending, stats.placing) == (1, 3, 0)
+        assert len(creates) == 1
+        d.resume()
+        with anyio.fail_after(30):
+            outcomes = [await h for h in handles]
+    assert [o.status for o in outcomes] == ["completed"] * 4
+    assert calls_per_number(sb) == dict.fromkeys(numbers, 1)
+
+
+async def test_stop_reports_pending_items_and_a_rerun_finishes_them_without_redialing() -> None:
+    numbers = PLAIN[:5]
+    store = MemoryStore()
+    placed = 0
+    dialer: Dialer | None = None
+
+    async def on_response(response: httpx.Response) -> None:
+        nonlocal placed
+        if is_create(response.request) and response.is_success:
+            placed += 1
+            if placed == 2:
+                assert dialer is not None
+                dialer.stop()  # the second call is live: it is left for the next run
+
+    async with sandbox_with_receiver() as (sb, router):
+        async with hooked_client(sb.base_url, sb.api_key, on_response=on_response) as client:
+            dialer = Dialer(client, router, retry=FAST, store=store, max_active_calls=1)
+            with anyio.fail_after(30):
+                report = await dialer.run([req(n) for n in numbers], campaign="stopped")
+        assert report.pending >= 3
+        assert report.completed + report.pending == 5
+        assert report.outcomes[0].status == "completed"
+        assert [o.status for o in report.outcomes[2:]] == ["pending"] * 3
+        assert report.outcomes[1].status in ("completed", "pending")
+        with pytest.raises(RuntimeError):
+            dialer.stop()  # not running any more
+        again = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=1)
+        with anyio.fail_after(30):
+            final = await again.run([req(n) for n in numbers], campaign="stopped")
+    assert [o.status for o in final.outcomes] == ["completed"] * 5
+    assert calls_per_number(sb) == dict.fromkeys(numbers, 1)  # no number dialed twice
