@@ -82,6 +82,11 @@ def summary_table(report: CampaignReport, elapsed: float) -> Any:
     table.add_row("failed", str(report.failed))
     for reason, count in report.reasons().items():
         table.add_row(f"  failed: {reason}", str(count))
+    if report.pending:
+        table.add_row("pending (stopped; the next run resumes)", str(report.pending))
+        due = [o.next_at for o in report.outcomes if o.next_at is not None]
+        if due:
+            table.add_row("  next due", f"{min(due):%Y-%m-%d %H:%M:%S} UTC")
     table.add_row("attempts (calls placed)", str(report.attempts))
     table.add_row("redials", str(sum(max(0, o.attempts - 1) for o in report.outcomes)))
     table.add_row("429s waited out", str(report.rate_limited))
@@ -97,6 +102,7 @@ def report_json(report: CampaignReport, elapsed: float, **extra: Any) -> dict[st
         "requested": len(report.outcomes),
         "completed": report.completed,
         "failed": report.failed,
+        "pending": report.pending,
         "attempts": report.attempts,
         "failed_by_reason": report.reasons(),
         "rate_limited": report.rate_limited,
@@ -111,6 +117,7 @@ def report_json(report: CampaignReport, elapsed: float, **extra: Any) -> dict[st
                 "reason": o.reason,
                 "attempts": o.attempts,
                 "call_ids": list(o.call_ids),
+                "next_at": None if o.next_at is None else o.next_at.isoformat(),
             }
             for o in report.outcomes
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from .._errors import (
 from .._json import dumps
 from .._models import CallRequest
 from .._serving import serve_webhooks
-from ..dialer import DEFAULT_DB_PATH, Dialer, RetryPolicy, SQLiteStore
+from ..dialer import DEFAULT_DB_PATH, CampaignReport, Dialer, RetryPolicy, SQLiteStore
 from ..webhooks import EventRouter, WebhookApp
 from ._csv import CsvError, read_requests
 from ._errors import audian_error_in
@@ -171,10 +172,15 @@ async def _dial(
         async with _receiver(args, router, secret, say):
             say(f"campaign {campaign!r}: {len(requests)} numbers, state in {args.db}")
             progress = Progress(dialer.stats, enabled=interactive)
+            report: CampaignReport | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(progress.run)
+                tg.start_soon(_interrupts, dialer, campaign, tg.cancel_scope)
                 report = await dialer.run(requests)
                 tg.cancel_scope.cancel()
+    if report is None:  # interrupted before the campaign was under way
+        print(f"interrupted: run the same command again to resume campaign {campaign!r}")
+        return 130
     elapsed = time.monotonic() - started
     if args.json:
         print(dumps(report_json(report, elapsed, db=str(args.db))).decode())
@@ -182,7 +188,37 @@ async def _dial(
         from rich.console import Console
 
         Console().print(summary_table(report, elapsed))
+    if report.pending:
+        print(
+            f"stopped with {report.pending} calls pending: run the same command again to "
+            f"resume campaign {campaign!r}",
+            file=sys.stderr,
+        )
+        return 130
     return 0
+
+
+async def _interrupts(dialer: Dialer, campaign: str, scope: anyio.CancelScope) -> None:
+    """The first Ctrl-C pauses the campaign (live calls finish), the second stops it."""
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        presses = 0
+        async for _ in signals:
+            presses += 1
+            try:
+                if presses == 1:
+                    dialer.pause()
+                    print(
+                        "paused: no new calls; live calls are followed to their end. "
+                        "Press Ctrl-C again to stop (the next run resumes)",
+                        file=sys.stderr,
+                    )
+                    continue
+                dialer.stop()
+            except RuntimeError:  # not dialing yet: nothing to pause, stop right away
+                scope.cancel()
+                return
+            print(f"stopping campaign {campaign!r}...", file=sys.stderr)
+            return
 
 
 @asynccontextmanager
