@@ -3,14 +3,16 @@ pause/resume/stop (asyncio and trio)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import httpx
 import pytest
 
-from audian_async import ValidationError
+from audian_async import CallingWindow, ValidationError
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
 from audian_async.webhooks import CallCompleted, CallFailed
 
@@ -230,3 +232,33 @@ async def test_stop_reports_pending_items_and_a_rerun_finishes_them_without_redi
             final = await again.run([req(n) for n in numbers], campaign="stopped")
     assert [o.status for o in final.outcomes] == ["completed"] * 5
     assert calls_per_number(sb) == dict.fromkeys(numbers, 1)  # no number dialed twice
+
+
+async def test_numbers_outside_their_own_window_wait_and_are_reported_with_its_opening() -> None:
+    los_angeles, tokyo = ["+14155553180", "+14155553181"], "+81312345678"
+    # A window open for the next hour in Los Angeles, hence closed in Tokyo (16-17 hours
+    # ahead), computed from the current time: each number is judged in its own zone.
+    now_la = datetime.now(ZoneInfo("America/Los_Angeles"))
+    start = (now_la - timedelta(minutes=30)).time().replace(second=0, microsecond=0)
+    end = (now_la + timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    window = CallingWindow(start=start, end=end, days="mon-sun")
+    async with sandbox_with_receiver() as (sb, router):
+        dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore(), window=window)
+
+        async def stop_once_only_tokyo_is_left() -> None:
+            await until(lambda: dialer.stats().window_waiting == 1, timeout=30)
+            await until(lambda: dialer.stats().completed == 2, timeout=30)
+            dialer.stop()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_once_only_tokyo_is_left)
+            with anyio.fail_after(60):
+                report = await dialer.run([req(los_angeles[0]), req(tokyo), req(los_angeles[1])])
+    assert [o.status for o in report.outcomes] == ["completed", "pending", "completed"]
+    waiting = report.outcomes[1]
+    assert waiting.attempts == 0
+    assert waiting.next_at is not None
+    opens_in_tokyo = waiting.next_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert opens_in_tokyo.time() == start
+    assert timedelta(0) < waiting.next_at - datetime.now(UTC) <= timedelta(days=1)
+    assert tokyo not in {str(c.to) for c in sb.calls.values()}  # never dialed
