@@ -43,6 +43,12 @@ MAX_JSON_DEPTH = 32
 _MIN_JSON_INT, _MAX_JSON_INT = -(2**63), 2**64 - 1
 
 
+_RECENT_PARSED_MAX = 256
+_recent_parsed: dict[str, phonenumbers.PhoneNumber] = {}
+"""The last numbers parsed by validation, by E.164: a caller that needs the parsed number
+right after validating it (a calling window's time zones) does not parse it again."""
+
+
 @functools.lru_cache(maxsize=8192)
 def _normalize_cached(raw: str, region: str | None) -> str | None:
     try:
@@ -51,7 +57,18 @@ def _normalize_cached(raw: str, region: str | None) -> str | None:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if len(_recent_parsed) >= _RECENT_PARSED_MAX:
+        del _recent_parsed[next(iter(_recent_parsed))]  # the oldest
+    _recent_parsed[e164] = parsed
+    return e164
+
+
+def parsed_number(e164: str) -> phonenumbers.PhoneNumber:
+    """The phonenumbers object of an E.164 number (reusing validation's parse when it is
+    recent). Raises ``phonenumbers.NumberParseException`` for a string that is not one."""
+    parsed = _recent_parsed.get(e164)
+    return phonenumbers.parse(e164) if parsed is None else parsed
 
 
 def normalize_number(value: object, field: str, default_region: str | None = None) -> str:

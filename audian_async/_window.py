@@ -11,21 +11,22 @@ data when the window names none.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import phonenumbers
 from phonenumbers import timezone as number_timezones
 
 from ._errors import ValidationError
-from ._validation import normalize_number
+from ._validation import normalize_number, parsed_number
 
 __all__ = ["CallingWindow"]
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _UNKNOWN_ZONE = "Etc/Unknown"
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _MAX_STEPS = 2_000
 """Candidate openings tried by next_open before it calls a window never open."""
 
@@ -149,7 +150,11 @@ class CallingWindow:
         """The zones the window is read in for ``number`` (E.164)."""
         if self.timezone is not None:
             return (_zone(self.timezone),)
-        return self._number_zones(normalize_number(number, "number"))
+        # A number already in E.164 (the dialer's, validated) is looked up as it is: parsing
+        # it again per attempt would cost more than the rest of the check.
+        if not (isinstance(number, str) and _E164.fullmatch(number)):
+            number = normalize_number(number, "number")
+        return self._number_zones(number)
 
     def _number_zones(self, number: str) -> tuple[ZoneInfo, ...]:
         names = _zone_names(number)
@@ -225,4 +230,4 @@ class CallingWindow:
 @functools.lru_cache(maxsize=65_536)
 def _zone_names(number: str) -> tuple[str, ...]:
     """phonenumbers' zones for an E.164 number (cached: a campaign asks many times)."""
-    return tuple(number_timezones.time_zones_for_number(phonenumbers.parse(number)))
+    return tuple(number_timezones.time_zones_for_number(parsed_number(number)))

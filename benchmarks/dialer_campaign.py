@@ -328,8 +328,9 @@ class _StubClient:
         self.calls = _StubCalls(ended)
 
 
-async def dialer_alone(count: int, speed: float, db_dir: Path) -> float:
-    """CPU seconds per attempt of the campaign against the stub client (no HTTP)."""
+async def dialer_alone(count: int, speed: float, db_dir: Path, **options: Any) -> float:
+    """CPU seconds per attempt of the campaign against the stub client (no HTTP);
+    ``options`` go to the Dialer (a calling window, a suppression list...)."""
     ended: list[Event] = []
     router = _StubRouter()
     dialer = Dialer(
@@ -340,6 +341,7 @@ async def dialer_alone(count: int, speed: float, db_dir: Path) -> float:
         store=SQLiteStore(db_dir / f"stub-{time.time_ns()}.sqlite3"),
         time_scale=1.0 / speed,
         poll_after=10.0,
+        **options,
     )
     reqs = requests(count, "stub")
 
