@@ -324,14 +324,18 @@ def _describe(exc: BaseException, type_: Any) -> str:
     return format_exception(exc, type_)
 
 
-def parse_call_request(data: object) -> CallRequest:
+def parse_call_request(data: object, *, require_from: bool = True) -> CallRequest:
     """Read a wire JSON object into a :class:`CallRequest` (the sandbox's request parser).
 
     Shapes and types are checked here, raising :class:`ValidationError` with the wire path of
     the first problem; value rules (E.164, ranges) are :func:`validate_call_request`'s job.
+    Without ``require_from`` (a dialer's stored request, its caller ID left to the pool) a
+    missing ``from`` reads as None.
     """
     if not isinstance(data, Mapping):
         raise ValidationError("", "the request body must be a JSON object")
+    if not require_from and "from" not in data:
+        data = {**data, "from": None}
     for required in ("from", "to"):
         if required not in data:
             raise ValidationError(required, "is required")

@@ -206,12 +206,14 @@ class CallRequest:
     """Everything needed to place one outbound call.
 
     ``from_`` is a caller ID the account owns and ``to`` the destination, both E.164 (or national
-    numbers when the client has a ``default_region``). Unset optionals are not sent, so the
-    API's defaults apply (``timeout`` :data:`DEFAULT_RING_TIMEOUT` = 30 s, ``max_duration``
-    :data:`DEFAULT_MAX_DURATION` = 3600 s: see :attr:`ring_timeout`, :attr:`duration_limit`).
+    numbers when the client has a ``default_region``); ``from_`` may be ``None`` only for a
+    :class:`~audian_async.Dialer` with ``caller_ids=``, which picks one per attempt. Unset
+    optionals are not sent, so the API's defaults apply (``timeout``
+    :data:`DEFAULT_RING_TIMEOUT` = 30 s, ``max_duration`` :data:`DEFAULT_MAX_DURATION` =
+    3600 s: see :attr:`ring_timeout`, :attr:`duration_limit`).
     """
 
-    from_: str
+    from_: str | None
     to: str
     call_type: str | None = None
     timeout: int | None = None

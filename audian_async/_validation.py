@@ -296,16 +296,26 @@ class CheckedCallRequest:
         merged = {**(self.request.tags or {}), **added}
         return CheckedCallRequest._made(attrs.evolve(self.request, tags=merged))
 
+    def with_caller_id(self, caller_id: str) -> CheckedCallRequest:
+        """The same checked request from ``caller_id`` (already E.164: a dialer's pool
+        checked it), for a request that left ``from_`` to the pool."""
+        return CheckedCallRequest._made(attrs.evolve(self.request, from_=caller_id))
+
 
 def validate_call_request(
-    request: CallRequest | CheckedCallRequest, default_region: str | None = None
+    request: CallRequest | CheckedCallRequest,
+    default_region: str | None = None,
+    *,
+    pooled_caller_id: bool = False,
 ) -> CheckedCallRequest:
     """Check every rule on ``request``; return it, numbers normalised to E.164, as a
     :class:`CheckedCallRequest` that ``calls.create`` and the dialer take without checking
     it again.
 
     ``default_region`` (``"US"``) lets national numbers in, as the client's option does; a
-    checked request holds E.164 numbers only, so it is valid for any client. Raises
+    checked request holds E.164 numbers only, so it is valid for any client. With
+    ``pooled_caller_id`` (a dialer with a caller-ID pool), ``from_`` may be None: the
+    dialer fills it in per attempt. Raises
     :class:`~audian_async.ValidationError` naming the offending field::
 
         checked = [au.validate_call_request(r) for r in requests]   # fail fast, once
@@ -313,15 +323,21 @@ def validate_call_request(
             await client.calls.create(request)                      # no second check
     """
     if isinstance(request, CheckedCallRequest):
-        return request
-    return CheckedCallRequest._made(_checked(request, default_region))
+        checked = request
+    else:
+        checked = CheckedCallRequest._made(_checked(request, default_region, pooled_caller_id))
+    if checked.request.from_ is None and not pooled_caller_id:
+        raise ValidationError("from", "is required (a Dialer with caller_ids= picks one)")
+    return checked
 
 
-def _checked(request: CallRequest, default_region: str | None) -> CallRequest:
+def _checked(request: CallRequest, default_region: str | None, pooled: bool) -> CallRequest:
     if not isinstance(request, CallRequest):
         raise ValidationError("", f"expected a CallRequest, got {type(request).__name__}")
     changes: dict[str, Any] = {}
-    from_ = normalize_number(request.from_, "from", default_region)
+    from_ = request.from_
+    if from_ is not None or not pooled:
+        from_ = normalize_number(from_, "from", default_region)
     to = normalize_number(request.to, "to", default_region)
     if from_ != request.from_:
         changes["from_"] = from_

@@ -24,7 +24,7 @@ import anyio
 import phonenumbers
 
 from .._errors import ValidationError
-from .._validation import normalize_number
+from .._validation import normalize_number, parsed_number
 
 __all__ = ["CallerIdPool"]
 
@@ -37,7 +37,7 @@ _SAME_AREA, _SAME_COUNTRY, _ELSEWHERE = 0, 1, 2
 
 def _locality(number: str) -> _Locality:
     try:
-        parsed = phonenumbers.parse(number)
+        parsed = parsed_number(number)
     except phonenumbers.NumberParseException:
         return (0, "")
     length = phonenumbers.length_of_geographical_area_code(parsed)
@@ -126,6 +126,11 @@ class CallerIdPool:
         self._active: dict[str, int] = dict.fromkeys(self._numbers, 0)
         self._peak: dict[str, int] = dict.fromkeys(self._numbers, 0)
         self._waiters: deque[_Waiter] = deque()
+
+    def fresh(self) -> CallerIdPool:
+        """The same caller IDs and cap with no call counted (each dialer session counts its
+        own, live calls restored from the store included)."""
+        return CallerIdPool(self._numbers, max_active=self.max_active)
 
     @property
     def numbers(self) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from .._errors import ValidationError
 from .._json import loads
 from .._models import CallRequest, CallStatus, FailureReason
 from .._validation import CheckedCallRequest, validate_call_request
+from ._caller_ids import CallerIdPool
 from ._flow import Pacer, Slots
 from ._machine import CallOutcome, DialMachine, Item, ItemState, Transition
 from ._policy import RetryPolicy
@@ -91,6 +92,10 @@ class Coordinator(Protocol):
 
     async def pace(self) -> None:
         """Wait for this create's turn under ``calls_per_second``."""
+
+    async def assign_caller_id(self, item: Item) -> None:
+        """Give a new attempt of an item without its own ``from_`` a caller ID from the
+        pool (waiting while each is at its cap); the live call holds it until it ends."""
 
     # --- attempts ------------------------------------------------------------------------
 
@@ -194,6 +199,7 @@ class LocalCoordinator:
         max_active_calls: int,
         calls_per_second: float | None,
         flush_interval: float,
+        caller_ids: CallerIdPool | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -203,6 +209,7 @@ class LocalCoordinator:
         self.pacer = Pacer(calls_per_second) if calls_per_second else None
         self.flush_interval = flush_interval
         self.writer = BatchedWriter(store, self.machine, flush_interval)
+        self.caller_ids = caller_ids
         self._ready: deque[Item] = deque()
         self._ready_event = anyio.Event()
 
@@ -217,14 +224,18 @@ class LocalCoordinator:
                 if record.request is None:
                     continue
                 request: CallRequest | CheckedCallRequest
-                request = parse_call_request(loads(record.request))
+                request = parse_call_request(loads(record.request), require_from=False)
                 # A stored request that no longer passes validation is placed unchecked:
                 # the client refuses it as before, and the item fails as invalid_request.
                 with contextlib.suppress(ValidationError):
-                    request = validate_call_request(request, region)
+                    pooled = self.caller_ids is not None
+                    request = validate_call_request(request, region, pooled_caller_id=pooled)
                 item = self.machine.restore(record, request)
                 if item.state in (ItemState.LIVE, ItemState.PLACING):
                     self.slots.occupy()
+                    if self.caller_ids is not None and self._pooled(item):
+                        assert item.caller_id is not None
+                        self.caller_ids.occupy(item.caller_id)
         except BaseException:
             await self.store.aclose()
             raise
@@ -293,6 +304,23 @@ class LocalCoordinator:
         if self.pacer is not None:
             await self.pacer.wait()
 
+    async def assign_caller_id(self, item: Item) -> None:
+        """Take a caller ID from the pool for the item's next attempt, if it needs one."""
+        pool = self.caller_ids
+        if pool is not None and item.request.from_ is None and item.caller_id is None:
+            item.caller_id = await pool.acquire(item.request.to)
+
+    @staticmethod
+    def _pooled(item: Item) -> bool:
+        return item.request.from_ is None and item.caller_id is not None
+
+    def _release_caller_id(self, item: Item) -> None:
+        # The attempt's call ended (or was never placed): its caller ID carries one less.
+        if self.caller_ids is not None and self._pooled(item):
+            assert item.caller_id is not None
+            self.caller_ids.release(item.caller_id)
+            item.caller_id = None
+
     # --- attempts ------------------------------------------------------------------------
 
     async def begin(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
@@ -335,6 +363,7 @@ class LocalCoordinator:
         """Put the placing item back for a later run; free its slot."""
         if not self.machine.unplaced(item):
             return False
+        self._release_caller_id(item)
         self.writer.mark(item)
         self.slots.release()
         return True
@@ -386,6 +415,7 @@ class LocalCoordinator:
         # The item's call ended (or never was): its slot is free, its state to be written.
         if transition is not None:
             self.slots.release()
+            self._release_caller_id(transition.item)
         return self._marked(transition)
 
     # --- what is known -------------------------------------------------------------------

@@ -23,6 +23,7 @@ from .._models import CallRequest
 from .._validation import CheckedCallRequest, validate_call_request
 from .._window import CallingWindow
 from ..webhooks import EventRouter
+from ._caller_ids import CallerIdPool
 from ._machine import CallOutcome, CampaignReport, Item
 from ._policy import RetryPolicy
 from ._session import DialerStats, DialSession
@@ -142,10 +143,21 @@ class Dialer:
         max_pending: int = 100_000,
         window: CallingWindow | None = None,
         suppress: SuppressOption = None,
+        caller_ids: Iterable[str] | None = None,
+        max_active_per_caller_id: int | None = None,
     ) -> None:
         if campaign is not None:
             check_campaign(campaign)
         suppression = Suppression.from_option(suppress, client.default_region)
+        pool = None
+        if caller_ids is not None:
+            pool = CallerIdPool(
+                caller_ids,
+                max_active=max_active_per_caller_id,
+                default_region=client.default_region,
+            )
+        elif max_active_per_caller_id is not None:
+            raise ValidationError("max_active_per_caller_id", "applies to caller_ids: give them")
         self.settings = DialerSettings(
             client=client,
             router=router,
@@ -162,6 +174,7 @@ class Dialer:
             max_pending=max_pending,
             window=window,
             suppress=suppression,
+            caller_ids=pool,
         )
         """Everything this dialer runs by, checked."""
         self.campaign = campaign or f"campaign-{uuid.uuid4().hex[:12]}"
@@ -234,14 +247,21 @@ class Dialer:
         stack, self._stack = self._stack, AsyncExitStack()
         await stack.__aexit__(exc_type, exc, tb)
 
-    def _check_window(self, request: CheckedCallRequest) -> None:
-        """A number the calling window cannot place in a time zone is refused up front."""
+    def _validated(self, request: CallRequest | CheckedCallRequest) -> CheckedCallRequest:
+        """``request`` checked, with the dialer's own rules: ``from_`` may be left to the
+        caller-ID pool, and a number the calling window cannot place in a time zone is
+        refused up front."""
+        pooled = self.settings.caller_ids is not None
+        checked = validate_call_request(
+            request, self.client.default_region, pooled_caller_id=pooled
+        )
         window = self.settings.window
         if window is not None:
             try:
-                window.zones(request.request.to)
+                window.zones(checked.request.to)
             except ValidationError as exc:
                 raise ValidationError("to", exc.message) from None
+        return checked
 
     def _require(self) -> DialSession:
         if self._session is None:
@@ -261,8 +281,7 @@ class Dialer:
         handle keeps its own outcome.
         """
         session = self._require()
-        checked = validate_call_request(request, self.client.default_region)
-        self._check_window(checked)
+        checked = self._validated(request)
         await session.wait_for_room()
         item = await session.add(session.next_index, checked, ready=False)
         try:
@@ -370,12 +389,10 @@ class Dialer:
         ``requests[i].field``; a :class:`~audian_async.CheckedCallRequest` is taken as it
         is). With the name of an interrupted campaign, it resumes.
         """
-        region = self.client.default_region
         checked = []
         for i, request in enumerate(requests):
             try:
-                checked.append(validate_call_request(request, region))
-                self._check_window(checked[-1])
+                checked.append(self._validated(request))
             except ValidationError as exc:
                 raise exc.at(f"requests[{i}]") from None
         name = self.campaign if campaign is None else check_campaign(campaign)

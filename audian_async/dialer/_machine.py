@@ -397,9 +397,15 @@ class DialMachine:
         """The item's request with the campaign/item/attempt tags added (still checked when
         the item's request was)."""
         tags = {TAG_CAMPAIGN: self.name, TAG_ITEM: str(item.index), TAG_ATTEMPT: str(item.attempt)}
-        if item.checked is not None:
-            return item.checked.with_tags(tags)
-        return attrs.evolve(item.request, tags={**(item.request.tags or {}), **tags})
+        pooled = item.request.from_ is None and item.caller_id is not None
+        checked = item.checked
+        if checked is not None:
+            if pooled:
+                assert item.caller_id is not None
+                checked = checked.with_caller_id(item.caller_id)
+            return checked.with_tags(tags)
+        request = attrs.evolve(item.request, tags={**(item.request.tags or {}), **tags})
+        return attrs.evolve(request, from_=item.caller_id) if pooled else request
 
     def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
         """The API accepted the current attempt as ``call_id``: the item is ``live``.

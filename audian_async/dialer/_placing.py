@@ -138,6 +138,7 @@ class Placer:
         # placed the call. A new attempt is checked against the controls first.
         if new_attempt and not await self._cleared(item):
             return
+        await coordinator.assign_caller_id(item)  # a no-op unless the pool picks one
         request, key = await coordinator.begin(item)
         if new_attempt:
             # The store must say "placing, attempt n" before the create may act: a process

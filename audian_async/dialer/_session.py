@@ -93,6 +93,7 @@ class DialSession:
             max_active_calls=options.max_active_calls,
             calls_per_second=options.calls_per_second,
             flush_interval=options.flush_interval,
+            caller_ids=None if options.caller_ids is None else options.caller_ids.fresh(),
         )
         self.fatal: AudianError | None = None
         """Set when the account cannot place calls (401, 403, an unreachable API)."""

@@ -10,6 +10,7 @@ from .._client import AsyncAudian
 from .._errors import ValidationError
 from .._window import CallingWindow
 from ..webhooks import EventRouter
+from ._caller_ids import CallerIdPool
 from ._policy import RetryPolicy
 from ._store import CampaignStore
 from ._suppression import Suppression
@@ -59,6 +60,8 @@ class DialerSettings:
     max_pending: int = 100_000
     window: CallingWindow | None = None
     suppress: Suppression = attrs.field(factory=Suppression)
+    caller_ids: CallerIdPool | None = None
+    """The validated pool (its numbers and cap); each session counts on a fresh copy."""
 
     def __attrs_post_init__(self) -> None:
         if self.window is not None and not isinstance(self.window, CallingWindow):

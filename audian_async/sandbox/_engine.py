@@ -91,6 +91,8 @@ class Engine:
         self.recordings: OrderedDict[str, SandboxRecording] = OrderedDict()
         self.live = 0
         self.peak_live = 0
+        self.live_by_caller_id: dict[str, int] = {}
+        self.peak_live_by_caller_id: dict[str, int] = {}
         self.scheduled = 0
         self._due: deque[CallState] = deque()  # scheduled calls due, waiting for a line
         self.calls_created = 0
@@ -222,11 +224,19 @@ class Engine:
         call.events.append(event)
         self.emit(event)
 
-    def _set_live(self, delta: int) -> None:
-        """Count calls taking or freeing a line, keeping the peak."""
+    def _set_live(self, call: CallState, delta: int) -> None:
+        """Count calls taking or freeing a line, keeping the peak (also per caller ID)."""
         self.live += delta
         if self.live > self.peak_live:
             self.peak_live = self.live
+        caller = call.request.from_ or ""
+        live = self.live_by_caller_id.get(caller, 0) + delta
+        if live:
+            self.live_by_caller_id[caller] = live
+        else:
+            del self.live_by_caller_id[caller]  # bounded by the calls live now
+        if live > self.peak_live_by_caller_id.get(caller, 0):
+            self.peak_live_by_caller_id[caller] = live
 
     def _start(self, call: CallState) -> None:
         """Initiate ``call`` (a due scheduled one waits for a line) and plan its outcome."""
@@ -245,7 +255,7 @@ class Engine:
             call.status, call.reason = CallStatus.FAILED, FailureReason.NETWORK_ERROR
             call.ended = call.initiated
             raise
-        self._set_live(1)  # only once the event is out, so a failure cannot leak a slot
+        self._set_live(call, 1)  # only once the event is out, so a failure cannot leak a slot
         outcome = call.outcome
         if outcome in FAST_FAIL_AFTER:
             self._after(FAST_FAIL_AFTER[outcome], lambda: self._fail(call, outcome))
@@ -270,7 +280,7 @@ class Engine:
         """End ``call``, free its line and start scheduled calls waiting for one."""
         call.status = status
         call.ended = self.scheduler.now()
-        self._set_live(-1)
+        self._set_live(call, -1)
         due = self._due
         while due and not self.at_limit:
             waiting = due.popleft()

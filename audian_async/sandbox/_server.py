@@ -251,6 +251,12 @@ class Sandbox:
         return self.app.engine.peak_live
 
     @property
+    def peak_live_calls_by_caller_id(self) -> dict[str, int]:
+        """The most calls live at once from each caller ID since the start (the account's
+        own caller IDs only: others are refused)."""
+        return self._call(lambda: dict(self.app.engine.peak_live_by_caller_id))
+
+    @property
     def pending_deliveries(self) -> int:
         """Webhook deliveries queued, in flight or waiting to be retried."""
         return self.app.deliverer.pending

@@ -3,6 +3,7 @@ pause/resume/stop (asyncio and trio)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from audian_async import CallingWindow, ValidationError
+from audian_async import CallingWindow, CallRequest, ValidationError
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
 from audian_async.webhooks import CallCompleted, CallFailed
 
@@ -20,6 +21,7 @@ from ..loopback import until
 from .support import (
     BUSY,
     FAST,
+    FROM,
     Forgetful,
     calls_per_number,
     hooked_client,
@@ -262,3 +264,79 @@ async def test_numbers_outside_their_own_window_wait_and_are_reported_with_its_o
     assert opens_in_tokyo.time() == start
     assert timedelta(0) < waiting.next_at - datetime.now(UTC) <= timedelta(days=1)
     assert tokyo not in {str(c.to) for c in sb.calls.values()}  # never dialed
+
+
+POOL = ["+14155552671", "+12125550170", "+13125550170"]  # San Francisco, New York, Chicago
+
+
+async def test_a_caller_id_pool_gives_each_callee_a_caller_id_of_its_own_area() -> None:
+    callees = [f"+1{area}555{3200 + i:04d}" for area in ("415", "212", "312") for i in range(4)]
+    requests = [CallRequest(from_=None, to=to) for to in callees]
+    async with sandbox_with_receiver(caller_ids=POOL) as (sb, router):
+        dialer = Dialer(
+            sb.client,
+            router,
+            retry=FAST,
+            store=MemoryStore(),
+            caller_ids=POOL,
+            max_active_per_caller_id=1,
+            max_active_calls=1,  # one at a time: the local caller ID is always free
+        )
+        with anyio.fail_after(60):
+            report = await dialer.run(requests)
+        calls = list(sb.calls.values())
+        peaks = sb.peak_live_calls_by_caller_id
+    assert [o.status for o in report.outcomes] == ["completed"] * len(callees)
+    assert len(calls) == len(callees)
+    assert all(call.call.from_ in POOL for call in calls)
+    assert max(peaks.values()) == 1  # the cap, read from the API's own records
+    assert all(str(call.call.from_)[:5] == str(call.to)[:5] for call in calls)  # same area
+
+
+async def test_a_full_pool_waits_and_requests_with_their_own_caller_id_are_untouched() -> None:
+    pool = POOL[1:]  # New York and Chicago: neither is local to the 415 callees
+    callees = [f"+1415555{3240 + i:04d}" for i in range(6)]
+    requests = [CallRequest(from_=None, to=to) for to in callees]
+    requests.append(req(PLAIN[0]))  # its own caller ID: the pool does not count it
+    async with sandbox_with_receiver(caller_ids=pool) as (sb, router):
+        dialer = Dialer(
+            sb.client,
+            router,
+            retry=FAST,
+            store=MemoryStore(),
+            caller_ids=pool,
+            max_active_per_caller_id=1,
+            max_active_calls=5,  # more than the pool can carry: the pool's cap holds
+        )
+        with anyio.fail_after(60):
+            report = await dialer.run(requests)
+        peaks = sb.peak_live_calls_by_caller_id
+        froms = Counter(str(c.call.from_) for c in sb.calls.values())
+    assert report.completed == len(requests)
+    assert (peaks[pool[0]], peaks[pool[1]]) == (1, 1)
+    assert froms[FROM] == 1
+    assert froms[pool[0]] + froms[pool[1]] == 6
+    assert min(froms[pool[0]], froms[pool[1]]) >= 1  # the least busy, in turn
+
+
+def test_caller_ids_are_validated_up_front() -> None:
+    with pytest.raises(ValidationError, match=r"caller_ids\[1\]"):
+        Dialer(_NoClient(), None, store=MemoryStore(), caller_ids=[POOL[0], "555"])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="max_active_per_caller_id"):
+        Dialer(_NoClient(), None, store=MemoryStore(), max_active_per_caller_id=2)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="max_active_per_caller_id"):
+        Dialer(_NoClient(), None, store=MemoryStore(), caller_ids=POOL, max_active_per_caller_id=0)  # type: ignore[arg-type]
+
+
+class _NoClient:
+    """Enough of a client to build a Dialer: the options are checked at construction."""
+
+    default_region = None
+
+
+async def test_a_request_without_a_caller_id_needs_a_pool() -> None:
+    async with sandbox_with_receiver(webhooks=False) as (sb, router):
+        dialer = Dialer(sb.client, router, store=MemoryStore())
+        with pytest.raises(ValidationError, match=r"requests\[0\]\.from"):
+            await dialer.run([CallRequest(from_=None, to=PLAIN[0])])
+        assert sb.calls == {}
