@@ -7,7 +7,7 @@ pure. The README's "Campaigns: the dialer" section is the guide.
 from ._dialer import DEFAULT_DB_PATH, Dialer, DialerStats, DialHandle
 from ._machine import CallOutcome, CampaignReport, ItemRecord, ItemState, idempotency_key
 from ._policy import RetryPolicy
-from ._store import CampaignStore, MemoryStore, SQLiteStore
+from ._store import CampaignStore, MemoryStore, SQLiteStore, SuppressionStore
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -22,5 +22,6 @@ __all__ = [
     "MemoryStore",
     "RetryPolicy",
     "SQLiteStore",
+    "SuppressionStore",
     "idempotency_key",
 ]
