@@ -27,7 +27,8 @@ def stats_table(stats: DialerStats, started: float) -> Any:
     """A one-row rich table of the counters."""
     from rich.table import Table
 
-    table = Table(title=f"campaign {stats.campaign}", title_justify="left")
+    state = " (paused: live calls finishing; Ctrl-C again to stop)" if stats.paused else ""
+    table = Table(title=f"campaign {stats.campaign}{state}", title_justify="left")
     columns = ["done", "placed", "live", "completed", "failed", "waiting to redial", "ETA"]
     row = [
         f"{stats.done}/{stats.total}",

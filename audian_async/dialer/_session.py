@@ -69,6 +69,8 @@ class DialerStats:
     """Items due but held until their calling window opens."""
     window_opens: datetime | None = None
     """When the first of those windows opens (UTC), or None."""
+    paused: bool = False
+    """True while :meth:`Dialer.pause` holds new creates."""
 
     @property
     def done(self) -> int:
@@ -324,6 +326,7 @@ class DialSession:
             held=coordinator.held,
             window_waiting=len(self.held_for_window),
             window_opens=min(self.held_for_window.values(), default=None),
+            paused=self.paused,
         )
 
     async def hold_for_window(self, item: Item, opens: datetime) -> None:
