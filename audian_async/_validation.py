@@ -44,9 +44,10 @@ _MIN_JSON_INT, _MAX_JSON_INT = -(2**63), 2**64 - 1
 
 
 _RECENT_PARSED_MAX = 256
-_recent_parsed: dict[str, phonenumbers.PhoneNumber] = {}
-"""The last numbers parsed by validation, by E.164: a caller that needs the parsed number
-right after validating it (a calling window's time zones) does not parse it again."""
+_recent_parsed: dict[str, tuple[phonenumbers.PhoneNumber, int]] = {}
+"""The last numbers parsed by validation, by E.164, with their phonenumbers type: a caller
+that needs them right after validating (a calling window's time zones) does not parse and
+classify the number again."""
 
 
 @functools.lru_cache(maxsize=8192)
@@ -55,20 +56,27 @@ def _normalize_cached(raw: str, region: str | None) -> str | None:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
+    # The type is what is_valid_number() computes (with the same metadata): UNKNOWN for an
+    # invalid number. Kept, since a calling window needs it too.
+    kind = phonenumbers.number_type(parsed)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         return None
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if len(_recent_parsed) >= _RECENT_PARSED_MAX:
         del _recent_parsed[next(iter(_recent_parsed))]  # the oldest
-    _recent_parsed[e164] = parsed
+    _recent_parsed[e164] = (parsed, kind)
     return e164
 
 
-def parsed_number(e164: str) -> phonenumbers.PhoneNumber:
-    """The phonenumbers object of an E.164 number (reusing validation's parse when it is
-    recent). Raises ``phonenumbers.NumberParseException`` for a string that is not one."""
-    parsed = _recent_parsed.get(e164)
-    return phonenumbers.parse(e164) if parsed is None else parsed
+def parsed_number(e164: str) -> tuple[phonenumbers.PhoneNumber, int]:
+    """The phonenumbers object of an E.164 number and its type (``PhoneNumberType``),
+    reusing validation's when recent. Raises ``phonenumbers.NumberParseException`` for a
+    string that is not a number."""
+    recent = _recent_parsed.get(e164)
+    if recent is not None:
+        return recent
+    parsed = phonenumbers.parse(e164)
+    return parsed, phonenumbers.number_type(parsed)
 
 
 def normalize_number(value: object, field: str, default_region: str | None = None) -> str:

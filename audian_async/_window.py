@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
+import phonenumbers
 from phonenumbers import timezone as number_timezones
 
 from ._errors import ValidationError
@@ -139,6 +140,11 @@ class CallingWindow:
     timezone: str | None = attrs.field(default=None, converter=_check_zone_name)
     closed_dates: frozenset[date] = attrs.field(default=(), converter=_check_dates)
     default_timezone: str | None = attrs.field(default=None, converter=_check_zone_name)
+    _spans: dict[tzinfo, tuple[datetime, datetime]] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False, hash=False
+    )
+    """Per zone, the instants [since, until) known to be inside one opening: a dialer asks
+    about every create, and the answer only changes at an opening's end."""
 
     def __attrs_post_init__(self) -> None:
         if self.start == self.end:
@@ -154,18 +160,7 @@ class CallingWindow:
         # it again per attempt would cost more than the rest of the check.
         if not (isinstance(number, str) and _E164.fullmatch(number)):
             number = normalize_number(number, "number")
-        return self._number_zones(number)
-
-    def _number_zones(self, number: str) -> tuple[ZoneInfo, ...]:
-        names = _zone_names(number)
-        if names == (_UNKNOWN_ZONE,) or not names:
-            if self.default_timezone is None:
-                raise ValidationError(
-                    "number",
-                    f"{number} has no known time zone: give the window a default_timezone",
-                )
-            names = (self.default_timezone,)
-        return tuple(_zone(name, "number") for name in names)
+        return _zones_for(number, self.default_timezone)
 
     # --- questions -----------------------------------------------------------------------
 
@@ -179,6 +174,8 @@ class CallingWindow:
         while the window is open), in ``at``'s time zone."""
         at = _check_aware(at)
         zones = self.zones(number)
+        if all(self._open_in(zone, at) for zone in zones):
+            return at  # the common case of a dialer: open now
         when = at
         for _ in range(_MAX_STEPS):
             # Per zone, the first instant from ``when`` on that is open there; before the
@@ -200,14 +197,25 @@ class CallingWindow:
         return day.weekday() in self.days and day not in self.closed_dates
 
     def _open_in(self, zone: tzinfo, at: datetime) -> bool:
+        span = self._spans.get(zone)
+        if span is not None and span[0] <= at < span[1]:
+            return True
         local = at.astimezone(zone)
         now, today = local.time().replace(tzinfo=None), local.date()
         if self.start < self.end:
-            return self.start <= now < self.end and self._opens_on(today)
-        # Overnight: the evening part opens today, the morning part opened yesterday.
-        if now >= self.start:
-            return self._opens_on(today)
-        return now < self.end and self._opens_on(today - timedelta(days=1))
+            closes = today if self.start <= now < self.end and self._opens_on(today) else None
+        elif now >= self.start:
+            # Overnight: the evening part opens today, the morning part opened yesterday.
+            closes = today + timedelta(days=1) if self._opens_on(today) else None
+        else:
+            opened = now < self.end and self._opens_on(today - timedelta(days=1))
+            closes = today if opened else None
+        if closes is None:
+            return False
+        if len(self._spans) > 64:  # zones are few; bound it all the same
+            self._spans.clear()
+        self._spans[zone] = (at, datetime.combine(closes, self.end, tzinfo=zone))
+        return True
 
     def _openings(self, zone: tzinfo, at: datetime) -> Iterator[datetime]:
         """Opening instants in ``zone``, from the local day before ``at`` onwards."""
@@ -230,4 +238,30 @@ class CallingWindow:
 @functools.lru_cache(maxsize=65_536)
 def _zone_names(number: str) -> tuple[str, ...]:
     """phonenumbers' zones for an E.164 number (cached: a campaign asks many times)."""
-    return tuple(number_timezones.time_zones_for_number(parsed_number(number)))
+    parsed, kind = parsed_number(number)
+    # time_zones_for_number(), with the type validation already worked out.
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return (_UNKNOWN_ZONE,)
+    if not phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
+        return tuple(number_timezones.time_zones_for_number(parsed))
+    return tuple(number_timezones.time_zones_for_geographical_number(parsed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _zones_named(names: tuple[str, ...]) -> tuple[ZoneInfo, ...]:
+    """The zones of phonenumbers' zone names (few distinct tuples: cached)."""
+    return tuple(_zone(name, "number") for name in names)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _zones_for(number: str, default_timezone: str | None) -> tuple[ZoneInfo, ...]:
+    """The zones a callee-zone window reads ``number`` (E.164) in; a ValidationError (not
+    cached) when it has none and there is no default."""
+    names = _zone_names(number)
+    if names == (_UNKNOWN_ZONE,) or not names:
+        if default_timezone is None:
+            raise ValidationError(
+                "number", f"{number} has no known time zone: give the window a default_timezone"
+            )
+        names = (default_timezone,)
+    return _zones_named(names)

@@ -8,7 +8,7 @@ figure is the dialer's own. The window is open all day every day, so both runs p
 same calls; the suppression list holds none of the campaign's numbers, so every create is
 checked against it and none is skipped.
 
-    python benchmarks/dialer_controls.py            # 10,000 calls, 5 rounds
+    python benchmarks/dialer_controls.py            # 10,000 calls, 9 rounds
     python benchmarks/dialer_controls.py --quick    # smoke run (1,000 calls, 3 rounds)
 """
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (1,000 calls)")
     parser.add_argument("--calls", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--speed", type=float, default=500.0, help="time scale of redials")
     anyio.run(main_async, parser.parse_args())
 

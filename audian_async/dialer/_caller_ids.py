@@ -37,7 +37,7 @@ _SAME_AREA, _SAME_COUNTRY, _ELSEWHERE = 0, 1, 2
 
 def _locality(number: str) -> _Locality:
     try:
-        parsed = parsed_number(number)
+        parsed = parsed_number(number)[0]
     except phonenumbers.NumberParseException:
         return (0, "")
     length = phonenumbers.length_of_geographical_area_code(parsed)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from phonenumbers.timezone import time_zones_for_number
 
 from audian_async import CallingWindow, ValidationError
+from audian_async._validation import _normalize_cached, _recent_parsed, normalize_number
+from audian_async._window import _zone_names
 
 NEW_YORK_NUMBER = "+12125550123"  # America/New_York only
 SF_NUMBER = "+14155552672"  # America/Los_Angeles only
@@ -164,3 +168,55 @@ def test_next_open_is_open_and_nothing_earlier_is(at: datetime, start: time, len
         # Closed just before it, and at the instant asked about.
         assert not window.is_open(NEW_YORK_NUMBER, at)
         assert not window.is_open(NEW_YORK_NUMBER, opening - timedelta(microseconds=1))
+
+
+@given(
+    instants=st.lists(
+        st.datetimes(
+            min_value=datetime(2026, 3, 1), max_value=datetime(2026, 11, 30), timezones=st.just(UTC)
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    start=st.times(),
+    length=st.integers(min_value=1, max_value=23 * 60),
+)
+def test_a_window_answers_a_sequence_of_questions_as_a_fresh_one_would(
+    instants: list[datetime], start: time, length: int
+) -> None:
+    # The window remembers the opening it last found open per zone: whatever the order of
+    # the questions (DST changes included), it answers as a window asked only once.
+    end = (datetime.combine(date(2026, 1, 1), start) + timedelta(minutes=length)).time()
+    if end.replace(microsecond=0) == start:
+        return
+    options = {"start": start, "end": end.replace(microsecond=0), "days": "mon-fri"}
+    window = CallingWindow(**options)  # type: ignore[arg-type]
+    for at in sorted(instants) + instants:
+        fresh = CallingWindow(**options)  # type: ignore[arg-type]
+        assert window.is_open(NEW_YORK_NUMBER, at) == fresh.is_open(NEW_YORK_NUMBER, at)
+        assert window.next_open(SF_NUMBER, at) == fresh.next_open(SF_NUMBER, at)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+14155552671",  # US geographic
+        "+18005550199",  # US toll-free: not geographic
+        "+447911123456",  # UK mobile
+        "+442079460958",  # London
+        "+5511987654321",  # Brazil mobile (several zones)
+        "+61291234567",  # Sydney
+        "+81312345678",  # Tokyo
+        "+79123456789",  # Russian mobile (many zones)
+    ],
+)
+def test_zones_match_phonenumbers_whether_or_not_validation_just_parsed_the_number(
+    number: str,
+) -> None:
+    expected = tuple(time_zones_for_number(phonenumbers.parse(number)))
+    _recent_parsed.clear()
+    _normalize_cached.cache_clear()
+    assert _zone_names.__wrapped__(number) == expected  # parsed afresh
+    assert normalize_number(number, "to") == number  # validation keeps its parse
+    assert number in _recent_parsed
+    assert _zone_names.__wrapped__(number) == expected  # reused
