@@ -32,23 +32,18 @@ import hashlib
 import math
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
 import attrs
 
 from .._errors import AudianError, ValidationError
 from .._json import dumps, loads
 from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
-from ..webhooks._redis_dedupe import _check_namespace, _shown
+from ..webhooks._redis_dedupe import _check_namespace
 from . import _redis_scripts as lua
 from ._machine import ItemRecord, ItemState
 from ._policy import RetryPolicy
-
-if TYPE_CHECKING:
-    import coredis
-    from coredis.commands import Script
+from ._redis_connection import RedisConnection
 
 __all__ = [
     "CampaignCounts",
@@ -59,7 +54,6 @@ __all__ = [
     "NothingDue",
     "OpenedCampaign",
     "RedisCampaignState",
-    "RedisConnection",
     "TakenItem",
     "campaign_digest",
     "redial_decisions",
@@ -137,6 +131,13 @@ def _decisions_json(decisions: Decisions) -> str:
 
 def _ms(seconds: float) -> int:
     return max(0, math.ceil(seconds * 1000))
+
+
+def _id(value: str, field: str) -> str:
+    # Ids become key names and hash values: an empty one would alias another key.
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
+    return value
 
 
 def _positive(value: float, field: str) -> float:
@@ -247,109 +248,6 @@ def _counts(meta: Mapping[str, str]) -> CampaignCounts:
         attempts=int(meta.get("attempts", 0)),
         states={state: int(meta.get(state.value, 0)) for state in ItemState},
     )
-
-
-# --- connection -------------------------------------------------------------------------
-
-
-class RedisConnection:
-    """A coredis client for the campaign states of one process, with a round-trip count.
-
-    Enter it (``async with RedisConnection(url) as redis:``) on the event loop that uses
-    it: it connects, pings, and loads the scripts once. A Redis that cannot be reached is an
-    :class:`~audian_async.AudianError` naming the URL without its password. Coredis
-    re-loads a script the server forgot (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``)
-    and retries the call once.
-    """
-
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
-        self.url = url
-        self.round_trips = 0
-        """Commands and script calls sent, the initial ping and script loads included."""
-        self._client: coredis.Redis[str] | None = None
-        self._stack: AsyncExitStack | None = None
-        self._scripts: dict[str, Script[str]] = {}
-
-    def __repr__(self) -> str:
-        return f"RedisConnection({_shown(self.url)!r})"
-
-    async def __aenter__(self) -> Self:
-        if self._stack is not None:
-            raise RuntimeError("this RedisConnection is already open")
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise AudianError("Redis needs the extra: pip install 'audian-async[redis]'") from None
-        stack = AsyncExitStack()
-        client: coredis.Redis[str] = coredis.Redis.from_url(self.url, decode_responses=True)
-        try:
-            await stack.enter_async_context(client)
-            self.round_trips += 1
-            await client.ping()
-            for source in lua.ALL:
-                # Loaded up front so that the first step of each kind is one round trip.
-                self.round_trips += 1
-                await client.script_load(source)
-                self._scripts[source] = client.register_script(source)
-        except Exception as exc:
-            await stack.aclose()
-            self._scripts.clear()
-            raise AudianError(f"cannot reach Redis at {_shown(self.url)}: {exc}") from exc
-        self._client, self._stack = client, stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        self._scripts.clear()
-        if stack is not None:
-            await stack.aclose()
-
-    @property
-    def is_open(self) -> bool:
-        """True between entering and leaving the connection."""
-        return self._client is not None
-
-    @property
-    def client(self) -> coredis.Redis[str]:
-        """The open client (for reads that need no script)."""
-        if self._client is None:
-            raise RuntimeError("enter the connection first: 'async with RedisConnection(url):'")
-        return self._client
-
-    async def script(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        """Run one of :mod:`._redis_scripts`'s scripts (by SHA): one round trip."""
-        client = self.client
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = client.register_script(source)
-        self.round_trips += 1
-        try:
-            return await script(keys=list(keys), args=list(args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-
-    async def command(self, name: str, *args: Any) -> Any:
-        """Call the client's method ``name`` (a plain read): one round trip."""
-        method = getattr(self.client, name)
-        self.round_trips += 1
-        try:
-            return await method(*args)
-        except Exception as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: Exception) -> Exception:
-        import coredis.exceptions
-
-        if isinstance(exc, coredis.exceptions.RedisError | OSError):
-            return AudianError(f"Redis at {_shown(self.url)} failed: {exc}")
-        return exc
 
 
 # --- the campaign state -------------------------------------------------------------------
@@ -528,7 +426,7 @@ class RedisCampaignState:
         lease = _positive(lease, "lease")
         pace = _ms(pace_interval)
         reply = await self._script(
-            lua.CLAIM, [self._tag + "pace"], process_id, limit, _ms(lease), pace
+            lua.CLAIM, [self._tag + "pace"], _id(process_id, "process_id"), limit, _ms(lease), pace
         )
         status = reply[0]
         if status == "no_slot":
@@ -576,6 +474,7 @@ class RedisCampaignState:
         process replayed the same key), or an item no longer placing that attempt.
         """
         ttl = self.retention if retention is None else _positive(retention, "retention")
+        call_id = _id(call_id, "call_id")
         reply = await self._script(
             lua.PLACED,
             [self._tag + "call:" + call_id, self._tag + "early:" + call_id],
@@ -608,6 +507,7 @@ class RedisCampaignState:
         A call not recorded yet is kept for :meth:`placed` (for an hour); that, a duplicate,
         stale or non-terminal event return None. A non-terminal status costs no round trip.
         """
+        call_id = _id(call_id, "call_id")
         known = as_status(status)
         if not is_terminal(known):
             return None
@@ -660,8 +560,11 @@ class RedisCampaignState:
     async def renew(self, process_id: str, lease: float, indices: Iterable[int]) -> list[int]:
         """Extend the leases of ``process_id``'s items ``indices`` by ``lease`` seconds;
         return those it no longer holds (taken over, or finished): it must not place them.
-        One round trip per thousand items."""
+
+        Both placing and live items are leased: a process keeps renewing the live calls it
+        polls, or another process takes them over. One round trip per thousand items."""
         lease_ms = _ms(_positive(lease, "lease"))
+        process_id = _id(process_id, "process_id")
         wanted = [int(i) for i in indices]
         lost: list[int] = []
         for start in range(0, len(wanted), BATCH):

@@ -17,13 +17,13 @@ import pytest
 
 from audian_async import AudianError, RetryPolicy
 from audian_async.dialer._machine import ItemState
+from audian_async.dialer._redis_connection import RedisConnection
 from audian_async.dialer._redis_state import (
     Change,
     Claimed,
     NoSlot,
     NothingDue,
     RedisCampaignState,
-    RedisConnection,
     campaign_digest,
     redial_decisions,
     requests_digest,
