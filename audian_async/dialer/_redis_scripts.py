@@ -46,6 +46,10 @@ PENDING_RECORD = '{"state":"pending","attempt":0,"call_ids":[],"reason":null,"ne
 """The record of a new item (written as a constant: no encoding per item of a big open)."""
 
 COMMON = r"""
+-- Scripts read TIME, then write: Redis 5+ replicates their effects, not the script;
+-- before 5 this call asks for that (since 7 it is a no-op).
+if redis.replicate_commands then redis.replicate_commands() end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -24,6 +24,11 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
 
 Every "now" is the Redis server's clock; callers pass delays, never their own times. A
 finished campaign's keys expire ``retention`` seconds after its last outcome.
+
+:meth:`RedisCampaignState.ended` applies an event to whichever campaign of the namespace
+placed the call, so its script reaches keys it could not declare (it learns the campaign
+from the call key). On a cluster that is sound only because the hash tag puts every key of
+the namespace in one slot: keep the tag in any new key.
 """
 
 from __future__ import annotations
