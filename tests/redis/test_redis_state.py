@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from audian_async import AudianError, RetryPolicy
+from audian_async.dialer import _redis_scripts as lua
 from audian_async.dialer._machine import ItemState
 from audian_async.dialer._redis_connection import RedisConnection
 from audian_async.dialer._redis_state import (
@@ -167,6 +168,24 @@ async def test_concurrent_opens_write_each_item_once(redis_url: str, ns: str) ->
     assert sorted(r.created for r in results) == [False, True]
     assert counts.total == 3_500
     assert counts.states[ItemState.PENDING] == 3_500
+
+
+async def test_an_open_cut_short_is_completed_by_the_next_open(
+    redis: RedisConnection, ns: str
+) -> None:
+    requests = wires(2_500)
+    crashed = RedisCampaignState(redis, "resume", namespace=ns)
+    # What a process that died after its first chunk leaves behind.
+    digest = requests_digest(requests)
+    await crashed._script(lua.OPEN_BEGIN, [], "resume", digest, "n1", 2_500, 60_000)
+    await crashed._write_chunk(0, requests[:1_000], digest)
+    assert isinstance(await crashed.claim("p1", 10, lease=30.0), Claimed)  # claimable already
+    partial = await crashed.counts()
+    assert (partial.total, partial.unfinished) == (2_500, 2_500)  # never looks finished
+    resumed = await RedisCampaignState(redis, "resume", namespace=ns).open(requests)
+    assert (resumed.nonce, resumed.created) == ("n1", False)
+    assert resumed.counts.states[ItemState.PENDING] == 2_499
+    assert resumed.counts.states[ItemState.PLACING] == 1
 
 
 async def test_service_campaign_items_are_added_one_by_one(redis: RedisConnection, ns: str) -> None:
