@@ -1,0 +1,123 @@
+"""The Redis client of the dialer's shared state: one per process, counting round trips.
+
+:class:`RedisConnection` opens a coredis client from a URL, checks it with a ping, and
+loads the scripts of :mod:`._redis_scripts` once; every campaign state of the process runs
+its steps through it, so that "Redis round trips per attempt" can be measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from .._errors import AudianError, ValidationError
+from ..webhooks._redis_dedupe import _shown
+from . import _redis_scripts as lua
+
+if TYPE_CHECKING:
+    import coredis
+    from coredis.commands import Script
+
+__all__ = ["RedisConnection"]
+
+
+class RedisConnection:
+    """A coredis client for the campaign states of one process, with a round-trip count.
+
+    Enter it (``async with RedisConnection(url) as redis:``) on the event loop that uses
+    it: it connects, pings, and loads the scripts once. A Redis that cannot be reached is an
+    :class:`~audian_async.AudianError` naming the URL without its password. Coredis
+    re-loads a script the server forgot (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``)
+    and retries the call once.
+    """
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        self.url = url
+        self.round_trips = 0
+        """Commands and script calls sent, the initial ping and script loads included."""
+        self._client: coredis.Redis[str] | None = None
+        self._stack: AsyncExitStack | None = None
+        self._scripts: dict[str, Script[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisConnection({_shown(self.url)!r})"
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("this RedisConnection is already open")
+        try:
+            import coredis
+        except ImportError:  # pragma: no cover - depends on the installed extras
+            raise AudianError("Redis needs the extra: pip install 'audian-async[redis]'") from None
+        stack = AsyncExitStack()
+        client: coredis.Redis[str] = coredis.Redis.from_url(self.url, decode_responses=True)
+        try:
+            await stack.enter_async_context(client)
+            self.round_trips += 1
+            await client.ping()
+            for source in lua.ALL:
+                # Loaded up front so that the first step of each kind is one round trip.
+                self.round_trips += 1
+                await client.script_load(source)
+                self._scripts[source] = client.register_script(source)
+        except Exception as exc:
+            await stack.aclose()
+            self._scripts.clear()
+            raise AudianError(f"cannot reach Redis at {_shown(self.url)}: {exc}") from exc
+        self._client, self._stack = client, stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        self._scripts.clear()
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def is_open(self) -> bool:
+        """True between entering and leaving the connection."""
+        return self._client is not None
+
+    @property
+    def client(self) -> coredis.Redis[str]:
+        """The open client (for reads that need no script)."""
+        if self._client is None:
+            raise RuntimeError("enter the connection first: 'async with RedisConnection(url):'")
+        return self._client
+
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run one of :mod:`._redis_scripts`'s scripts (by SHA): one round trip."""
+        client = self.client
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        self.round_trips += 1
+        try:
+            return await script(keys=list(keys), args=list(args))
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def command(self, name: str, *args: Any) -> Any:
+        """Call the client's method ``name`` (a plain read): one round trip."""
+        method = getattr(self.client, name)
+        self.round_trips += 1
+        try:
+            return await method(*args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        import coredis.exceptions
+
+        if isinstance(exc, coredis.exceptions.RedisError | OSError):
+            return AudianError(f"Redis at {_shown(self.url)} failed: {exc}")
+        return exc

@@ -1,0 +1,455 @@
+"""The Lua scripts behind :class:`~._redis_state.RedisCampaignState`, one per atomic step.
+
+Every script starts with :data:`COMMON` (helpers) and works on the keys of one namespace,
+all carrying the hash tag ``{namespace}`` so that they share one cluster slot. Most scripts
+get the keys of their campaign as ``KEYS``, in the order of :data:`CAMPAIGN_KEYS`;
+``ENDED`` learns the campaign from the call key, so it builds that campaign's keys from the
+namespace prefix (same slot, thanks to the hash tag).
+
+Conventions:
+
+* "now" is always the server's clock (``TIME``), in milliseconds: processes on several
+  machines share these keys, and their clocks need not agree. Callers pass delays.
+* Replies are arrays whose first element is a status string; numbers are integers (Lua
+  numbers are truncated on the way out, so milliseconds travel as integers).
+* An item record is JSON, written by ``encode`` (not ``cjson.encode``, which writes an empty
+  array as ``{}``): ``{"state", "attempt", "call_ids", "reason", "next_at"}``, ``next_at``
+  in server milliseconds.
+* Members of ``ready`` are the index zero-padded (``%012d``), so that items due at the same
+  millisecond (a whole campaign opened at once) are claimed in index order, not in the
+  lexicographic order of their numbers. Every other key uses the bare index.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ADD",
+    "ALL",
+    "CAMPAIGN_KEYS",
+    "CLAIM",
+    "ENDED",
+    "LOST",
+    "OPEN_BEGIN",
+    "OPEN_CHUNK",
+    "PENDING_RECORD",
+    "PLACED",
+    "REFUSED",
+    "RENEW",
+    "TAKE_OVER",
+    "UNPLACED",
+]
+
+CAMPAIGN_KEYS = ("meta", "req", "items", "ready", "leases", "owner")
+"""The suffixes of a campaign's keys, in the order scripts receive them after ``live``."""
+
+PENDING_RECORD = '{"state":"pending","attempt":0,"call_ids":[],"reason":null,"next_at":null}'
+"""The record of a new item (written as a constant: no encoding per item of a big open)."""
+
+COMMON = r"""
+-- Scripts read TIME, then write: Redis 5+ replicates their effects, not the script;
+-- before 5 this call asks for that (since 7 it is a no-op).
+if redis.replicate_commands then redis.replicate_commands() end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function keys_from(prefix)
+  return {meta = prefix .. 'meta', req = prefix .. 'req', items = prefix .. 'items',
+          ready = prefix .. 'ready', leases = prefix .. 'leases', owner = prefix .. 'owner'}
+end
+
+-- KEYS[1] is always the namespace's live-call counter, KEYS[2..7] the campaign's keys.
+local function campaign_keys()
+  return {meta = KEYS[2], req = KEYS[3], items = KEYS[4], ready = KEYS[5],
+          leases = KEYS[6], owner = KEYS[7]}
+end
+
+local function member(index)
+  return string.format('%012d', tonumber(index))
+end
+
+local function load(K, index)
+  local raw = redis.call('HGET', K.items, index)
+  if not raw then return nil end
+  local rec = cjson.decode(raw)
+  if rec.reason == cjson.null then rec.reason = nil end
+  if rec.next_at == cjson.null then rec.next_at = nil end
+  if type(rec.call_ids) ~= 'table' then rec.call_ids = {} end
+  return rec
+end
+
+local function encode(rec)
+  local ids = '[]'
+  if #rec.call_ids > 0 then ids = cjson.encode(rec.call_ids) end
+  local reason = 'null'
+  if rec.reason then reason = cjson.encode(rec.reason) end
+  local next_at = 'null'
+  if rec.next_at then next_at = string.format('%.0f', rec.next_at) end
+  return '{"state":' .. cjson.encode(rec.state) .. ',"attempt":' ..
+    string.format('%d', rec.attempt) .. ',"call_ids":' .. ids .. ',"reason":' .. reason ..
+    ',"next_at":' .. next_at .. '}'
+end
+
+local function save(K, index, rec)
+  local raw = encode(rec)
+  redis.call('HSET', K.items, index, raw)
+  return raw
+end
+
+-- Move the item to another state, keeping the per-state counts of the campaign.
+local function set_state(K, rec, state)
+  redis.call('HINCRBY', K.meta, rec.state, -1)
+  redis.call('HINCRBY', K.meta, state, 1)
+  rec.state = state
+end
+
+local function free_slot(live)
+  local n = tonumber(redis.call('GET', live) or '0')
+  if n > 0 then redis.call('DECR', live) end
+end
+
+local function release(K, index)
+  redis.call('ZREM', K.leases, index)
+  redis.call('HDEL', K.owner, index)
+end
+
+local function persist(K)
+  for _, key in pairs(K) do redis.call('PERSIST', key) end
+end
+
+-- One more item has its outcome; the last one starts the campaign's retention clock.
+local function finished(K)
+  local left = redis.call('HINCRBY', K.meta, 'unfinished', -1)
+  if left <= 0 then
+    local ttl = tonumber(redis.call('HGET', K.meta, 'retention') or '0')
+    if ttl > 0 then
+      for _, key in pairs(K) do redis.call('PEXPIRE', key, ttl) end
+    end
+  end
+end
+
+local function final(K, live, index, rec, state, reason)
+  rec.reason = reason
+  rec.next_at = nil
+  set_state(K, rec, state)
+  free_slot(live)
+  release(K, index)
+  finished(K)
+  return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
+end
+
+-- The item's current call ended with a terminal status. ``decisions`` maps a reason to
+-- the redial delay (ms, or -1 for never) for each count of attempts placed so far.
+local function apply_end(K, live, index, rec, status, reason, decisions, now)
+  if status == 'completed' then
+    return final(K, live, index, rec, 'completed', nil)
+  end
+  local row = decisions[reason]
+  local delay = nil
+  if type(row) == 'table' then delay = row[#rec.call_ids] end
+  if type(delay) ~= 'number' or delay < 0 then
+    return final(K, live, index, rec, 'failed', reason)
+  end
+  rec.reason = reason
+  rec.next_at = now + delay
+  set_state(K, rec, 'waiting')
+  free_slot(live)
+  release(K, index)
+  redis.call('ZADD', K.ready, rec.next_at, member(index))
+  return {'changed', tonumber(index), rec.state, delay, save(K, index, rec)}
+end
+"""
+
+OPEN_BEGIN = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: name, digest, nonce candidate, total, retention ms
+local K = campaign_keys()
+if redis.call('EXISTS', K.meta) == 1 then
+  local stored = redis.call('HGET', K.meta, 'digest') or ''
+  if stored ~= ARGV[2] then return {'mismatch', stored} end
+  return {'exists', redis.call('HLEN', K.req), redis.call('HGETALL', K.meta)}
+end
+-- A new campaign, or one whose meta already expired: what is left of the old one (keys
+-- expire one by one) must not mix with the new items.
+for name, key in pairs(K) do
+  if name ~= 'meta' then redis.call('UNLINK', key) end
+end
+local total = tonumber(ARGV[4])
+redis.call('HSET', K.meta, 'name', ARGV[1], 'digest', ARGV[2], 'nonce', ARGV[3],
+  'total', total, 'unfinished', total, 'attempts', 0, 'retention', ARGV[5],
+  'pending', 0, 'placing', 0, 'live', 0, 'waiting', 0, 'completed', 0, 'failed', 0)
+if ARGV[2] ~= '' and total == 0 then
+  -- An empty request list is finished as soon as it exists.
+  redis.call('PEXPIRE', K.meta, tonumber(ARGV[5]))
+end
+return {'created', 0, redis.call('HGETALL', K.meta)}
+"""
+)
+
+OPEN_CHUNK = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: digest, index of the first request, request wire...
+-- Idempotent: an item that exists is left alone, so two processes opening the same
+-- campaign at once may both send every chunk and the counts stay right.
+local K = campaign_keys()
+local stored = redis.call('HGET', K.meta, 'digest')
+if stored ~= ARGV[1] then return {'mismatch', stored or ''} end
+local now = now_ms()
+local first = tonumber(ARGV[2])
+local added = 0
+for i = 3, #ARGV do
+  local index = first + i - 3
+  if redis.call('HSETNX', K.req, index, ARGV[i]) == 1 then
+    redis.call('HSET', K.items, index, '"""
+    + PENDING_RECORD
+    + r"""')
+    redis.call('ZADD', K.ready, now, member(index))
+    added = added + 1
+  end
+end
+if added > 0 then redis.call('HINCRBY', K.meta, 'pending', added) end
+return {'ok', added, redis.call('HLEN', K.req)}
+"""
+)
+
+ADD = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: index, request wire
+local K = campaign_keys()
+if redis.call('EXISTS', K.meta) == 0 then return {'missing'} end
+local existing = redis.call('HGET', K.req, ARGV[1])
+if existing then
+  if existing == ARGV[2] then return {'exists'} end
+  return {'conflict'}
+end
+if tonumber(redis.call('HGET', K.meta, 'unfinished')) <= 0 then
+  -- A finished campaign got its retention TTL: it is unfinished again, keep it.
+  persist(K)
+end
+redis.call('HSET', K.req, ARGV[1], ARGV[2])
+redis.call('HSET', K.items, ARGV[1], '"""
+    + PENDING_RECORD
+    + r"""')
+redis.call('ZADD', K.ready, now_ms(), member(ARGV[1]))
+redis.call('HINCRBY', K.meta, 'pending', 1)
+redis.call('HINCRBY', K.meta, 'total', 1)
+redis.call('HINCRBY', K.meta, 'unfinished', 1)
+return {'added'}
+"""
+)
+
+CLAIM = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner, pace
+-- ARGV: process id, live-call limit, lease ms, pace interval ms
+local K = campaign_keys()
+local live = tonumber(redis.call('GET', KEYS[1]) or '0')
+if live >= tonumber(ARGV[2]) then return {'no_slot'} end
+local now = now_ms()
+while true do
+  local first = redis.call('ZRANGE', K.ready, 0, 0, 'WITHSCORES')
+  if #first == 0 then return {'empty'} end
+  local due = tonumber(first[2])
+  if due > now then return {'not_due', due - now} end
+  redis.call('ZREM', K.ready, first[1])
+  local index = tostring(tonumber(first[1]))
+  local rec = load(K, index)
+  -- Only pending and waiting items are ever in ``ready``; anything else is skipped.
+  if rec and (rec.state == 'pending' or rec.state == 'waiting') then
+    redis.call('INCR', KEYS[1])
+    local wait = 0
+    local interval = tonumber(ARGV[4])
+    if interval > 0 then
+      local free_at = tonumber(redis.call('GET', KEYS[8]) or '0')
+      local start = math.max(now, free_at)
+      wait = start - now
+      -- One key per namespace; its TTL only cleans up after the last campaign.
+      redis.call('SET', KEYS[8], string.format('%.0f', start + interval),
+        'PX', math.floor(wait + interval + 60000))
+    end
+    rec.attempt = #rec.call_ids + 1
+    rec.next_at = nil
+    set_state(K, rec, 'placing')
+    local raw = save(K, index, rec)
+    redis.call('ZADD', K.leases, now + wait + tonumber(ARGV[3]), index)
+    redis.call('HSET', K.owner, index, ARGV[1])
+    return {'claimed', tonumber(index), rec.attempt, raw,
+            redis.call('HGET', K.req, index) or '', wait}
+  end
+end
+"""
+)
+
+PLACED = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner, call key, early key
+-- ARGV: process id, index, attempt, call id, retention ms, decisions JSON, campaign digest
+local K = campaign_keys()
+local index = ARGV[2]
+local attempt = tonumber(ARGV[3])
+local call_id = ARGV[4]
+local rec = load(K, index)
+if not rec then return {'none'} end
+if rec.call_ids[attempt] == call_id then
+  -- This attempt is already recorded (another process replayed the same key): no change.
+  return {'none'}
+end
+if rec.state ~= 'placing' or rec.attempt ~= attempt then return {'none'} end
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  -- The API answered with a call another item or attempt already placed: this attempt
+  -- placed nothing of its own, and tracking that call twice would free its slot twice.
+  return final(K, KEYS[1], index, rec, 'failed', 'duplicate_call_id')
+end
+table.insert(rec.call_ids, call_id)
+set_state(K, rec, 'live')
+redis.call('HINCRBY', K.meta, 'attempts', 1)
+redis.call('HSET', K.owner, index, ARGV[1])
+redis.call('SET', KEYS[8], ARGV[7] .. ':' .. index, 'PX', tonumber(ARGV[5]))
+local early = redis.call('GET', KEYS[9])
+if early then
+  -- A terminal event overtook the create reply: apply it now.
+  redis.call('DEL', KEYS[9])
+  local sep = string.find(early, '\n', 1, true)
+  local status = string.sub(early, 1, sep - 1)
+  local reason = string.sub(early, sep + 1)
+  if reason == '' then reason = 'unknown' end
+  return apply_end(K, KEYS[1], index, rec, status, reason, cjson.decode(ARGV[6]), now_ms())
+end
+return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
+"""
+)
+
+ENDED = (
+    COMMON
+    + r"""
+-- KEYS: live, call key, early key
+-- ARGV: namespace prefix '{ns}:', status, reason, decisions JSON, early TTL ms, call id
+local where = redis.call('GET', KEYS[2])
+if not where then
+  -- The create reply has not recorded this call yet; ``placed`` applies it. The first
+  -- event wins: a duplicate does not overwrite it.
+  redis.call('SET', KEYS[3], ARGV[2] .. '\n' .. ARGV[3], 'NX', 'PX', tonumber(ARGV[5]))
+  return {'early'}
+end
+local sep = string.find(where, ':', 1, true)
+local digest = string.sub(where, 1, sep - 1)
+local index = string.sub(where, sep + 1)
+local K = keys_from(ARGV[1] .. 'c:' .. digest .. ':')
+local rec = load(K, index)
+if not rec or rec.state ~= 'live' then return {'none'} end
+if rec.call_ids[#rec.call_ids] ~= ARGV[6] then return {'none'} end
+local reply = apply_end(K, KEYS[1], index, rec, ARGV[2], ARGV[3], cjson.decode(ARGV[4]),
+  now_ms())
+table.insert(reply, digest)
+return reply
+"""
+)
+
+REFUSED = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: process id, index, reason
+local K = campaign_keys()
+local rec = load(K, ARGV[2])
+if not rec or rec.state ~= 'placing' then return {'none'} end
+if redis.call('HGET', K.owner, ARGV[2]) ~= ARGV[1] then return {'not_owner'} end
+return final(K, KEYS[1], ARGV[2], rec, 'failed', ARGV[3])
+"""
+)
+
+LOST = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: index, call id
+local K = campaign_keys()
+local rec = load(K, ARGV[1])
+if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
+  return {'none'}
+end
+return final(K, KEYS[1], ARGV[1], rec, 'failed', 'lost')
+"""
+)
+
+UNPLACED = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: process id, index, due in ms
+local K = campaign_keys()
+local index = ARGV[2]
+local rec = load(K, index)
+if not rec or rec.state ~= 'placing' then return {'none'} end
+if redis.call('HGET', K.owner, index) ~= ARGV[1] then return {'not_owner'} end
+local due_in = tonumber(ARGV[3])
+local due = now_ms() + due_in
+local state = 'pending'
+if #rec.call_ids > 0 then state = 'waiting' end
+rec.next_at = nil
+if state == 'waiting' or due_in > 0 then rec.next_at = due end
+set_state(K, rec, state)
+free_slot(KEYS[1])
+release(K, index)
+redis.call('ZADD', K.ready, due, member(index))
+return {'changed', tonumber(index), rec.state, due_in, save(K, index, rec)}
+"""
+)
+
+RENEW = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: process id, lease ms, index...
+local K = campaign_keys()
+local expires = now_ms() + tonumber(ARGV[2])
+local lost = {}
+for i = 3, #ARGV do
+  if redis.call('HGET', K.owner, ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', K.leases, 'XX', expires, ARGV[i])
+  else
+    table.insert(lost, tonumber(ARGV[i]))
+  end
+end
+return {'ok', lost}
+"""
+)
+
+TAKE_OVER = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: process id, lease ms, max items
+local K = campaign_keys()
+local now = now_ms()
+local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0,
+  tonumber(ARGV[3]))
+local taken = {}
+for _, index in ipairs(expired) do
+  local rec = load(K, index)
+  if rec and (rec.state == 'placing' or rec.state == 'live') then
+    -- The slot stays held: the item's call may be live, or its create in flight.
+    redis.call('ZADD', K.leases, now + tonumber(ARGV[2]), index)
+    redis.call('HSET', K.owner, index, ARGV[1])
+    table.insert(taken, {tonumber(index), redis.call('HGET', K.items, index),
+                         redis.call('HGET', K.req, index) or ''})
+  else
+    release(K, index)
+  end
+end
+return {'ok', taken}
+"""
+)
+
+ALL = (OPEN_BEGIN, OPEN_CHUNK, ADD, CLAIM, PLACED, ENDED, REFUSED, LOST, UNPLACED, RENEW, TAKE_OVER)
+"""Every script, loaded once when a connection opens."""

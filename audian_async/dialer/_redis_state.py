@@ -1,0 +1,640 @@
+"""One campaign's shared state in Redis: every coordination step is one atomic Lua script.
+
+Several processes (on several machines) serving the same campaign share its items, the
+namespace's live-call counter (the account's concurrent-call limit, over every campaign of
+the namespace) and its pace (``calls_per_second``). Each step (claim an item with its slot,
+its pace and its durable ``placing`` in one round trip; record a placement; apply a terminal
+event; schedule a redial...) is one script run by Redis atomically, never a read-modify-write
+from Python, so two processes can never both place an item or free a slot twice.
+
+Key layout (all keys carry the hash tag ``{ns}``, so every script's keys share one cluster
+slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
+
+    {ns}:live             live-call slots in use, over all campaigns of the namespace
+    {ns}:pace             next free create time of the shared pace (server ms)
+    {ns}:call:<call_id>   "<cd>:<index>": which item placed a call (TTL: retention)
+    {ns}:early:<call_id>  "<status>\\n<reason>": a terminal event ahead of its create reply
+    {ns}:c:<cd>:meta      hash: name, digest, nonce, retention, total, unfinished, attempts,
+                          and the count of items in each state
+    {ns}:c:<cd>:req       hash: index -> request wire JSON
+    {ns}:c:<cd>:items     hash: index -> record JSON (state, attempt, call_ids, reason, next_at)
+    {ns}:c:<cd>:ready     zset: pending/waiting items -> due time (server ms)
+    {ns}:c:<cd>:leases    zset: placing/live items -> lease expiry (server ms)
+    {ns}:c:<cd>:owner     hash: placing/live items -> id of the process holding them
+
+Every "now" is the Redis server's clock; callers pass delays, never their own times. A
+finished campaign's keys expire ``retention`` seconds after its last outcome.
+
+:meth:`RedisCampaignState.ended` applies an event to whichever campaign of the namespace
+placed the call, so its script reaches keys it could not declare (it learns the campaign
+from the call key). On a cluster that is sound only because the hash tag puts every key of
+the namespace in one slot: keep the tag in any new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._errors import AudianError, ValidationError
+from .._json import dumps, loads
+from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
+from ..webhooks._redis_dedupe import _check_namespace
+from . import _redis_scripts as lua
+from ._machine import ItemRecord, ItemState
+from ._policy import RetryPolicy
+from ._redis_connection import RedisConnection
+
+__all__ = [
+    "CampaignCounts",
+    "Change",
+    "Claimed",
+    "Decisions",
+    "NoSlot",
+    "NothingDue",
+    "OpenedCampaign",
+    "RedisCampaignState",
+    "TakenItem",
+    "campaign_digest",
+    "redial_decisions",
+    "requests_digest",
+]
+
+DEFAULT_RETENTION = 7 * 86_400.0
+"""Seconds a finished campaign (and a call's item mapping) stays readable."""
+EARLY_TTL = 3_600.0
+"""Seconds a terminal event waits for the create reply of its call."""
+CHUNK_ITEMS = 1_000
+CHUNK_BYTES = 1 << 20
+"""An open sends at most this many requests (or bytes of them) per script call: a script
+blocks the server while it runs, so a 100,000-item campaign is written in many short steps."""
+BATCH = 1_000
+"""Fields read (or leases renewed) per command by the bounded bulk reads."""
+
+Decisions = Mapping[str, Sequence[float | None]]
+"""For each failure reason, the redial delay in seconds after 1, 2, ... attempts, or None
+for "not redialed" (a reason absent, or attempts past the end, are never redialed)."""
+
+
+def campaign_digest(campaign: str) -> str:
+    """The ``cd`` of ``campaign`` in its keys: short, fixed-size, any name allowed."""
+    return hashlib.blake2b(campaign.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def requests_digest(requests: Iterable[str]) -> str:
+    """A digest of a request list (wire JSON strings, in order): the same list in every
+    process, and only it, gives the same digest. Each request is length-prefixed, so no
+    split of the same characters into other requests collides."""
+    digest = hashlib.blake2b(digest_size=16)
+    for wire in requests:
+        data = wire.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _normal_reason(reason: FailureReason | str | None) -> str:
+    # The state machine's rule: a failure without a reason is "unknown".
+    return str(as_reason(reason) or "unknown")
+
+
+def redial_decisions(
+    policy: RetryPolicy, reasons: Iterable[FailureReason | str | None] | None = None
+) -> dict[str, tuple[float | None, ...]]:
+    """The redial decisions of ``policy`` for ``reasons`` (default: every reason it
+    redials), as the scripts apply them.
+
+    Only the script knows how many attempts an item made, so the caller passes, for each
+    reason, the delay before the next call after 1, 2, ... ``max_attempts - 1`` attempts
+    (None where :meth:`RetryPolicy.should_redial` says no). A reason never redialed maps
+    to ``()``. Jittered delays are drawn afresh on each call, as the policy would.
+    """
+    chosen = sorted(policy.retry_on) if reasons is None else [_normal_reason(r) for r in reasons]
+    table: dict[str, tuple[float | None, ...]] = {}
+    for reason in chosen:
+        row = tuple(
+            policy.delay(reason, attempts) if policy.should_redial(reason, attempts) else None
+            for attempts in range(1, policy.max_attempts)
+        )
+        table[reason] = row if any(d is not None for d in row) else ()
+    return table
+
+
+def _decisions_json(decisions: Decisions) -> str:
+    # Milliseconds, -1 for never: the script compares numbers only.
+    table = {
+        str(reason): [-1 if d is None else max(0, math.ceil(d * 1000)) for d in row]
+        for reason, row in decisions.items()
+    }
+    return dumps(table).decode() if table else "{}"
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+def _id(value: str, field: str) -> str:
+    # Ids become key names and hash values: an empty one would alias another key.
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _positive(value: float, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValidationError(field, f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CampaignCounts:
+    """A campaign's totals: items, items without an outcome, accepted calls, and items per
+    state (while an open is still writing the items, ``states`` sums to less than
+    ``total``)."""
+
+    total: int
+    unfinished: int
+    attempts: int
+    states: Mapping[ItemState, int]
+
+
+@attrs.frozen
+class OpenedCampaign:
+    """What :meth:`RedisCampaignState.open` found: the campaign's nonce (its idempotency
+    keys' salt, chosen by the first opener), whether this call created it, its counts."""
+
+    nonce: str
+    created: bool
+    counts: CampaignCounts
+
+
+@attrs.frozen
+class NoSlot:
+    """:meth:`~RedisCampaignState.claim`: the namespace's live-call limit is reached."""
+
+
+@attrs.frozen
+class NothingDue:
+    """:meth:`~RedisCampaignState.claim`: no item is due; the next one is due in
+    ``due_in`` seconds (server clock), or None when none is pending or waiting."""
+
+    due_in: float | None
+
+
+@attrs.frozen
+class Claimed:
+    """An item claimed for placing, with its slot taken and its pace booked.
+
+    ``attempt`` is the attempt to send (``len(call_ids) + 1``: the same key when a create is
+    repeated); ``request`` its wire JSON; wait ``pace_wait`` seconds before sending it.
+    """
+
+    index: int
+    attempt: int
+    record: ItemRecord
+    request: str
+    pace_wait: float
+
+
+@attrs.frozen
+class TakenItem:
+    """An item (``placing`` or ``live``) whose holder's lease expired, now held by the
+    caller: replay its create with the same attempt (placing) or poll its call (live)."""
+
+    index: int
+    record: ItemRecord
+    request: str
+
+
+@attrs.frozen
+class Change:
+    """What a step changed: item ``index`` of the campaign ``campaign`` (its
+    :func:`campaign_digest`) is now ``state``; ``delay`` is the redial delay in seconds of
+    a ``waiting`` item (or the hold of one put back), else None."""
+
+    index: int
+    state: ItemState
+    delay: float | None
+    record: ItemRecord
+    campaign: str
+
+
+def _record(index: int, raw: str, request: str | None = None) -> ItemRecord:
+    data = loads(raw)
+    next_at = data.get("next_at")
+    call_ids = data.get("call_ids") or []  # cjson may have written [] as {}
+    return ItemRecord(
+        index=index,
+        state=str(data["state"]),
+        attempt=int(data["attempt"]),
+        call_ids=tuple(str(c) for c in call_ids),
+        reason=data.get("reason"),
+        next_at=None if next_at is None else next_at / 1000,
+        request=request,
+    )
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def _counts(meta: Mapping[str, str]) -> CampaignCounts:
+    return CampaignCounts(
+        total=int(meta.get("total", 0)),
+        unfinished=int(meta.get("unfinished", 0)),
+        attempts=int(meta.get("attempts", 0)),
+        states={state: int(meta.get(state.value, 0)) for state in ItemState},
+    )
+
+
+# --- the campaign state -------------------------------------------------------------------
+
+
+class RedisCampaignState:
+    """The shared state of campaign ``campaign`` under ``namespace``, one script per step.
+
+    ``retention`` is how long a finished campaign, and the mapping of each placed call to
+    its item, stay in Redis. Several instances (in one process or many) may work on the same
+    campaign at once; each process identifies itself with a ``process_id`` of its choosing
+    (unique per process), which owns the items it claims until its lease runs out.
+    """
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        campaign: str,
+        *,
+        namespace: str = "audian",
+        retention: float = DEFAULT_RETENTION,
+    ) -> None:
+        if not isinstance(campaign, str) or not campaign:
+            raise ValidationError("campaign", "must be a non-empty string")
+        self.connection = connection
+        self.campaign = campaign
+        self.namespace = _check_namespace(namespace)
+        self.retention = _positive(retention, "retention")
+        self.digest = campaign_digest(campaign)
+        """The campaign's ``cd``: compare it with :attr:`Change.campaign`."""
+        self.round_trips = 0
+        """Round trips to Redis made by this object's steps."""
+        self._tag = f"{{{self.namespace}}}:"
+        prefix = f"{self._tag}c:{self.digest}:"
+        self._keys = [self._tag + "live", *(prefix + name for name in lua.CAMPAIGN_KEYS)]
+        self._meta, self._req, self._items = self._keys[1], self._keys[2], self._keys[3]
+
+    def __repr__(self) -> str:
+        return f"RedisCampaignState({self.campaign!r}, namespace={self.namespace!r})"
+
+    async def _run(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> list[Any]:
+        self.round_trips += 1
+        return list(await self.connection.script(source, keys, args))
+
+    async def _script(self, source: str, extra: Sequence[str], *args: str | int) -> list[Any]:
+        # The scripts of one campaign get the live counter and the campaign's keys first.
+        return await self._run(source, [*self._keys, *extra], args)
+
+    async def _command(self, name: str, *args: Any) -> Any:
+        self.round_trips += 1
+        return await self.connection.command(name, *args)
+
+    def _change(self, reply: Sequence[Any], campaign: str | None = None) -> Change | None:
+        if reply[0] != "changed":
+            return None
+        index, delay = int(reply[1]), int(reply[3])
+        return Change(
+            index=index,
+            state=ItemState(str(reply[2])),
+            delay=None if delay < 0 else delay / 1000,
+            record=_record(index, str(reply[4])),
+            campaign=campaign or self.digest,
+        )
+
+    # --- creating ------------------------------------------------------------------------
+
+    async def open(
+        self,
+        requests: Sequence[str] | None,
+        *,
+        digest: str | None = None,
+        nonce_candidate: str | None = None,
+    ) -> OpenedCampaign:
+        """Create the campaign, or join it as it exists; return its nonce and counts.
+
+        ``requests`` are the request wire JSON strings (item ``i`` is ``requests[i]``), or
+        None for a service campaign fed by :meth:`add`. ``digest`` defaults to
+        :func:`requests_digest`. An existing campaign opened with another request list (or
+        a list campaign opened as a service one, and the reverse) is an
+        :class:`~audian_async.AudianError` raised before anything changed.
+
+        The first step creates the campaign's meta (nonce: ``nonce_candidate``, random by
+        default; the first opener's wins); the requests follow in chunks, each one script
+        that writes only the items not there yet. So two processes opening at once (or one
+        resuming an open that crashed half-way) just both write the missing items, and
+        nothing is counted twice; items are claimable as soon as they are written.
+        """
+        if requests is None:
+            wanted = ""
+        else:
+            wanted = digest if digest is not None else requests_digest(requests)
+            if not wanted:
+                raise ValidationError("digest", "must be a non-empty string")
+        nonce = nonce_candidate or secrets.token_hex(6)
+        total = 0 if requests is None else len(requests)
+        reply = await self._script(
+            lua.OPEN_BEGIN, [], self.campaign, wanted, nonce, total, _ms(self.retention)
+        )
+        if reply[0] == "mismatch":
+            raise self._mismatch(str(reply[1]), wanted)
+        created, stored = reply[0] == "created", int(reply[1])
+        meta = _pairs(reply[2])
+        if requests is not None and stored < total:
+            await self._write_requests(requests, wanted)
+            return OpenedCampaign(meta["nonce"], created, await self.counts())
+        return OpenedCampaign(meta["nonce"], created, _counts(meta))
+
+    def _mismatch(self, stored: str, wanted: str) -> AudianError:
+        where = f"campaign {self.campaign!r} in Redis namespace {self.namespace!r}"
+        if not stored:
+            what = "is a service campaign (fed by add()), not a request list"
+        elif not wanted:
+            what = "has a request list; it cannot be opened as a service campaign"
+        else:
+            what = "already exists with a different request list"
+        return AudianError(
+            f"{where} {what}: run it with the same requests, or choose another campaign name"
+        )
+
+    async def _write_requests(self, requests: Sequence[str], digest: str) -> None:
+        start, size = 0, 0
+        chunk: list[str] = []
+        for index, wire in enumerate(requests):
+            if chunk and (len(chunk) >= CHUNK_ITEMS or size + len(wire) > CHUNK_BYTES):
+                await self._write_chunk(start, chunk, digest)
+                start, size, chunk = index, 0, []
+            chunk.append(wire)
+            size += len(wire)
+        if chunk:
+            await self._write_chunk(start, chunk, digest)
+
+    async def _write_chunk(self, start: int, chunk: Sequence[str], digest: str) -> None:
+        reply = await self._script(lua.OPEN_CHUNK, [], digest, start, *chunk)
+        if reply[0] == "mismatch":
+            # The campaign expired (and maybe was recreated) between two chunks.
+            raise AudianError(
+                f"campaign {self.campaign!r} changed in Redis while it was being opened; "
+                "open it again"
+            )
+
+    async def add(self, index: int, request: str) -> bool:
+        """Add item ``index`` (``pending``, due now) to a service campaign; returns False
+        when it already exists with the same request (a repeated add changes nothing).
+
+        An existing item with another request, or a campaign that is not there (never
+        opened, or expired after it finished), is an :class:`~audian_async.AudianError`. A
+        finished campaign that gets a new item loses its expiry again.
+        """
+        reply = await self._script(lua.ADD, [], int(index), request)
+        if reply[0] == "missing":
+            raise AudianError(
+                f"campaign {self.campaign!r} is not in Redis namespace {self.namespace!r} "
+                "(not opened, or expired): open it first"
+            )
+        if reply[0] == "conflict":
+            raise AudianError(
+                f"item {index} of campaign {self.campaign!r} already exists with another request"
+            )
+        return bool(reply[0] == "added")
+
+    # --- placing -------------------------------------------------------------------------
+
+    async def claim(
+        self, process_id: str, limit: int, lease: float, pace_interval: float = 0.0
+    ) -> Claimed | NoSlot | NothingDue:
+        """Claim the next due item for ``process_id``, in one round trip.
+
+        Atomically: checks that fewer than ``limit`` live-call slots of the namespace are in
+        use (:class:`NoSlot` otherwise), takes the first due item (:class:`NothingDue` with
+        the time until the next one otherwise), takes a slot, books the namespace's pace
+        (``pace_interval`` seconds between creates; the wait is returned), and moves the item
+        to ``placing`` with a new attempt, leased for ``lease`` seconds after that wait.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit", f"must be a positive integer, got {limit!r}")
+        lease = _positive(lease, "lease")
+        pace = _ms(pace_interval)
+        reply = await self._script(
+            lua.CLAIM, [self._tag + "pace"], _id(process_id, "process_id"), limit, _ms(lease), pace
+        )
+        status = reply[0]
+        if status == "no_slot":
+            return NoSlot()
+        if status == "empty":
+            return NothingDue(None)
+        if status == "not_due":
+            return NothingDue(int(reply[1]) / 1000)
+        index = int(reply[1])
+        return Claimed(
+            index=index,
+            attempt=int(reply[2]),
+            record=_record(index, str(reply[3])),
+            request=str(reply[4]),
+            pace_wait=int(reply[5]) / 1000,
+        )
+
+    def _decisions(
+        self, decisions: RetryPolicy | Decisions, reasons: Iterable[str] | None = None
+    ) -> str:
+        if isinstance(decisions, RetryPolicy):
+            decisions = redial_decisions(decisions, reasons)
+        return _decisions_json(decisions)
+
+    async def placed(
+        self,
+        process_id: str,
+        index: int,
+        attempt: int,
+        call_id: str,
+        decisions: RetryPolicy | Decisions,
+        *,
+        retention: float | None = None,
+    ) -> Change | None:
+        """The API accepted attempt ``attempt`` of item ``index`` as ``call_id``: ``live``.
+
+        Maps the call to the item (for ``retention`` seconds, default the state's) so that a
+        webhook received by any process finds it, and hands the live item to
+        ``process_id``. A call id some other item or attempt already placed fails the item
+        ``duplicate_call_id`` and frees its slot. A terminal event that arrived before this
+        reply is applied now, which is why the redial ``decisions`` (or the policy, whose
+        table is then built for every reason it redials) are needed here too.
+
+        Returns None when nothing changed: the same placement recorded before (another
+        process replayed the same key), or an item no longer placing that attempt.
+        """
+        ttl = self.retention if retention is None else _positive(retention, "retention")
+        call_id = _id(call_id, "call_id")
+        reply = await self._script(
+            lua.PLACED,
+            [self._tag + "call:" + call_id, self._tag + "early:" + call_id],
+            process_id,
+            int(index),
+            int(attempt),
+            call_id,
+            _ms(ttl),
+            self._decisions(decisions),
+            self.digest,
+        )
+        return self._change(reply)
+
+    async def ended(
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        decisions: RetryPolicy | Decisions,
+    ) -> Change | None:
+        """A terminal status of ``call_id`` arrived (webhook or poll): apply it.
+
+        Only a terminal status for the item's current call while it is ``live`` moves it:
+        ``completed``, or for ``failed`` a redial (``waiting``, due after the delay
+        ``decisions`` give for its reason and attempts) or ``failed``. Its slot is freed in
+        the same step. The item may belong to another campaign of the namespace (its
+        :attr:`Change.campaign` says which): a webhook received by any process finishes the
+        item wherever it was placed.
+
+        A call not recorded yet is kept for :meth:`placed` (for an hour); that, a duplicate,
+        stale or non-terminal event return None. A non-terminal status costs no round trip.
+        """
+        call_id = _id(call_id, "call_id")
+        known = as_status(status)
+        if not is_terminal(known):
+            return None
+        why = "" if known is CallStatus.COMPLETED else _normal_reason(reason)
+        # The campaign is the call key's, maybe not this one: only namespace keys are passed.
+        reply = await self._run(
+            lua.ENDED,
+            [self._keys[0], self._tag + "call:" + call_id, self._tag + "early:" + call_id],
+            [
+                self._tag,
+                known.value,
+                why,
+                self._decisions(decisions, [why] if why else []),
+                _ms(EARLY_TTL),
+                call_id,
+            ],
+        )
+        return self._change(reply, str(reply[5]) if len(reply) > 5 else None)
+
+    async def refused(self, process_id: str, index: int, reason: str) -> Change | None:
+        """The API refused the create for good (or its fate stayed unknown past its
+        deadline): the ``placing`` item ``failed`` with ``reason``, its slot freed.
+
+        None when the item is not placing or ``process_id`` no longer holds it (its lease
+        was taken over: the new holder decides).
+        """
+        return self._change(await self._script(lua.REFUSED, [], process_id, int(index), reason))
+
+    async def lost(self, index: int, call_id: str) -> Change | None:
+        """The API does not know the live call ``call_id``: the item ``failed`` with reason
+        ``lost``, never redialed, its slot freed. None unless it is the item's current call
+        and the item is ``live``."""
+        return self._change(await self._script(lua.LOST, [], int(index), call_id))
+
+    async def unplaced(self, process_id: str, index: int, due_in: float = 0.0) -> Change | None:
+        """Put the ``placing`` item back: ``pending`` (or ``waiting``, for a redial), due in
+        ``due_in`` seconds, its slot freed, its attempt (and so its idempotency key) kept.
+
+        For a create refused for a reason not the item's, and to hold an item until its
+        calling window opens without holding a slot. None when the item is not placing or
+        ``process_id`` no longer holds it.
+        """
+        if isinstance(due_in, bool) or not isinstance(due_in, int | float) or due_in < 0:
+            raise ValidationError("due_in", f"must be a number >= 0, got {due_in!r}")
+        reply = await self._script(lua.UNPLACED, [], process_id, int(index), _ms(due_in))
+        return self._change(reply)
+
+    # --- leases --------------------------------------------------------------------------
+
+    async def renew(self, process_id: str, lease: float, indices: Iterable[int]) -> list[int]:
+        """Extend the leases of ``process_id``'s items ``indices`` by ``lease`` seconds;
+        return those it no longer holds (taken over, or finished): it must not place them.
+
+        Both placing and live items are leased: a process keeps renewing the live calls it
+        polls, or another process takes them over. One round trip per thousand items."""
+        lease_ms = _ms(_positive(lease, "lease"))
+        process_id = _id(process_id, "process_id")
+        wanted = [int(i) for i in indices]
+        lost: list[int] = []
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            reply = await self._script(lua.RENEW, [], process_id, lease_ms, *chunk)
+            lost.extend(int(i) for i in reply[1])
+        return lost
+
+    async def take_over(
+        self, process_id: str, lease: float, max_items: int = 100
+    ) -> list[TakenItem]:
+        """Take up to ``max_items`` items (``placing`` or ``live``) whose lease expired (their
+        process died or stalled): they are held by ``process_id`` for ``lease`` seconds, and
+        keep their slots (their calls may be live, their creates in flight)."""
+        lease_ms = _ms(_positive(lease, "lease"))
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValidationError("max_items", f"must be a positive integer, got {max_items!r}")
+        reply = await self._script(lua.TAKE_OVER, [], process_id, lease_ms, max_items)
+        return [
+            TakenItem(int(index), _record(int(index), str(raw)), str(request))
+            for index, raw, request in reply[1]
+        ]
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def counts(self) -> CampaignCounts:
+        """The campaign's totals (all zero for a campaign not in Redis)."""
+        meta = await self._command("hgetall", self._meta)
+        return _counts({str(k): str(v) for k, v in meta.items()})
+
+    async def live(self) -> int:
+        """Live-call slots in use over the whole namespace."""
+        value = await self._command("get", self._keys[0])
+        return int(value or 0)
+
+    async def request(self, index: int) -> str | None:
+        """The request wire JSON of item ``index``, or None."""
+        value = await self._command("hget", self._req, str(int(index)))
+        return None if value is None else str(value)
+
+    async def records(
+        self, indices: Iterable[int] | None = None, *, with_requests: bool = False
+    ) -> list[ItemRecord]:
+        """Records of items ``indices`` (default: all), ordered by index, with their
+        requests when ``with_requests``. Read a thousand at a time, so a big campaign never
+        makes one huge reply; items missing are left out."""
+        found: dict[int, str] = {}
+        if indices is None:
+            cursor = 0
+            while True:
+                cursor, batch = await self._command("hscan", self._items, cursor, None, BATCH)
+                found.update((int(k), str(v)) for k, v in batch.items())
+                if not cursor:
+                    break
+        else:
+            wanted = sorted({int(i) for i in indices})
+            for start in range(0, len(wanted), BATCH):
+                chunk = wanted[start : start + BATCH]
+                values = await self._command("hmget", self._items, [str(i) for i in chunk])
+                found.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
+        order = sorted(found)
+        requests: dict[int, str] = {}
+        if with_requests:
+            for start in range(0, len(order), BATCH):
+                chunk = order[start : start + BATCH]
+                values = await self._command("hmget", self._req, [str(i) for i in chunk])
+                requests.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
+        return [_record(i, found[i], requests.get(i)) for i in order]
