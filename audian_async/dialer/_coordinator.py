@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import anyio
 
 from .._convert import parse_call_request
-from .._errors import ValidationError
+from .._errors import AudianError, ValidationError
 from .._json import loads
 from .._models import CallRequest, CallStatus, FailureReason
 from .._validation import CheckedCallRequest, validate_call_request
@@ -48,9 +48,26 @@ class Coordinator(Protocol):
     name: str
     """The campaign's name."""
 
-    async def open(self, region: str | None) -> list[Item]:
-        """Load the campaign (restored requests checked against ``region``); return its
-        items as stored, live and placing ones holding their slots."""
+    async def open(
+        self, region: str | None, requests: Sequence[CheckedCallRequest] | None = None
+    ) -> list[Item]:
+        """Load the campaign (restored requests checked against ``region``); return the
+        items this process is to resume, live and placing ones holding their slots.
+
+        With ``requests`` (a run), the campaign holds exactly those items: new ones are
+        added ``pending``, and a campaign stored with other requests is an
+        :class:`~audian_async.AudianError` raised before anything is dialed.
+        """
+
+    def bind(self, changed: Callable[[], None], taken: Callable[[list[Item]], None]) -> None:
+        """Let the coordinator tell the session that counts changed elsewhere (``changed``)
+        and hand it items taken over from a process that died (``taken``)."""
+
+    def holds(self, item: Item) -> bool:
+        """Whether this process still holds ``item`` (may send its create)."""
+
+    async def give_back(self, item: Item) -> None:
+        """A claimed item not placed (the campaign paused): ready again, its slot freed."""
 
     async def close(self) -> None:
         """Save every change, then release the store."""
@@ -183,8 +200,8 @@ class Coordinator(Protocol):
     def peak_live(self) -> int:
         """The most live-call slots taken at once."""
 
-    def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
-        """Outcomes of finished items, in the order of ``indices``."""
+    async def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+        """Outcomes of the items ``indices``, in that order."""
 
 
 class LocalCoordinator:
@@ -213,8 +230,11 @@ class LocalCoordinator:
         self._ready: deque[Item] = deque()
         self._ready_event = anyio.Event()
 
-    async def open(self, region: str | None) -> list[Item]:
-        """Open the store, load the campaign and take the slots of its live calls."""
+    async def open(
+        self, region: str | None, requests: Sequence[CheckedCallRequest] | None = None
+    ) -> list[Item]:
+        """Open the store, load the campaign and take the slots of its live calls; with
+        ``requests``, check the stored items against them and add the new ones."""
         await self.store.open()
         try:
             nonce = await self.store.nonce(self.name, secrets.token_hex(6))
@@ -236,10 +256,36 @@ class LocalCoordinator:
                     if self.caller_ids is not None and self._pooled(item):
                         assert item.caller_id is not None
                         self.caller_ids.occupy(item.caller_id)
+            for index, checked in enumerate(requests or ()):
+                self._attach(index, checked)
         except BaseException:
             await self.store.aclose()
             raise
         return list(self.machine.items.values())
+
+    def _attach(self, index: int, checked: CheckedCallRequest) -> None:
+        existing = self.machine.items.get(index)
+        if existing is None:
+            self.writer.mark(self.machine.add(index, checked))
+            return
+        given = checked.request
+        if existing.request.to != given.to or existing.request.from_ != given.from_:
+            raise AudianError(
+                f"campaign {self.name!r} item {index} was {existing.request.to}, not "
+                f"{given.to}: resume a campaign with the same requests, or use a new name"
+            )
+
+    def bind(self, changed: Callable[[], None], taken: Callable[[list[Item]], None]) -> None:
+        """Nothing changes behind this process's back."""
+
+    def holds(self, item: Item) -> bool:
+        """One process: it holds every item."""
+        return True
+
+    async def give_back(self, item: Item) -> None:
+        """Free the slot and queue the item again."""
+        self.slots.release()
+        self.make_ready(item)
 
     async def close(self) -> None:
         """Flush what changed, then close the store (even when cancelled)."""
@@ -457,6 +503,6 @@ class LocalCoordinator:
         """The most slots taken at once."""
         return self.slots.peak
 
-    def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+    async def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
         """Outcomes of ``indices``, in order."""
         return self.machine.outcomes(indices)

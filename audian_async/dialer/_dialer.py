@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -220,11 +220,19 @@ class Dialer:
     # --- lifecycle -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _running(self, campaign: str, *, keep_finished: bool) -> AsyncIterator[DialSession]:
+    async def _running(
+        self,
+        campaign: str,
+        *,
+        keep_finished: bool,
+        requests: Sequence[CheckedCallRequest] | None = None,
+    ) -> AsyncIterator[DialSession]:
         """One session of ``campaign``, this dialer's only one while it runs."""
         if self._session is not None:
             raise RuntimeError("this Dialer is already running")
-        session = DialSession(self.settings, campaign, keep_finished=keep_finished)
+        session = DialSession(
+            self.settings, campaign, keep_finished=keep_finished, requests=requests
+        )
         self._session = session
         try:
             async with session:
@@ -396,10 +404,8 @@ class Dialer:
             except ValidationError as exc:
                 raise exc.at(f"requests[{i}]") from None
         name = self.campaign if campaign is None else check_campaign(campaign)
-        async with self._running(name, keep_finished=True) as session:
-            for i, request in enumerate(checked):
-                await session.attach(i, request)
+        async with self._running(name, keep_finished=True, requests=checked) as session:
             # Every item is in the store before the first create gets far.
             await session.flush()
             await session.join()
-            return session.report(range(len(checked)))
+            return await session.report(range(len(checked)))

@@ -157,6 +157,11 @@ class Placer:
             if unclear and anyio.current_time() >= deadline:
                 await self._give_up(item, key, last_sent)
                 return
+            if not coordinator.holds(item):
+                # Its lease went to another process (this one stalled or lost the shared
+                # state): that process replays the same key; this one sends nothing more.
+                logger.warning("item %d: lease lost; leaving it to its new holder", item.index)
+                return
             await coordinator.pace()
             if new_attempt and session.paused and not unclear:
                 # Paused while this create waited its turn: nothing was sent that may have
@@ -230,8 +235,7 @@ class Placer:
             session.settle(await coordinator.suppress(item))
             return False
         if session.paused:
-            await coordinator.free_slot()
-            coordinator.make_ready(item)
+            await coordinator.give_back(item)
             return False
         window = session.options.window
         if window is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -82,10 +82,18 @@ class DialSession:
     """The campaign ``name`` run with ``options``; ``keep_finished`` for :meth:`Dialer.run`
     (which reports every outcome), not for a service (which forgets finished items)."""
 
-    def __init__(self, options: DialerSettings, name: str, *, keep_finished: bool) -> None:
+    def __init__(
+        self,
+        options: DialerSettings,
+        name: str,
+        *,
+        keep_finished: bool,
+        requests: Sequence[CheckedCallRequest] | None = None,
+    ) -> None:
         self.options = options
         self.name = name
         self.keep_finished = keep_finished
+        self.requests = requests
         self.client: AsyncAudian = options.client
         self.create_deadline = options.create_deadline
         self.coordinator = LocalCoordinator(
@@ -131,7 +139,8 @@ class DialSession:
     async def __aenter__(self) -> Self:
         stack = self._stack
         coordinator = self.coordinator
-        items = await coordinator.open(self.client.default_region)
+        items = await coordinator.open(self.client.default_region, self.requests)
+        coordinator.bind(self._changed, self._resume)
         stack.push_async_callback(coordinator.close)
         try:
             self.suppression.update(await coordinator.suppressed())
@@ -183,6 +192,12 @@ class DialSession:
         if coordinator.unfinished == 0:
             self.idle.set()
 
+    def _changed(self) -> None:
+        """The coordinator saw counts change (an item finished in another process)."""
+        if self.coordinator.unfinished == 0:
+            self.idle.set()
+        self.room.set()
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -229,19 +244,6 @@ class DialSession:
         """Let the placer have an item added with ``ready=False``."""
         if item.state is ItemState.PENDING:
             self.coordinator.make_ready(item)
-
-    async def attach(self, index: int, request: CheckedCallRequest) -> None:
-        """Add item ``index`` of a run, or check that the resumed campaign holds it."""
-        existing = self.coordinator.item(index)
-        if existing is None:
-            await self.add(index, request)
-            return
-        given = request.request
-        if existing.request.to != given.to or existing.request.from_ != given.from_:
-            raise AudianError(
-                f"campaign {self.name!r} item {index} was {existing.request.to}, not "
-                f"{given.to}: resume a campaign with the same requests, or use a new name"
-            )
 
     async def flush(self) -> None:
         """Write every changed item to the store now."""
@@ -297,11 +299,11 @@ class DialSession:
             await event.wait()
         return item.outcome()
 
-    def report(self, indices: Iterable[int]) -> CampaignReport:
+    async def report(self, indices: Iterable[int]) -> CampaignReport:
         """The report over ``indices``."""
         return CampaignReport.build(
             self.name,
-            self.coordinator.outcomes(indices),
+            await self.coordinator.outcomes(indices),
             rate_limited=self.placer.rate_limited,
             polls=self.poller.polls,
         )
