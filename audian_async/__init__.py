@@ -51,6 +51,7 @@ from .dialer import (
     CampaignStore,
     Dialer,
     MemoryStore,
+    RedisStore,
     RetryPolicy,
     SQLiteStore,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "RateLimitedError",
     "RecordAudio",
     "Recording",
+    "RedisStore",
     "RetryPolicy",
     "SQLiteStore",
     "ServerError",

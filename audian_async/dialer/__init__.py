@@ -7,6 +7,7 @@ pure. The README's "Campaigns: the dialer" section is the guide.
 from ._dialer import DEFAULT_DB_PATH, Dialer, DialerStats, DialHandle
 from ._machine import CallOutcome, CampaignReport, ItemRecord, ItemState, idempotency_key
 from ._policy import RetryPolicy
+from ._redis_store import RedisStore
 from ._store import CampaignStore, MemoryStore, SQLiteStore, SuppressionStore
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ItemRecord",
     "ItemState",
     "MemoryStore",
+    "RedisStore",
     "RetryPolicy",
     "SQLiteStore",
     "SuppressionStore",

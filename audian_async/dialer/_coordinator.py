@@ -107,8 +107,8 @@ class Coordinator(Protocol):
     async def free_slot(self) -> None:
         """Give back a slot taken for nothing (no create was sent)."""
 
-    async def pace(self) -> None:
-        """Wait for this create's turn under ``calls_per_second``."""
+    async def pace(self, item: Item) -> None:
+        """Wait for the turn of ``item``'s create under ``calls_per_second``."""
 
     async def assign_caller_id(self, item: Item) -> None:
         """Give a new attempt of an item without its own ``from_`` a caller ID from the
@@ -345,7 +345,7 @@ class LocalCoordinator:
         """Give a slot back."""
         self.slots.release()
 
-    async def pace(self) -> None:
+    async def pace(self, item: Item) -> None:
         """Wait for the pacer, if any."""
         if self.pacer is not None:
             await self.pacer.wait()

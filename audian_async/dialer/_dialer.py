@@ -26,6 +26,7 @@ from ..webhooks import EventRouter
 from ._caller_ids import CallerIdPool
 from ._machine import CallOutcome, CampaignReport, Item
 from ._policy import RetryPolicy
+from ._redis_store import RedisStore
 from ._session import DialerStats, DialSession
 from ._settings import DialerSettings, check_campaign
 from ._store import CampaignStore, SQLiteStore
@@ -132,7 +133,7 @@ class Dialer:
         max_active_calls: int = 100,
         calls_per_second: float | None = None,
         retry: RetryPolicy | None = None,
-        store: CampaignStore | None = None,
+        store: CampaignStore | RedisStore | None = None,
         campaign: str | None = None,
         poll_after: float | None = None,
         poll_interval: float | None = None,
@@ -192,7 +193,7 @@ class Dialer:
         return self.settings.router
 
     @property
-    def store(self) -> CampaignStore:
+    def store(self) -> CampaignStore | RedisStore:
         """Where the campaign's state survives the process."""
         return self.settings.store
 

@@ -390,8 +390,12 @@ class DialMachine:
             self._set(item, ItemState.PLACING)
         elif item.state is not ItemState.PLACING:
             raise ValueError(f"item {item.index} is {item.state}, cannot place a call")
-        # The same key as idempotency_key(), with the campaign's digest computed once.
-        return self.tagged(item), f"{self._key_prefix}{item.index}-{item.attempt}"
+        return self.tagged(item), self.key(item)
+
+    def key(self, item: Item) -> str:
+        """The idempotency key of the item's current attempt (:func:`idempotency_key`, with
+        the campaign's digest computed once)."""
+        return f"{self._key_prefix}{item.index}-{item.attempt}"
 
     def tagged(self, item: Item) -> CallRequest | CheckedCallRequest:
         """The item's request with the campaign/item/attempt tags added (still checked when

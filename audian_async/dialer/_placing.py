@@ -162,7 +162,7 @@ class Placer:
                 # state): that process replays the same key; this one sends nothing more.
                 logger.warning("item %d: lease lost; leaving it to its new holder", item.index)
                 return
-            await coordinator.pace()
+            await coordinator.pace(item)
             if new_attempt and session.paused and not unclear:
                 # Paused while this create waited its turn: nothing was sent that may have
                 # acted, so the item waits for resume() (or the next run) like the others.

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands import Script
 
-__all__ = ["RedisConnection"]
+__all__ = ["RedisConnection", "RedisUnavailableError"]
+
+
+class RedisUnavailableError(AudianError):
+    """Redis could not be reached (refused, reset, timed out): the step may be tried again
+    once it is back (every step of the shared state is safe to repeat)."""
 
 
 class RedisConnection:
@@ -118,6 +123,8 @@ class RedisConnection:
     def _error(self, exc: Exception) -> Exception:
         import coredis.exceptions
 
-        if isinstance(exc, coredis.exceptions.RedisError | OSError):
+        if isinstance(exc, coredis.exceptions.ConnectionError | TimeoutError | OSError):
+            return RedisUnavailableError(f"Redis at {_shown(self.url)} is unreachable: {exc}")
+        if isinstance(exc, coredis.exceptions.RedisError):
             return AudianError(f"Redis at {_shown(self.url)} failed: {exc}")
         return exc

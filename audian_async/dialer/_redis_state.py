@@ -14,6 +14,7 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
     {ns}:pace             next free create time of the shared pace (server ms)
     {ns}:call:<call_id>   "<cd>:<index>": which item placed a call (TTL: retention)
     {ns}:early:<call_id>  "<status>\\n<reason>": a terminal event ahead of its create reply
+    {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user)
     {ns}:c:<cd>:meta      hash: name, digest, nonce, retention, total, unfinished, attempts,
                           and the count of items in each state
     {ns}:c:<cd>:req       hash: index -> request wire JSON
@@ -604,6 +605,15 @@ class RedisCampaignState:
         """Live-call slots in use over the whole namespace."""
         value = await self._command("get", self._keys[0])
         return int(value or 0)
+
+    async def suppressed(self) -> list[str]:
+        """The namespace's suppressed numbers (E.164), for every campaign."""
+        members = await self._command("smembers", self._tag + "suppressed")
+        return sorted(str(m) for m in members)
+
+    async def add_suppressed(self, number: str) -> None:
+        """Suppress ``number`` for every campaign of the namespace."""
+        await self._command("sadd", self._tag + "suppressed", [number])
 
     async def request(self, index: int) -> str | None:
         """The request wire JSON of item ``index``, or None."""

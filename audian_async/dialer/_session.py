@@ -31,11 +31,13 @@ from .._models import CallStatus, FailureReason
 from .._validation import CheckedCallRequest
 from ..webhooks import CallCompleted, CallFailed, Subscription
 from ._alarms import Alarm, Alarms
-from ._coordinator import LocalCoordinator
+from ._coordinator import Coordinator, LocalCoordinator
 from ._inbox import EventInbox
 from ._machine import CallOutcome, CampaignReport, Item, ItemState, Step, Transition
 from ._placing import Placer
 from ._polling import Poller
+from ._redis_coordinator import RedisCoordinator
+from ._redis_store import RedisStore
 from ._settings import DialerSettings
 
 __all__ = ["DialSession", "DialerStats"]
@@ -96,15 +98,26 @@ class DialSession:
         self.requests = requests
         self.client: AsyncAudian = options.client
         self.create_deadline = options.create_deadline
-        self.coordinator = LocalCoordinator(
-            name,
-            options.policy,
-            options.store,
-            max_active_calls=options.max_active_calls,
-            calls_per_second=options.calls_per_second,
-            flush_interval=options.flush_interval,
-            caller_ids=None if options.caller_ids is None else options.caller_ids.fresh(),
-        )
+        self.coordinator: Coordinator
+        if isinstance(options.store, RedisStore):
+            self.coordinator = RedisCoordinator(
+                name,
+                options.policy,
+                options.store,
+                max_active_calls=options.max_active_calls,
+                calls_per_second=options.calls_per_second,
+                create_deadline=options.create_deadline,
+            )
+        else:
+            self.coordinator = LocalCoordinator(
+                name,
+                options.policy,
+                options.store,
+                max_active_calls=options.max_active_calls,
+                calls_per_second=options.calls_per_second,
+                flush_interval=options.flush_interval,
+                caller_ids=None if options.caller_ids is None else options.caller_ids.fresh(),
+            )
         self.fatal: AudianError | None = None
         """Set when the account cannot place calls (401, 403, an unreachable API)."""
         self.open = False

@@ -12,6 +12,7 @@ from .._window import CallingWindow
 from ..webhooks import EventRouter
 from ._caller_ids import CallerIdPool
 from ._policy import RetryPolicy
+from ._redis_store import RedisStore
 from ._store import CampaignStore
 from ._suppression import Suppression
 
@@ -48,7 +49,7 @@ class DialerSettings:
     client: AsyncAudian
     router: EventRouter | None
     retry: RetryPolicy
-    store: CampaignStore
+    store: CampaignStore | RedisStore
     max_active_calls: int = 100
     calls_per_second: float | None = None
     poll_after: float | None = None
@@ -70,6 +71,10 @@ class DialerSettings:
             raise ValidationError("router", f"must be an EventRouter or None, got {self.router!r}")
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
+        if isinstance(self.store, RedisStore) and self.caller_ids is not None:
+            raise ValidationError(
+                "caller_ids", "a caller-ID pool is not shared through a RedisStore yet"
+            )
         _count(self.max_active_calls, "max_active_calls")
         _count(self.max_pending, "max_pending")
         if self.calls_per_second is not None:

@@ -1,0 +1,554 @@
+""":class:`~._coordinator.Coordinator` over Redis: several processes serve one campaign.
+
+Every step is one script of :class:`~._redis_state.RedisCampaignState` (claim + slot + pace
++ durable ``placing`` in one round trip; placed; ended), so the hot path costs three round
+trips per attempt. This process keeps :class:`~._machine.Item` objects only as a cache of
+the items it works on (claimed, placed, or finished by a webhook it received), updated from
+each script's reply; the truth is in Redis.
+
+Background work (:meth:`RedisCoordinator.run`): the campaign's counts are re-read a few
+times a second (an item another process finished must end this process's ``run()`` too),
+the leases of the items this process holds are renewed, and items whose holder died are
+taken over. A step that finds Redis unreachable is tried again (every step is safe to
+repeat) until the dialer's ``create_deadline``, then the error stops the campaign: no create
+is ever sent without its claim, so nothing is placed without a slot meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
+
+import anyio
+
+from .._convert import parse_call_request, request_to_wire
+from .._errors import ValidationError
+from .._json import dumps, loads
+from .._models import CallRequest, CallStatus, FailureReason, as_reason
+from .._validation import CheckedCallRequest, validate_call_request
+from ._machine import (
+    SUPPRESSED,
+    CallOutcome,
+    DialMachine,
+    Item,
+    ItemRecord,
+    ItemState,
+    Plan,
+    Step,
+    Transition,
+)
+from ._policy import RetryPolicy
+from ._redis_connection import RedisConnection, RedisUnavailableError
+from ._redis_state import (
+    CampaignCounts,
+    Change,
+    Claimed,
+    NoSlot,
+    RedisCampaignState,
+    redial_decisions,
+)
+from ._redis_store import RedisStore
+
+__all__ = ["RedisCoordinator"]
+
+logger = logging.getLogger("audian_async.dialer")
+
+T = TypeVar("T")
+
+COUNTS_EVERY = 0.1
+"""Seconds between reads of the campaign's counts (another process may finish its items)."""
+SLOT_POLL = 0.02
+"""Seconds before asking again when the namespace's live-call limit is reached."""
+IDLE_POLL = 0.2
+"""Most seconds between claims while nothing is due (items may come from other processes)."""
+_UNKNOWN = CallRequest(from_=None, to="")
+"""The request of an item this process never held (finished here by a webhook)."""
+
+
+class RedisCoordinator:
+    """The campaign ``name`` in ``store``'s Redis, shared with every process running it."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: RetryPolicy,
+        store: RedisStore,
+        *,
+        max_active_calls: int,
+        calls_per_second: float | None,
+        create_deadline: float,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.store = store
+        self.limit = max_active_calls
+        self.pace_interval = 1.0 / calls_per_second if calls_per_second else 0.0
+        self.create_deadline = create_deadline
+        self.lease = store.lease
+        self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.connection = RedisConnection(store.url)
+        self.state = RedisCampaignState(
+            self.connection, name, namespace=store.namespace, retention=store.retention
+        )
+        self.machine = DialMachine(name, policy)  # tags and keys only; the rules are Lua
+        self.items: dict[int, Item] = {}
+        self._by_call_id: dict[str, Item] = {}
+        self._requests: Sequence[CheckedCallRequest] | None = None
+        self._region: str | None = None
+        self._counts = CampaignCounts(0, 0, 0, dict.fromkeys(ItemState, 0))
+        self._held: set[int] = set()  # placing or live items this process holds
+        self._unbegun: set[int] = set()  # claimed, no create sent yet
+        self._pace_waits: dict[int, float] = {}
+        self._renewed_at = 0.0
+        self._wake = anyio.Event()
+        self._check_at = 0.0
+        self._peak = 0
+        self._changed: Callable[[], None] = lambda: None
+        self._taken: Callable[[list[Item]], None] = lambda items: None
+        self._stack = AsyncExitStack()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def open(
+        self, region: str | None, requests: Sequence[CheckedCallRequest] | None = None
+    ) -> list[Item]:
+        """Connect, create or join the campaign (a different request list is an
+        :class:`~audian_async.AudianError`, before anything is dialed), and take over the
+        items of processes that died; return those."""
+        self._region = region
+        await self._stack.enter_async_context(self.connection)
+        try:
+            self._requests = requests
+            wires = None
+            if requests is not None:
+                wires = [dumps(request_to_wire(r.request)).decode() for r in requests]
+            opened = await self.state.open(wires)
+            self.machine = DialMachine(self.name, self.policy, opened.nonce)
+            self._counts = opened.counts
+            self._renewed_at = anyio.current_time()
+            return await self._take_over()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def close(self) -> None:
+        """Disconnect; the items this process holds return to the others after their lease.
+
+        Not shielded: the client's own task group must exit in the scope it was entered in.
+        """
+        await self._stack.aclose()
+
+    def bind(self, changed: Callable[[], None], taken: Callable[[list[Item]], None]) -> None:
+        """The session's hooks: counts changed elsewhere; items taken over."""
+        self._changed, self._taken = changed, taken
+
+    async def run(self) -> None:
+        """Re-read the counts; renew leases and take dead processes' items over."""
+        maintenance = self.lease / 3
+        next_maintenance = anyio.current_time() + maintenance
+        while True:
+            await anyio.sleep(COUNTS_EVERY)
+            await self._refresh()
+            if anyio.current_time() >= next_maintenance:
+                next_maintenance = anyio.current_time() + maintenance
+                await self._renew()
+                taken = await self._take_over()
+                if taken:
+                    self._taken(taken)
+
+    async def flush(self) -> None:
+        """Nothing is written behind: every step is stored when it returns."""
+
+    async def _refresh(self) -> None:
+        counts = await self._retrying(self.state.counts)
+        live = await self._retrying(self.state.live)
+        self._peak = max(self._peak, live)
+        if counts != self._counts:
+            self._counts = counts
+            self._changed()
+        self._wake.set()  # a slot may have been freed elsewhere
+
+    async def _renew(self) -> None:
+        started = anyio.current_time()
+        lost = await self._retrying(self.state.renew, self.process_id, self.lease, self._held)
+        self._renewed_at = started
+        for index in lost:
+            self._held.discard(index)
+            if index not in self._unbegun:
+                logger.warning("item %d: lease lost to another process", index)
+
+    async def _take_over(self) -> list[Item]:
+        taken = await self._retrying(self.state.take_over, self.process_id, self.lease, 1000)
+        items = []
+        for found in taken:
+            item = self._local(found.record, found.request)
+            self._held.add(item.index)
+            items.append(item)
+        if items:
+            logger.info(
+                "campaign %s: took over %d items of a stopped process", self.name, len(items)
+            )
+        return items
+
+    async def _retrying(self, step: Callable[..., Awaitable[T]], *args: object) -> T:
+        """Run ``step``, waiting for an unreachable Redis up to ``create_deadline``."""
+        deadline = anyio.current_time() + self.create_deadline
+        delay = 0.05
+        while True:
+            try:
+                return await step(*args)
+            except RedisUnavailableError as exc:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                logger.warning("campaign %s: %s; waiting for it", self.name, exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # --- items ---------------------------------------------------------------------------
+
+    def _local(self, record: ItemRecord, wire: str | None) -> Item:
+        """This process's copy of an item, made or updated from its record."""
+        item = self.items.get(record.index)
+        if item is None:
+            checked = self._request(record.index, wire)
+            if checked is None:
+                item = Item(record.index, _UNKNOWN)
+            else:
+                item = Item(record.index, checked.request, checked=checked)
+                self.items[record.index] = item
+        item.state = ItemState(record.state)
+        item.attempt = record.attempt
+        item.call_ids = list(record.call_ids)
+        item.reason = as_reason(record.reason)
+        item.next_at = record.next_at
+        for call_id in item.call_ids:
+            self._by_call_id[call_id] = item
+        return item
+
+    def _request(self, index: int, wire: str | None) -> CheckedCallRequest | None:
+        if self._requests is not None and index < len(self._requests):
+            return self._requests[index]
+        if wire is None:
+            return None
+        request = parse_call_request(loads(wire), require_from=False)
+        try:
+            return validate_call_request(request, self._region)
+        except ValidationError:
+            return None
+
+    async def add(self, index: int, request: CheckedCallRequest) -> Item:
+        """A new item of a service campaign, stored (and claimable) at once."""
+        wire = dumps(request_to_wire(request.request)).decode()
+        await self._retrying(self.state.add, index, wire)
+        item = Item(index, request.request, checked=request)
+        self.items[index] = item
+        self._wake.set()
+        return item
+
+    async def discard(self, item: Item) -> None:
+        """Forget it here (a stored item is placed by whichever process claims it)."""
+        self.items.pop(item.index, None)
+
+    def make_ready(self, item: Item) -> None:
+        """Claims find due items in Redis: just look again now."""
+        self._check_at = 0.0
+        self._wake.set()
+
+    async def wait_ready(self) -> None:
+        """Wait until a claim may find something: woken here, or the next check is due."""
+        wait = self._check_at - anyio.current_time()
+        if not self._wake.is_set() and wait > 0:
+            with anyio.move_on_after(wait):
+                await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def claim(self) -> Item | None:
+        """Claim the next due item with its slot and pace (one round trip)."""
+        now = anyio.current_time()
+        result = await self._retrying(
+            self.state.claim, self.process_id, self.limit, self.lease, self.pace_interval
+        )
+        if isinstance(result, Claimed):
+            item = self._local(result.record, result.request)
+            self._held.add(item.index)
+            self._unbegun.add(item.index)
+            self._pace_waits[item.index] = result.pace_wait
+            self._check_at = now  # there may be more
+            return item
+        if isinstance(result, NoSlot):
+            self._check_at = now + SLOT_POLL
+        else:
+            due = IDLE_POLL if result.due_in is None else min(result.due_in, IDLE_POLL)
+            self._check_at = now + due
+        return None
+
+    def forget(self, item: Item) -> None:
+        """Drop a finished item from this process's memory."""
+        if self.items.get(item.index) is item:
+            del self.items[item.index]
+        for call_id in item.call_ids:
+            if self._by_call_id.get(call_id) is item:
+                del self._by_call_id[call_id]
+
+    # --- slots and pace ------------------------------------------------------------------
+
+    async def take_slot(self) -> None:
+        """The claim takes the slot with the item."""
+
+    async def free_slot(self) -> None:
+        """A claim that found nothing took no slot; one that did is given back by the step
+        that follows (suppress, hold or give_back)."""
+
+    async def pace(self, item: Item) -> None:
+        """Wait out the pace booked by the claim (once per attempt)."""
+        wait = self._pace_waits.pop(item.index, 0.0)
+        if wait > 0:
+            await anyio.sleep(wait)
+
+    async def assign_caller_id(self, item: Item) -> None:
+        """Caller-ID pools are not shared through Redis (the Dialer refuses the mix)."""
+
+    def holds(self, item: Item) -> bool:
+        """Whether the item's lease is this process's, renewed recently enough."""
+        fresh = anyio.current_time() - self._renewed_at < self.lease * 2 / 3
+        return item.index in self._held and fresh
+
+    async def give_back(self, item: Item) -> None:
+        """Put a claimed item back, due now, its slot freed."""
+        await self._unclaim(item, 0.0)
+
+    async def _unclaim(self, item: Item, due_in: float) -> None:
+        self._unbegun.discard(item.index)
+        self._pace_waits.pop(item.index, None)
+        change = await self._retrying(self.state.unplaced, self.process_id, item.index, due_in)
+        self._held.discard(item.index)
+        if change is not None:
+            self._local(change.record, None)
+        self._wake.set()
+
+    # --- attempts ------------------------------------------------------------------------
+
+    async def begin(self, item: Item) -> tuple[CallRequest | CheckedCallRequest, str]:
+        """The claim started the attempt in Redis: its tagged request and key."""
+        self._unbegun.discard(item.index)
+        return self.machine.tagged(item), self.machine.key(item)
+
+    async def durable(self) -> None:
+        """The claim stored ``placing`` before it returned."""
+
+    async def placed(self, item: Item, call_id: str, now: float) -> Transition | None:
+        """Record the placement (and any terminal event that overtook its reply)."""
+        change = await self._retrying(
+            self.state.placed, self.process_id, item.index, item.attempt, call_id, self.policy
+        )
+        if change is None:
+            # Recorded already (a process that took the item over replayed the same key),
+            # or no longer this process's: its holder follows the call.
+            self._held.discard(item.index)
+            return None
+        return self._transition(change)
+
+    async def ended(
+        self,
+        call_id: str,
+        status: CallStatus | str | None,
+        reason: FailureReason | str | None,
+        now: float,
+    ) -> Transition | None:
+        """Apply a terminal status, wherever the call was placed."""
+        item = self._by_call_id.get(call_id)
+        decisions = self._decisions(item, reason)
+        change = await self._retrying(self.state.ended, call_id, status, reason, decisions)
+        if item is not None:
+            item.plan = None
+        if change is None or change.campaign != self.state.digest:
+            return None
+        return self._transition(change)
+
+    def _decisions(
+        self, item: Item | None, reason: FailureReason | str | None
+    ) -> RetryPolicy | dict[str, tuple[float | None, ...]]:
+        # A handler's plan for the call (redial()/finish()) replaces the policy's decision.
+        plan = None if item is None else item.plan
+        if plan is None:
+            return self.policy
+        why = str(as_reason(reason) or "unknown")
+        if plan.finish:
+            return {}
+        after = plan.redial_after
+        row = tuple(
+            self.policy.delay(why, attempts) if after is None else after
+            for attempts in range(1, self.policy.max_attempts)
+        )
+        return {why: row} if row else redial_decisions(self.policy, [why])
+
+    async def refused(self, item: Item, reason: str) -> Transition | None:
+        """Fail the placing item for ``reason``, its slot freed."""
+        self._unbegun.discard(item.index)
+        change = await self._retrying(self.state.refused, self.process_id, item.index, reason)
+        return None if change is None else self._transition(change)
+
+    async def lost(self, item: Item, call_id: str) -> Transition | None:
+        """Fail the live item as lost, its slot freed."""
+        change = await self._retrying(self.state.lost, item.index, call_id)
+        return None if change is None else self._transition(change)
+
+    async def unplaced(self, item: Item) -> bool:
+        """Put the placing item back for later, its slot freed."""
+        change = await self._retrying(self.state.unplaced, self.process_id, item.index, 0.0)
+        self._held.discard(item.index)
+        if change is None:
+            return False
+        self._local(change.record, None)
+        self._wake.set()
+        return True
+
+    def _transition(self, change: Change) -> Transition | None:
+        item = self._local(change.record, None)
+        if change.state is ItemState.LIVE:
+            return None
+        self._wake.set()  # the slot is free
+        if change.state is ItemState.WAITING:
+            self._held.discard(item.index)
+            delay = change.delay or 0.0
+            self._check_at = min(self._check_at, anyio.current_time() + delay)
+            return Transition(item, Step.REDIAL, delay)
+        if change.state.is_final:
+            self._held.discard(item.index)
+            return Transition(item, Step.DONE)
+        return None
+
+    # --- the application's decisions ------------------------------------------------------
+
+    async def plan_redial(
+        self, call_id: str, after: float | None, now: float
+    ) -> tuple[bool, Transition | None]:
+        """A redial after a call still going on (applied when its end arrives here)."""
+        item = self._by_call_id.get(call_id)
+        if item is None or item.call_ids[-1] != call_id:
+            return False, None
+        if item.state in (ItemState.WAITING, ItemState.PLACING):
+            return True, None
+        if item.state is not ItemState.LIVE or len(item.call_ids) >= self.policy.max_attempts:
+            return False, None
+        if item.plan is not None and item.plan.finish:
+            return False, None
+        item.plan = Plan(redial_after=after)
+        return True, None
+
+    async def finish(self, call_id: str) -> Transition | None:
+        """End the item with its call going on (no redial after it)."""
+        item = self._by_call_id.get(call_id)
+        if item is not None and item.state is ItemState.LIVE:
+            item.plan = Plan(finish=True)
+        return None
+
+    async def suppress(self, item: Item) -> Transition | None:
+        """Fail a claimed item whose number is suppressed (its slot freed)."""
+        if item.index not in self._unbegun:
+            return None
+        return await self.refused(item, SUPPRESSED)
+
+    async def hold(self, item: Item, until: float) -> None:
+        """Put a claimed item back until ``until`` (its window opens), its slot freed."""
+        if item.index in self._unbegun:
+            await self._unclaim(item, max(0.0, until - time.time()))
+        item.next_at = until
+
+    async def suppressed(self) -> Iterable[str]:
+        """The namespace's suppressed numbers."""
+        return await self._retrying(self.state.suppressed)
+
+    async def add_suppressed(self, number: str) -> None:
+        """Suppress ``number`` for every process of the namespace."""
+        await self._retrying(self.state.add_suppressed, number)
+
+    def items_to(self, number: str) -> list[Item]:
+        """Unfinished items in this process's memory calling ``number``."""
+        items = self.items.values()
+        return [i for i in items if i.request.to == number and not i.state.is_final]
+
+    # --- what is known -------------------------------------------------------------------
+
+    def item(self, index: int) -> Item | None:
+        """Item ``index`` if held in memory."""
+        return self.items.get(index)
+
+    def item_for(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id``, if held in memory."""
+        return self._by_call_id.get(call_id)
+
+    @property
+    def unfinished(self) -> int:
+        """Items without an outcome, over every process (as last read)."""
+        return self._counts.unfinished
+
+    def counts(self) -> dict[ItemState, int]:
+        """Items per state, over every process (as last read)."""
+        return dict(self._counts.states)
+
+    @property
+    def total(self) -> int:
+        """Items in the campaign."""
+        return self._counts.total
+
+    @property
+    def attempts(self) -> int:
+        """Calls the API accepted, over every process."""
+        return self._counts.attempts
+
+    @property
+    def held(self) -> int:
+        """Items held in this process's memory."""
+        return len(self.items)
+
+    @property
+    def peak_live(self) -> int:
+        """The most live-call slots of the namespace seen taken at once."""
+        return self._peak
+
+    async def _records(self, indices: list[int], with_requests: bool) -> list[ItemRecord]:
+        return await self.state.records(indices, with_requests=with_requests)
+
+    async def outcomes(self, indices: Iterable[int]) -> list[CallOutcome]:
+        """Outcomes of ``indices``, read from Redis (whichever process placed them)."""
+        wanted = list(indices)
+        need_requests = self._requests is None
+        records = await self._retrying(self._records, wanted, need_requests)
+        by_index = {r.index: r for r in records}
+        outcomes = []
+        for index in wanted:
+            record = by_index[index]
+            checked = self._request(index, record.request)
+            to = "" if checked is None else checked.request.to
+            outcomes.append(_outcome(record, to))
+        return outcomes
+
+
+def _outcome(record: ItemRecord, to: str) -> CallOutcome:
+    """The outcome an item's record tells (``pending`` until it is final)."""
+    state = ItemState(record.state)
+    status: Literal["completed", "failed", "pending"] = "pending"
+    if state is ItemState.COMPLETED:
+        status = "completed"
+    elif state is ItemState.FAILED:
+        status = "failed"
+    due = None
+    if status == "pending" and record.next_at is not None:
+        due = datetime.fromtimestamp(record.next_at, UTC)
+    return CallOutcome(
+        index=record.index,
+        to=to,
+        status=status,
+        reason=as_reason(record.reason),
+        attempts=len(record.call_ids),
+        call_ids=record.call_ids,
+        next_at=due,
+    )

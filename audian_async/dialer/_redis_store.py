@@ -1,0 +1,66 @@
+"""``RedisStore``: where several dialer processes keep one campaign's shared state.
+
+Not a :class:`~audian_async.dialer.CampaignStore` that a process writes behind to: with it,
+the campaign's state lives in Redis and every coordination step runs there atomically (see
+:mod:`._redis_state`), so processes on one machine or many serve one campaign together.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._errors import ValidationError
+from ..webhooks._redis_dedupe import _check_namespace, _shown
+from ._redis_state import DEFAULT_RETENTION
+
+__all__ = ["RedisStore"]
+
+DEFAULT_LEASE = 30.0
+
+
+def _seconds(value: object, field: str, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValidationError(field, f"must be a number of seconds, got {value!r}")
+    if not minimum <= value < math.inf:
+        raise ValidationError(field, f"must be at least {minimum:g} seconds, got {value!r}")
+    return float(value)
+
+
+class RedisStore:
+    """A campaign shared by every dialer process that runs it against this Redis.
+
+    Pass it as ``Dialer(..., store=RedisStore(url))`` (extra ``audian-async[redis]``; asyncio
+    and trio) and run the same campaign, with the same requests, in each process::
+
+        store = RedisStore("redis://127.0.0.1:6379/0", namespace="audian", lease=30.0)
+        dialer = Dialer(client, router, max_active_calls=100, store=store)
+        report = await dialer.run(requests, campaign="winter-sale")   # in every process
+
+    Each item is placed by one process at a time; ``max_active_calls`` is one live-call
+    counter for the whole ``namespace`` (the account's limit) and ``calls_per_second`` one
+    shared pace; a terminal webhook received by any process finishes the item wherever it
+    was placed. A process holds the items it claimed and the calls it placed for ``lease``
+    seconds, renewed while it runs: when it dies, the others take its unplaced claims over
+    (replaying the same idempotency key) and poll its live calls. A finished campaign's keys
+    expire after ``retention`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "audian",
+        lease: float = DEFAULT_LEASE,
+        retention: float = DEFAULT_RETENTION,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        self.url = url
+        self.namespace = _check_namespace(namespace)
+        self.lease = _seconds(lease, "lease", 0.05)
+        self.retention = _seconds(retention, "retention", 1.0)
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisStore({_shown(self.url)!r}, namespace={self.namespace!r}, lease={self.lease:g})"
+        )
