@@ -42,37 +42,73 @@ def redis_server_binary() -> str:
     return found
 
 
-@contextmanager
-def redis_server() -> Iterator[str]:
-    """Run a throwaway redis-server on 127.0.0.1; yield its URL; stop it on exit."""
-    binary = redis_server_binary()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as workdir:
+class RedisServer:
+    """A throwaway redis-server on a fixed loopback port, which a test may stop and start
+    again (Redis lost mid-run, then back)."""
+
+    def __init__(self, workdir: str, *, durable: bool = False) -> None:
+        self.durable = durable
+        """Whether every write is on disk before it is acknowledged (so a restart keeps it)."""
+        self.binary = redis_server_binary()
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
         process = subprocess.Popen(
             [
-                binary,
-                "--port", str(port),
+                self.binary,
+                "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
-                "--dir", workdir,
+                "--appendonly", "yes" if self.durable else "no",
+                "--appendfsync", "always",
+                "--dir", self.workdir,
                 "--loglevel", "notice",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        try:
-            _wait_ready(process)
-            # Keep reading its log, so a full pipe never stalls the server.
-            threading.Thread(target=_drain, args=(process,), daemon=True).start()
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
+        _wait_ready(process)
+        # Keep reading its log, so a full pipe never stalls the server.
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        self.process = process
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it (``kill``: at once, as a crash would), losing its data."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        else:
             process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def redis_process(*, durable: bool = False) -> Iterator[RedisServer]:
+    """A :class:`RedisServer`, started; stopped on exit."""
+    with tempfile.TemporaryDirectory() as workdir:
+        server = RedisServer(workdir, durable=durable)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Run a throwaway redis-server on 127.0.0.1; yield its URL; stop it on exit."""
+    with redis_process() as server:
+        yield server.url
 
 
 def _wait_ready(process: subprocess.Popen[bytes]) -> None:

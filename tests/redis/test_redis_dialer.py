@@ -1,0 +1,261 @@
+"""Dialers sharing one campaign through a real Redis, against the sandbox."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import sys
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from audian_async import AudianError, Dialer, RedisStore
+from audian_async._json import dumps, loads
+from audian_async.dialer import CampaignReport
+from audian_async.sandbox import Sandbox, generate_webhook_secret
+from audian_async.webhooks import EventRouter
+
+from ..dialer.support import BUSY, FAST, NO_ANSWER, req, sandbox_with_receiver
+from ..loopback import free_port, until
+from ..redis_server import redis_process, redis_server
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _coredis_garbage() -> Iterator[None]:
+    """coredis (6.9) leaves the memory streams of connections that failed or were dropped
+    (Redis away, a pool closed mid-connect) for the garbage collector, which warns: collect
+    them after each test, where that is expected, instead of in whichever test runs next."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def _numbers(answered: int, busy: int, no_answer: int) -> list[str]:
+    numbers = [f"+1415555{5000 + i:04d}" for i in range(answered)]
+    return numbers + [BUSY] * busy + [NO_ANSWER] * no_answer
+
+
+def _expected_attempts(number: str) -> int:
+    return 3 if number in (BUSY, NO_ANSWER) else 1  # FAST: up to 3 attempts
+
+
+def _calls_per_item(sb: Sandbox, campaign: str) -> Counter[int]:
+    calls: Counter[int] = Counter()
+    for call in sb.calls.values():
+        tags = call.call.tags or {}
+        if tags.get("audian_campaign") == campaign:
+            calls[int(tags["audian_item"])] += 1
+    return calls
+
+
+async def test_two_dialers_share_a_campaign_its_limit_and_one_receiver(
+    redis_url: str, ns: str
+) -> None:
+    numbers = _numbers(30, 3, 3)
+    requests = [req(n) for n in numbers]
+    async with sandbox_with_receiver() as (sb, router):
+        # Only the first dialer's router gets webhooks: it finishes the other's calls too.
+        dialers = [
+            Dialer(
+                sb.client,
+                r,
+                retry=FAST,
+                max_active_calls=4,
+                store=RedisStore(redis_url, namespace=ns, lease=2.0),
+            )
+            for r in (router, EventRouter())
+        ]
+        reports: list[CampaignReport] = []
+
+        async def run(dialer: Dialer) -> None:
+            reports.append(await dialer.run(requests, campaign="shared"))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for dialer in dialers:
+                    tg.start_soon(run, dialer)
+        calls = _calls_per_item(sb, "shared")
+        peak = sb.peak_live_calls
+    first, second = reports
+    assert first.outcomes == second.outcomes  # the same complete report in each
+    assert [o.attempts for o in first.outcomes] == [_expected_attempts(n) for n in numbers]
+    assert calls == {i: _expected_attempts(n) for i, n in enumerate(numbers)}  # none twice
+    assert (first.completed, first.failed) == (30, 6)
+    assert peak <= 4  # one limit for both
+
+
+async def test_another_request_list_under_the_same_name_is_refused_before_dialing(
+    redis_url: str, ns: str
+) -> None:
+    async with sandbox_with_receiver() as (sb, router):
+        store = RedisStore(redis_url, namespace=ns)
+        first = Dialer(sb.client, router, retry=FAST, store=store)
+        with anyio.fail_after(30):
+            await first.run([req(n) for n in _numbers(2, 0, 0)], campaign="named")
+        placed = len(sb.calls)
+        other = Dialer(sb.client, router, retry=FAST, store=store)
+        with pytest.raises(AudianError, match="different request list"):
+            await other.run([req(n) for n in _numbers(3, 0, 0)], campaign="named")
+        assert len(sb.calls) == placed
+
+
+async def test_a_service_over_redis_places_what_is_submitted(redis_url: str, ns: str) -> None:
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        Dialer(
+            sb.client, router, retry=FAST, campaign="svc", store=RedisStore(redis_url, namespace=ns)
+        ) as dialer,
+    ):
+        handles = [await dialer.submit(req(n)) for n in _numbers(3, 1, 0)]
+        with anyio.fail_after(30):
+            outcomes = [await h for h in handles]
+    assert [(o.status, o.attempts) for o in outcomes] == [("completed", 1)] * 3 + [("failed", 3)]
+
+
+# coredis (6.9) leaves a memory stream of a pool that never connected for the garbage
+# collector, which warns: collect it here, where that warning is expected.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_redis_unreachable_at_start_is_a_clear_error_and_nothing_is_placed() -> None:
+    async with Sandbox() as sb:
+        store = RedisStore(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+        dialer = Dialer(sb.client, None, store=store)
+        with pytest.raises(AudianError, match="cannot reach Redis") as info:
+            await dialer.run([req(n) for n in _numbers(2, 0, 0)])
+        assert "hunter2" not in str(info.value)
+        assert "hunter2" not in repr(store)
+        assert sb.calls == {}
+    del info, dialer, store
+    gc.collect()
+
+
+class _Noticed(logging.Handler):
+    """Sets ``event`` once the dialer logs that it waits for Redis."""
+
+    def __init__(self, event: anyio.Event) -> None:
+        super().__init__(logging.WARNING)
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for it" in record.getMessage() and not self.event.is_set():
+            self.event.set()  # logged on the dialer's own loop
+
+
+# coredis (6.9) leaves the memory streams of connections that failed (Redis was away) for
+# the garbage collector, which warns: collect them here, where that is expected.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes() -> None:
+    numbers = _numbers(40, 2, 0)
+    with redis_process(durable=True) as server:
+        async with sandbox_with_receiver() as (sb, router):
+            store = RedisStore(server.url, namespace="lost", lease=5.0)
+            dialer = Dialer(sb.client, router, retry=FAST, max_active_calls=3, store=store)
+            noticed = anyio.Event()
+            handler = _Noticed(noticed)
+            logger = logging.getLogger("audian_async.dialer")
+            logger.addHandler(handler)
+            result: list[CampaignReport] = []
+
+            async def outage() -> None:
+                await until(lambda: len(sb.calls) >= 10, timeout=30)
+                server.stop()  # SIGTERM: an orderly shutdown, the data on disk
+                await noticed.wait()
+                server.start()
+
+            try:
+                with anyio.fail_after(90):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(outage)
+                        result.append(await dialer.run([req(n) for n in numbers]))
+            finally:
+                logger.removeHandler(handler)
+            calls = _calls_per_item(sb, dialer.campaign)
+            peak = sb.peak_live_calls
+    del dialer, store  # their failed connections' streams go with them
+    gc.collect()
+    [report] = result
+    assert [o.attempts for o in report.outcomes] == [_expected_attempts(n) for n in numbers]
+    assert calls == {i: _expected_attempts(n) for i, n in enumerate(numbers)}
+    assert peak <= 3  # no create without a slot, even while Redis was away
+
+
+async def test_three_processes_share_a_campaign_and_survive_one_killed(
+    redis_url: str, ns: str, tmp_path: Path
+) -> None:
+    numbers = _numbers(200, 10, 10)
+    numbers_file = tmp_path / "numbers.json"
+    numbers_file.write_bytes(dumps(numbers))
+    secret = generate_webhook_secret()
+    port = free_port()
+    limit = 8
+    async with Sandbox(
+        webhook_urls=[f"http://127.0.0.1:{port}/"], webhook_secret=secret, speed=100.0
+    ) as sb:
+        base = [
+            sys.executable, "-m", "tests.redis.worker",
+            "--redis", redis_url, "--namespace", ns, "--campaign", "three",
+            "--numbers", str(numbers_file), "--api", sb.base_url, "--api-key", sb.api_key,
+            "--max-active", str(limit), "--lease", "1.0",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        commands = [
+            [*base, "--webhook-port", str(port), "--webhook-secret", secret],  # the receiver
+            base,
+            base,
+        ]
+        processes = []
+        try:
+            for command in commands:
+                process = await anyio.open_process(command, env=env, cwd=ROOT)
+                processes.append(process)
+                assert process.stdout is not None
+                with anyio.fail_after(30):
+                    line = b""
+                    while b"dialing" not in line:
+                        line += await process.stdout.receive()
+            # Mid-run, one worker dies without a word: its claims and calls are left.
+            await until(lambda: len(sb.calls) >= 60, timeout=60)
+            processes[2].send_signal(signal.SIGKILL)
+            reports = []
+            for process in processes[:2]:
+                assert process.stdout is not None
+                out = b""
+                with anyio.fail_after(120):
+                    async for chunk in process.stdout:
+                        out += chunk
+                    assert await process.wait() == 0
+                reports.append(loads(out[out.index(b"{") :]))
+            calls = _calls_per_item(sb, "three")
+            peak = sb.peak_live_calls
+        finally:
+            for process in processes:
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+    assert reports[0] == reports[1]  # the same complete report in every process
+    outcomes = reports[0]["outcomes"]
+    assert [o[2] for o in outcomes] == [_expected_attempts(n) for n in numbers]
+    assert calls == {i: _expected_attempts(n) for i, n in enumerate(numbers)}  # none twice
+    assert peak <= limit
