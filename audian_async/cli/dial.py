@@ -24,8 +24,16 @@ from .._errors import (
 from .._json import dumps
 from .._models import CallRequest
 from .._serving import serve_webhooks
-from ..dialer import DEFAULT_DB_PATH, CampaignReport, Dialer, RetryPolicy, SQLiteStore
+from ..dialer import (
+    DEFAULT_DB_PATH,
+    CampaignReport,
+    Dialer,
+    RedisStore,
+    RetryPolicy,
+    SQLiteStore,
+)
 from ..webhooks import EventRouter, WebhookApp
+from ..webhooks._redis_dedupe import _shown
 from ._csv import CsvError, read_requests
 from ._errors import audian_error_in
 from ._progress import Progress, report_json, summary_table
@@ -54,7 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-delay", type=float, default=900.0, help="redial backoff cap, s (900)"
     )
-    parser.add_argument("--db", default=DEFAULT_DB_PATH, help=f"campaign state ({DEFAULT_DB_PATH})")
+    parser.add_argument(
+        "--store",
+        help=f"campaign state: an SQLite file ({DEFAULT_DB_PATH}), or redis://host:6379/0 "
+        "to share the campaign with every machine running the same command",
+    )
+    parser.add_argument("--db", default=DEFAULT_DB_PATH, help=argparse.SUPPRESS)  # older name
     parser.add_argument("--json", action="store_true", help="print a JSON report, no live display")
     parser.add_argument("--region", help="region for national numbers, e.g. US")
     parser.add_argument("--webhook-host", default="127.0.0.1", help="receiver address (127.0.0.1)")
@@ -72,6 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: its ring timeout without webhooks, else timeout + max_duration + 60)",
     )
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls")
+
+
+def _store(args: argparse.Namespace) -> tuple[SQLiteStore | RedisStore, str]:
+    """The campaign's store from ``--store`` (or ``--db``), and how to name it to the user."""
+    location = args.store or args.db
+    if location.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(location), _shown(location)
+    return SQLiteStore(location), location
 
 
 def _default_campaign(path: Path, text: str) -> str:
@@ -128,17 +149,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _fail(exc: AudianError, args: argparse.Namespace, campaign: str) -> int:
     print(f"error: {exc}", file=sys.stderr)
+    where = _store(args)[1]
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
         print(
             f"the API refused the account or its setup, so the campaign stopped; calls not yet "
-            f"placed stay pending in {args.db}: fix it (AUDIAN_API_KEY...) and run the same "
+            f"placed stay pending in {where}: fix it (AUDIAN_API_KEY...) and run the same "
             f"command again to resume campaign {campaign!r}",
             file=sys.stderr,
         )
     elif isinstance(exc, APIConnectionError):
         print(
             f"the API could not be reached, so the campaign stopped; calls not yet placed stay "
-            f"pending in {args.db}: check AUDIAN_BASE_URL and the network, then run the same "
+            f"pending in {where}: check AUDIAN_BASE_URL and the network, then run the same "
             f"command again to resume campaign {campaign!r}",
             file=sys.stderr,
         )
@@ -154,6 +176,7 @@ async def _dial(
     router = EventRouter()
     secret = None if args.no_webhooks else os.environ.get("AUDIAN_WEBHOOK_SECRET")
     interactive = not args.json and sys.stderr.isatty()
+    store, where = _store(args)
     async with AsyncAudian(default_region=args.region) as client:
         # Built before any task group, so a bad option is a plain error. Without webhooks
         # it polls alone: soon after the ring timeout.
@@ -163,14 +186,14 @@ async def _dial(
             max_active_calls=args.max_active,
             calls_per_second=args.cps,
             retry=policy,
-            store=SQLiteStore(args.db),
+            store=store,
             campaign=campaign,
             poll_after=args.poll_after,
             poll_interval=args.poll_interval,
         )
         started = time.monotonic()
         async with _receiver(args, router, secret, say):
-            say(f"campaign {campaign!r}: {len(requests)} numbers, state in {args.db}")
+            say(f"campaign {campaign!r}: {len(requests)} numbers, state in {where}")
             progress = Progress(dialer.stats, enabled=interactive)
             report: CampaignReport | None = None
             async with anyio.create_task_group() as tg:
@@ -183,7 +206,7 @@ async def _dial(
         return 130
     elapsed = time.monotonic() - started
     if args.json:
-        print(dumps(report_json(report, elapsed, db=str(args.db))).decode())
+        print(dumps(report_json(report, elapsed, db=where)).decode())
     else:
         from rich.console import Console
 
