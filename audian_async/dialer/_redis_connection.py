@@ -99,6 +99,9 @@ class RedisConnection:
             raise RuntimeError("enter the connection first: 'async with RedisConnection(url):'")
         return self._client
 
+    total_round_trips = 0
+    """Round trips made by every connection of this process (for benchmarks)."""
+
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run one of :mod:`._redis_scripts`'s scripts (by SHA): one round trip."""
         client = self.client
@@ -106,6 +109,7 @@ class RedisConnection:
         if script is None:
             script = self._scripts[source] = client.register_script(source)
         self.round_trips += 1
+        RedisConnection.total_round_trips += 1
         try:
             return await script(keys=list(keys), args=list(args))
         except Exception as exc:
@@ -115,6 +119,7 @@ class RedisConnection:
         """Call the client's method ``name`` (a plain read): one round trip."""
         method = getattr(self.client, name)
         self.round_trips += 1
+        RedisConnection.total_round_trips += 1
         try:
             return await method(*args)
         except Exception as exc:

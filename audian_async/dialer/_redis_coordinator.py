@@ -181,7 +181,10 @@ class RedisCoordinator:
         self._renewed_at = started
         for index in lost:
             self._held.discard(index)
-            if index not in self._unbegun:
+            item = self.items.get(index)
+            # An item that finished meanwhile is not held any more either: only a create
+            # this process may still send is news (holds() now stops it).
+            if item is not None and item.state is ItemState.PLACING:
                 logger.warning("item %d: lease lost to another process", index)
 
     async def _take_over(self) -> list[Item]:
