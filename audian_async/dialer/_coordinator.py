@@ -66,6 +66,10 @@ class Coordinator(Protocol):
     def holds(self, item: Item) -> bool:
         """Whether this process still holds ``item`` (may send its create)."""
 
+    def fresh(self, item: Item) -> bool:
+        """Whether the claimed ``item`` is to start a new attempt (no create of it sent
+        yet), rather than a create to repeat (restored, or taken over, ``placing``)."""
+
     async def give_back(self, item: Item) -> None:
         """A claimed item not placed (the campaign paused): ready again, its slot freed."""
 
@@ -281,6 +285,10 @@ class LocalCoordinator:
     def holds(self, item: Item) -> bool:
         """One process: it holds every item."""
         return True
+
+    def fresh(self, item: Item) -> bool:
+        """A claimed item starts its attempt at :meth:`begin`: it is not placing yet."""
+        return item.state is not ItemState.PLACING
 
     async def give_back(self, item: Item) -> None:
         """Free the slot and queue the item again."""

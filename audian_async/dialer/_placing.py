@@ -133,7 +133,7 @@ class Placer:
         could be live: see the module docstring for the rules.
         """
         session, coordinator = self.session, self.coordinator
-        new_attempt = item.state is not ItemState.PLACING
+        new_attempt = coordinator.fresh(item)
         # A create already sent (a placing item replayed) is never held back: it may have
         # placed the call. A new attempt is checked against the controls first.
         if new_attempt and not await self._cleared(item):

@@ -323,6 +323,10 @@ class RedisCoordinator:
         fresh = anyio.current_time() - self._renewed_at < self.lease * 2 / 3
         return item.index in self._held and fresh
 
+    def fresh(self, item: Item) -> bool:
+        """The claim moved the item to ``placing``: fresh while no create was sent."""
+        return item.index in self._unbegun
+
     async def give_back(self, item: Item) -> None:
         """Put a claimed item back, due now, its slot freed."""
         await self._unclaim(item, 0.0)

@@ -20,7 +20,7 @@ from audian_async import AudianError, Dialer, RedisStore
 from audian_async._json import dumps, loads
 from audian_async.dialer import CampaignReport
 from audian_async.sandbox import Sandbox, generate_webhook_secret
-from audian_async.webhooks import EventRouter
+from audian_async.webhooks import CallFailed, EventRouter
 
 from ..dialer.support import BUSY, FAST, NO_ANSWER, req, sandbox_with_receiver
 from ..loopback import free_port, until
@@ -259,3 +259,32 @@ async def test_three_processes_share_a_campaign_and_survive_one_killed(
     assert [o[2] for o in outcomes] == [_expected_attempts(n) for n in numbers]
     assert calls == {i: _expected_attempts(n) for i, n in enumerate(numbers)}  # none twice
     assert peak <= limit
+
+
+async def test_controls_over_redis_suppression_window_finish_and_handler_redials(
+    redis_url: str, ns: str
+) -> None:
+    answered = _numbers(3, 0, 0)
+    numbers = [*answered, BUSY, NO_ANSWER]
+    async with sandbox_with_receiver() as (sb, router):
+        store = RedisStore(redis_url, namespace=ns)
+        dialer = Dialer(
+            sb.client, router, retry=FAST, store=store, suppress={answered[2]}, max_active_calls=2
+        )
+
+        @router.on("call.failed")
+        async def decide(event: CallFailed) -> None:
+            if event.reason == "busy":
+                await dialer.finish(event.call_id)  # no redial, whatever the policy says
+            elif event.data.get("tags", {}).get("audian_attempt") == "1":
+                await dialer.redial(event.call_id, after=0)  # no_answer: sooner
+
+        with anyio.fail_after(60):
+            report = await dialer.run([req(n) for n in numbers], campaign="controls")
+        calls = Counter(str(c.to) for c in sb.calls.values())
+    outcomes = [(o.status, o.reason, o.attempts) for o in report.outcomes]
+    assert outcomes[:2] == [("completed", None, 1)] * 2
+    assert outcomes[2] == ("failed", "suppressed", 0)
+    assert outcomes[3] == ("failed", "busy", 1)
+    assert outcomes[4] == ("failed", "no_answer", 3)
+    assert calls == {answered[0]: 1, answered[1]: 1, BUSY: 1, NO_ANSWER: 3}
