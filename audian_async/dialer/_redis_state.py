@@ -40,16 +40,26 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from .._errors import AudianError, ValidationError
-from .._json import dumps, loads
+from .._json import dumps
 from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
 from ..webhooks._redis_dedupe import _check_namespace
 from . import _redis_scripts as lua
 from ._machine import ItemRecord, ItemState
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection
+from ._redis_records import (
+    CampaignCounts,
+    Change,
+    Claimed,
+    NoSlot,
+    NothingDue,
+    OpenedCampaign,
+    TakenItem,
+    counts_of,
+    pairs,
+    record_of,
+)
 
 __all__ = [
     "CampaignCounts",
@@ -152,110 +162,6 @@ def _positive(value: float, field: str) -> float:
     return float(value)
 
 
-# --- results ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class CampaignCounts:
-    """A campaign's totals: items, items without an outcome, accepted calls, and items per
-    state (while an open is still writing the items, ``states`` sums to less than
-    ``total``)."""
-
-    total: int
-    unfinished: int
-    attempts: int
-    states: Mapping[ItemState, int]
-
-
-@attrs.frozen
-class OpenedCampaign:
-    """What :meth:`RedisCampaignState.open` found: the campaign's nonce (its idempotency
-    keys' salt, chosen by the first opener), whether this call created it, its counts."""
-
-    nonce: str
-    created: bool
-    counts: CampaignCounts
-
-
-@attrs.frozen
-class NoSlot:
-    """:meth:`~RedisCampaignState.claim`: the namespace's live-call limit is reached."""
-
-
-@attrs.frozen
-class NothingDue:
-    """:meth:`~RedisCampaignState.claim`: no item is due; the next one is due in
-    ``due_in`` seconds (server clock), or None when none is pending or waiting."""
-
-    due_in: float | None
-
-
-@attrs.frozen
-class Claimed:
-    """An item claimed for placing, with its slot taken and its pace booked.
-
-    ``attempt`` is the attempt to send (``len(call_ids) + 1``: the same key when a create is
-    repeated); ``request`` its wire JSON; wait ``pace_wait`` seconds before sending it.
-    """
-
-    index: int
-    attempt: int
-    record: ItemRecord
-    request: str
-    pace_wait: float
-
-
-@attrs.frozen
-class TakenItem:
-    """An item (``placing`` or ``live``) whose holder's lease expired, now held by the
-    caller: replay its create with the same attempt (placing) or poll its call (live)."""
-
-    index: int
-    record: ItemRecord
-    request: str
-
-
-@attrs.frozen
-class Change:
-    """What a step changed: item ``index`` of the campaign ``campaign`` (its
-    :func:`campaign_digest`) is now ``state``; ``delay`` is the redial delay in seconds of
-    a ``waiting`` item (or the hold of one put back), else None."""
-
-    index: int
-    state: ItemState
-    delay: float | None
-    record: ItemRecord
-    campaign: str
-
-
-def _record(index: int, raw: str, request: str | None = None) -> ItemRecord:
-    data = loads(raw)
-    next_at = data.get("next_at")
-    call_ids = data.get("call_ids") or []  # cjson may have written [] as {}
-    return ItemRecord(
-        index=index,
-        state=str(data["state"]),
-        attempt=int(data["attempt"]),
-        call_ids=tuple(str(c) for c in call_ids),
-        reason=data.get("reason"),
-        next_at=None if next_at is None else next_at / 1000,
-        request=request,
-    )
-
-
-def _pairs(flat: Sequence[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
-
-
-def _counts(meta: Mapping[str, str]) -> CampaignCounts:
-    return CampaignCounts(
-        total=int(meta.get("total", 0)),
-        unfinished=int(meta.get("unfinished", 0)),
-        attempts=int(meta.get("attempts", 0)),
-        states={state: int(meta.get(state.value, 0)) for state in ItemState},
-    )
-
-
 # --- the campaign state -------------------------------------------------------------------
 
 
@@ -314,7 +220,7 @@ class RedisCampaignState:
             index=index,
             state=ItemState(str(reply[2])),
             delay=None if delay < 0 else delay / 1000,
-            record=_record(index, str(reply[4])),
+            record=record_of(index, str(reply[4])),
             campaign=campaign or self.digest,
         )
 
@@ -355,11 +261,11 @@ class RedisCampaignState:
         if reply[0] == "mismatch":
             raise self._mismatch(str(reply[1]), wanted)
         created, stored = reply[0] == "created", int(reply[1])
-        meta = _pairs(reply[2])
+        meta = pairs(reply[2])
         if requests is not None and stored < total:
             await self._write_requests(requests, wanted)
             return OpenedCampaign(meta["nonce"], created, await self.counts())
-        return OpenedCampaign(meta["nonce"], created, _counts(meta))
+        return OpenedCampaign(meta["nonce"], created, counts_of(meta))
 
     def _mismatch(self, stored: str, wanted: str) -> AudianError:
         where = f"campaign {self.campaign!r} in Redis namespace {self.namespace!r}"
@@ -445,7 +351,7 @@ class RedisCampaignState:
         return Claimed(
             index=index,
             attempt=int(reply[2]),
-            record=_record(index, str(reply[3])),
+            record=record_of(index, str(reply[3])),
             request=str(reply[4]),
             pace_wait=int(reply[5]) / 1000,
         )
@@ -590,7 +496,7 @@ class RedisCampaignState:
             raise ValidationError("max_items", f"must be a positive integer, got {max_items!r}")
         reply = await self._script(lua.TAKE_OVER, [], process_id, lease_ms, max_items)
         return [
-            TakenItem(int(index), _record(int(index), str(raw)), str(request))
+            TakenItem(int(index), record_of(int(index), str(raw)), str(request))
             for index, raw, request in reply[1]
         ]
 
@@ -599,7 +505,7 @@ class RedisCampaignState:
     async def counts(self) -> CampaignCounts:
         """The campaign's totals (all zero for a campaign not in Redis)."""
         meta = await self._command("hgetall", self._meta)
-        return _counts({str(k): str(v) for k, v in meta.items()})
+        return counts_of({str(k): str(v) for k, v in meta.items()})
 
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""
@@ -647,4 +553,4 @@ class RedisCampaignState:
                 chunk = order[start : start + BATCH]
                 values = await self._command("hmget", self._req, [str(i) for i in chunk])
                 requests.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
-        return [_record(i, found[i], requests.get(i)) for i in order]
+        return [record_of(i, found[i], requests.get(i)) for i in order]
