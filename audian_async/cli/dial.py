@@ -23,6 +23,7 @@ from .._errors import (
 )
 from .._json import dumps
 from .._models import CallRequest
+from .._redis import REDIS_SCHEMES, shown_url
 from .._serving import serve_webhooks
 from ..dialer import (
     DEFAULT_DB_PATH,
@@ -33,7 +34,6 @@ from ..dialer import (
     SQLiteStore,
 )
 from ..webhooks import EventRouter, WebhookApp
-from ..webhooks._redis_dedupe import _shown
 from ._csv import CsvError, read_requests
 from ._errors import audian_error_in
 from ._progress import Progress, report_json, summary_table
@@ -90,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _store(args: argparse.Namespace) -> tuple[SQLiteStore | RedisStore, str]:
     """The campaign's store from ``--store`` (or ``--db``), and how to name it to the user."""
     location = args.store or args.db
-    if location.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(location), _shown(location)
+    if location.startswith(REDIS_SCHEMES):
+        return RedisStore(location), shown_url(location)
     return SQLiteStore(location), location
 
 

@@ -12,8 +12,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from .._errors import AudianError, ValidationError
-from ..webhooks._redis_dedupe import _shown
+from .._errors import AudianError
+from .._redis import check_url, open_client, shown_url
 from . import _redis_scripts as lua
 
 if TYPE_CHECKING:
@@ -39,9 +39,7 @@ class RedisConnection:
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
-        self.url = url
+        self.url = check_url(url)
         self.round_trips = 0
         """Commands and script calls sent, the initial ping and script loads included."""
         self._client: coredis.Redis[str] | None = None
@@ -49,21 +47,15 @@ class RedisConnection:
         self._scripts: dict[str, Script[str]] = {}
 
     def __repr__(self) -> str:
-        return f"RedisConnection({_shown(self.url)!r})"
+        return f"RedisConnection({shown_url(self.url)!r})"
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
             raise RuntimeError("this RedisConnection is already open")
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise AudianError("Redis needs the extra: pip install 'audian-async[redis]'") from None
         stack = AsyncExitStack()
-        client: coredis.Redis[str] = coredis.Redis.from_url(self.url, decode_responses=True)
+        self.round_trips += 1  # the ping
+        client: coredis.Redis[str] = await open_client(self.url, stack, decode_responses=True)
         try:
-            await stack.enter_async_context(client)
-            self.round_trips += 1
-            await client.ping()
             for source in lua.ALL:
                 # Loaded up front so that the first step of each kind is one round trip.
                 self.round_trips += 1
@@ -72,7 +64,7 @@ class RedisConnection:
         except Exception as exc:
             await stack.aclose()
             self._scripts.clear()
-            raise AudianError(f"cannot reach Redis at {_shown(self.url)}: {exc}") from exc
+            raise AudianError(f"cannot reach Redis at {shown_url(self.url)}: {exc}") from exc
         self._client, self._stack = client, stack
         return self
 
@@ -129,7 +121,7 @@ class RedisConnection:
         import coredis.exceptions
 
         if isinstance(exc, coredis.exceptions.ConnectionError | TimeoutError | OSError):
-            return RedisUnavailableError(f"Redis at {_shown(self.url)} is unreachable: {exc}")
+            return RedisUnavailableError(f"Redis at {shown_url(self.url)} is unreachable: {exc}")
         if isinstance(exc, coredis.exceptions.RedisError):
-            return AudianError(f"Redis at {_shown(self.url)} failed: {exc}")
+            return AudianError(f"Redis at {shown_url(self.url)} failed: {exc}")
         return exc

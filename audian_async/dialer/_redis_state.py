@@ -43,7 +43,7 @@ from typing import Any
 from .._errors import AudianError, ValidationError
 from .._json import dumps
 from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
-from ..webhooks._redis_dedupe import _check_namespace
+from .._redis import check_namespace
 from . import _redis_scripts as lua
 from ._machine import ItemRecord, ItemState
 from ._policy import RetryPolicy
@@ -186,7 +186,7 @@ class RedisCampaignState:
             raise ValidationError("campaign", "must be a non-empty string")
         self.connection = connection
         self.campaign = campaign
-        self.namespace = _check_namespace(namespace)
+        self.namespace = check_namespace(namespace)
         self.retention = _positive(retention, "retention")
         self.digest = campaign_digest(campaign)
         """The campaign's ``cd``: compare it with :attr:`Change.campaign`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .._errors import ValidationError
-from ..webhooks._redis_dedupe import _check_namespace, _shown
+from .._redis import check_namespace, check_url, shown_url
 from ._redis_state import DEFAULT_RETENTION
 
 __all__ = ["RedisStore"]
@@ -53,14 +53,11 @@ class RedisStore:
         lease: float = DEFAULT_LEASE,
         retention: float = DEFAULT_RETENTION,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
-        self.url = url
-        self.namespace = _check_namespace(namespace)
+        self.url = check_url(url)
+        self.namespace = check_namespace(namespace)
         self.lease = _seconds(lease, "lease", 0.05)
         self.retention = _seconds(retention, "retention", 1.0)
 
     def __repr__(self) -> str:
-        return (
-            f"RedisStore({_shown(self.url)!r}, namespace={self.namespace!r}, lease={self.lease:g})"
-        )
+        url, namespace = shown_url(self.url), self.namespace
+        return f"RedisStore({url!r}, namespace={namespace!r}, lease={self.lease:g})"

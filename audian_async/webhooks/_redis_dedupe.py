@@ -13,7 +13,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from .._errors import AudianError, ValidationError
+from .._errors import ValidationError
+from .._redis import check_namespace, check_url, open_client, shown_url
 
 if TYPE_CHECKING:
     import coredis
@@ -21,24 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["RedisDedupeStore"]
 
 DEFAULT_TTL = 86_400.0
-
-
-def _check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not namespace or len(namespace) > 64:
-        raise ValidationError("namespace", "must be a non-empty string of at most 64 characters")
-    if any(c.isspace() or c in "{}" for c in namespace):
-        raise ValidationError("namespace", "must not contain spaces or braces")
-    return namespace
-
-
-def _shown(url: str) -> str:
-    """``url`` without its password, for reprs and errors."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
 
 
 class RedisDedupeStore:
@@ -65,39 +48,25 @@ class RedisDedupeStore:
         namespace: str = "audian",
         ttl: float = DEFAULT_TTL,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        check_url(url)
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 1:
             raise ValidationError("ttl", f"must be at least 1 second, got {ttl!r}")
         self.url = url
-        self.namespace = _check_namespace(namespace)
+        self.namespace = check_namespace(namespace)
         self.ttl = float(ttl)
         self._prefix = f"{self.namespace}:webhook-seen:"
         self._client: coredis.Redis[bytes] | None = None
         self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"RedisDedupeStore({_shown(self.url)!r}, namespace={self.namespace!r}, ttl={self.ttl})"
-        )
+        url, namespace = shown_url(self.url), self.namespace
+        return f"RedisDedupeStore({url!r}, namespace={namespace!r}, ttl={self.ttl})"
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
             raise RuntimeError("this RedisDedupeStore is already open")
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise AudianError(
-                "RedisDedupeStore needs the extra: pip install 'audian-async[redis]'"
-            ) from None
         stack = AsyncExitStack()
-        client: coredis.Redis[bytes] = coredis.Redis.from_url(self.url)
-        try:
-            await stack.enter_async_context(client)
-            await client.ping()
-        except Exception as exc:
-            await stack.aclose()
-            raise AudianError(f"cannot reach Redis at {_shown(self.url)}: {exc}") from exc
+        client: coredis.Redis[bytes] = await open_client(self.url, stack)
         self._client, self._stack = client, stack
         return self
 
