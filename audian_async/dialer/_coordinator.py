@@ -13,7 +13,6 @@ implementation over shared storage lets several processes serve one campaign.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +32,20 @@ from ._policy import RetryPolicy
 from ._store import CampaignStore, SuppressionStore
 from ._writer import BatchedWriter
 
-__all__ = ["Coordinator", "LocalCoordinator"]
+__all__ = ["Coordinator", "LocalCoordinator", "restored_request"]
+
+
+def restored_request(
+    wire: str, region: str | None, *, pooled: bool
+) -> CallRequest | CheckedCallRequest:
+    """A stored request (wire JSON), checked again; one that no longer passes validation is
+    returned unchecked: its create is refused by the client as before, and the item fails
+    as ``invalid_request``."""
+    request = parse_call_request(loads(wire), require_from=False)
+    try:
+        return validate_call_request(request, region, pooled_caller_id=pooled)
+    except ValidationError:
+        return request
 
 
 class Coordinator(Protocol):
@@ -247,13 +259,8 @@ class LocalCoordinator:
             for record in await self.store.load(self.name):
                 if record.request is None:
                     continue
-                request: CallRequest | CheckedCallRequest
-                request = parse_call_request(loads(record.request), require_from=False)
-                # A stored request that no longer passes validation is placed unchecked:
-                # the client refuses it as before, and the item fails as invalid_request.
-                with contextlib.suppress(ValidationError):
-                    pooled = self.caller_ids is not None
-                    request = validate_call_request(request, region, pooled_caller_id=pooled)
+                pooled = self.caller_ids is not None
+                request = restored_request(record.request, region, pooled=pooled)
                 item = self.machine.restore(record, request)
                 if item.state in (ItemState.LIVE, ItemState.PLACING):
                     self.slots.occupy()

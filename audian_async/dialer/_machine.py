@@ -45,6 +45,8 @@ __all__ = [
     "Step",
     "Transition",
     "idempotency_key",
+    "new_item",
+    "outcome_of",
 ]
 
 TAG_CAMPAIGN = "audian_campaign"
@@ -200,26 +202,42 @@ class Item:
 
     def outcome(self) -> CallOutcome:
         """The item's outcome: ``pending`` (with when it is due next) until it is final."""
-        state = self.state
-        if state is ItemState.COMPLETED:
-            status: Literal["completed", "failed", "pending"] = "completed"
-        else:
-            status = "failed" if state is ItemState.FAILED else "pending"
-        due = None
-        if status == "pending" and self.next_at is not None:
-            due = datetime.fromtimestamp(self.next_at, UTC)
-        return CallOutcome(
-            index=self.index,
-            to=self.request.to,
-            status=status,
-            reason=self.reason,
-            attempts=len(self.call_ids),
-            call_ids=tuple(self.call_ids),
-            next_at=due,
+        return outcome_of(
+            self.index, self.request.to, self.state, self.reason, self.call_ids, self.next_at
         )
 
 
-def _new_item(index: int, request: CallRequest | CheckedCallRequest) -> Item:
+def outcome_of(
+    index: int,
+    to: str,
+    state: ItemState,
+    reason: FailureReason | str | None,
+    call_ids: Sequence[str],
+    next_at: float | None,
+) -> CallOutcome:
+    """The outcome of an item in ``state``: ``pending`` (due at wall time ``next_at``, if
+    set) until it is completed or failed."""
+    status: Literal["completed", "failed", "pending"] = "pending"
+    if state is ItemState.COMPLETED:
+        status = "completed"
+    elif state is ItemState.FAILED:
+        status = "failed"
+    due = None
+    if status == "pending" and next_at is not None:
+        due = datetime.fromtimestamp(next_at, UTC)
+    return CallOutcome(
+        index=index,
+        to=to,
+        status=status,
+        reason=reason,
+        attempts=len(call_ids),
+        call_ids=tuple(call_ids),
+        next_at=due,
+    )
+
+
+def new_item(index: int, request: CallRequest | CheckedCallRequest) -> Item:
+    """A new item of ``request`` (keeping it as checked when it is)."""
     if isinstance(request, CheckedCallRequest):
         return Item(index, request.request, checked=request)
     return Item(index, request)
@@ -308,7 +326,7 @@ class DialMachine:
         """Register a new item (state ``pending``)."""
         if index in self.items:
             raise KeyError(f"item {index} already exists")
-        item = _new_item(index, request)
+        item = new_item(index, request)
         self.items[index] = item
         self.counts[ItemState.PENDING] += 1
         self.total += 1
@@ -317,7 +335,7 @@ class DialMachine:
     def restore(self, record: ItemRecord, request: CallRequest | CheckedCallRequest) -> Item:
         """Rebuild an item from the store, as it was when last saved."""
         state = ItemState(record.state)
-        item = _new_item(record.index, request)
+        item = new_item(record.index, request)
         item.state = state
         item.attempt = record.attempt
         item.call_ids = list(record.call_ids)

@@ -23,16 +23,15 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import anyio
 
-from .._convert import parse_call_request, request_to_wire
-from .._errors import ValidationError
-from .._json import dumps, loads
+from .._convert import request_to_wire
+from .._json import dumps
 from .._models import CallRequest, CallStatus, FailureReason, as_reason
-from .._validation import CheckedCallRequest, validate_call_request
+from .._validation import CheckedCallRequest
+from ._coordinator import restored_request
 from ._machine import (
     SUPPRESSED,
     CallOutcome,
@@ -43,6 +42,8 @@ from ._machine import (
     Plan,
     Step,
     Transition,
+    new_item,
+    outcome_of,
 )
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection, RedisUnavailableError
@@ -220,12 +221,11 @@ class RedisCoordinator:
         """This process's copy of an item, made or updated from its record."""
         item = self.items.get(record.index)
         if item is None:
-            checked = self._request(record.index, wire)
-            if checked is None:
+            request = self._request(record.index, wire)
+            if request is None:
                 item = Item(record.index, _UNKNOWN)
             else:
-                item = Item(record.index, checked.request, checked=checked)
-                self.items[record.index] = item
+                item = self.items[record.index] = new_item(record.index, request)
         item.state = ItemState(record.state)
         item.attempt = record.attempt
         item.call_ids = list(record.call_ids)
@@ -235,23 +235,16 @@ class RedisCoordinator:
             self._by_call_id[call_id] = item
         return item
 
-    def _request(self, index: int, wire: str | None) -> CheckedCallRequest | None:
+    def _request(self, index: int, wire: str | None) -> CallRequest | CheckedCallRequest | None:
         if self._requests is not None and index < len(self._requests):
             return self._requests[index]
-        if wire is None:
-            return None
-        request = parse_call_request(loads(wire), require_from=False)
-        try:
-            return validate_call_request(request, self._region)
-        except ValidationError:
-            return None
+        return None if wire is None else restored_request(wire, self._region, pooled=False)
 
     async def add(self, index: int, request: CheckedCallRequest) -> Item:
         """A new item of a service campaign, stored (and claimable) at once."""
         wire = dumps(request_to_wire(request.request)).decode()
         await self._retrying(self.state.add, index, wire)
-        item = Item(index, request.request, checked=request)
-        self.items[index] = item
+        item = self.items[index] = new_item(index, request)
         self._wake.set()
         return item
 
@@ -533,29 +526,13 @@ class RedisCoordinator:
         outcomes = []
         for index in wanted:
             record = by_index[index]
-            checked = self._request(index, record.request)
-            to = "" if checked is None else checked.request.to
-            outcomes.append(_outcome(record, to))
+            request = self._request(index, record.request)
+            to = "" if request is None else _plain(request).to
+            reason = as_reason(record.reason)
+            state = ItemState(record.state)
+            outcomes.append(outcome_of(index, to, state, reason, record.call_ids, record.next_at))
         return outcomes
 
 
-def _outcome(record: ItemRecord, to: str) -> CallOutcome:
-    """The outcome an item's record tells (``pending`` until it is final)."""
-    state = ItemState(record.state)
-    status: Literal["completed", "failed", "pending"] = "pending"
-    if state is ItemState.COMPLETED:
-        status = "completed"
-    elif state is ItemState.FAILED:
-        status = "failed"
-    due = None
-    if status == "pending" and record.next_at is not None:
-        due = datetime.fromtimestamp(record.next_at, UTC)
-    return CallOutcome(
-        index=record.index,
-        to=to,
-        status=status,
-        reason=as_reason(record.reason),
-        attempts=len(record.call_ids),
-        call_ids=record.call_ids,
-        next_at=due,
-    )
+def _plain(request: CallRequest | CheckedCallRequest) -> CallRequest:
+    return request.request if isinstance(request, CheckedCallRequest) else request
