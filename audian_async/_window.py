@@ -235,9 +235,8 @@ class CallingWindow:
         raise ValidationError("window", "the window never opens")  # pragma: no cover
 
 
-@functools.lru_cache(maxsize=65_536)
 def _zone_names(number: str) -> tuple[str, ...]:
-    """phonenumbers' zones for an E.164 number (cached: a campaign asks many times)."""
+    """phonenumbers' zones for an E.164 number (:func:`_zones_for` caches the result)."""
     parsed, kind = parsed_number(number)
     # time_zones_for_number(), with the type validation already worked out.
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:

@@ -53,7 +53,6 @@ from ._redis_state import (
     Claimed,
     NoSlot,
     RedisCampaignState,
-    redial_decisions,
 )
 from ._redis_store import RedisStore
 
@@ -387,7 +386,7 @@ class RedisCoordinator:
             self.policy.delay(why, attempts) if after is None else after
             for attempts in range(1, self.policy.max_attempts)
         )
-        return {why: row} if row else redial_decisions(self.policy, [why])
+        return {why: row}  # an empty row: never (max_attempts reached)
 
     async def refused(self, item: Item, reason: str) -> Transition | None:
         """Fail the placing item for ``reason``, its slot freed."""

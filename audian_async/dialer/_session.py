@@ -206,7 +206,8 @@ class DialSession:
             self.idle.set()
 
     def _changed(self) -> None:
-        """The coordinator saw counts change (an item finished in another process)."""
+        """Counts changed (here, or seen by the coordinator in another process): wake a
+        submit waiting for room, and join() once nothing is unfinished."""
         if self.coordinator.unfinished == 0:
             self.idle.set()
         self.room.set()
@@ -249,9 +250,7 @@ class DialSession:
     async def discard(self, item: Item) -> None:
         """Drop an item added but never stored nor placed (its submit failed)."""
         await self.coordinator.discard(item)
-        if self.coordinator.unfinished == 0:
-            self.idle.set()
-        self.room.set()
+        self._changed()
 
     def ready_item(self, item: Item) -> None:
         """Let the placer have an item added with ``ready=False``."""
@@ -449,9 +448,7 @@ class DialSession:
             event.set()
         if not self.keep_finished:
             self.coordinator.forget(item)  # handles keep their item; the store has it
-        self.room.set()
-        if self.coordinator.unfinished == 0:
-            self.idle.set()
+        self._changed()
 
     async def apply_terminal(
         self, call_id: str, status: CallStatus, reason: FailureReason | str | None

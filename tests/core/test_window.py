@@ -216,7 +216,7 @@ def test_zones_match_phonenumbers_whether_or_not_validation_just_parsed_the_numb
     expected = tuple(time_zones_for_number(phonenumbers.parse(number)))
     _recent_parsed.clear()
     _normalize_cached.cache_clear()
-    assert _zone_names.__wrapped__(number) == expected  # parsed afresh
+    assert _zone_names(number) == expected  # parsed afresh
     assert normalize_number(number, "to") == number  # validation keeps its parse
     assert number in _recent_parsed
-    assert _zone_names.__wrapped__(number) == expected  # reused
+    assert _zone_names(number) == expected  # reused
