@@ -7,7 +7,6 @@ import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -16,18 +15,10 @@ import pytest
 from audian_async._json import loads
 from audian_async.sandbox import Sandbox
 
-from ..redis_server import redis_server
-
 pytestmark = pytest.mark.anyio
 
 FROM = "+14155552671"
 NUMBERS = [f"+1415555{6000 + i}" for i in range(30)]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
 
 
 async def test_the_same_dial_command_in_two_processes_shares_one_campaign(

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from audian_async.webhooks import CallFailed, EventRouter
 
 from ..dialer.support import BUSY, FAST, NO_ANSWER, req, sandbox_with_receiver
 from ..loopback import free_port, until
-from ..redis_server import redis_process, redis_server
+from ..redis_server import redis_process
 
 pytestmark = pytest.mark.anyio
 
@@ -40,17 +39,6 @@ def _coredis_garbage() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def ns() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 def _numbers(answered: int, busy: int, no_answer: int) -> list[str]:

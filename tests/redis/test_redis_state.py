@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import gc
 import random
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -31,7 +30,6 @@ from audian_async.dialer._redis_state import (
 )
 
 from ..loopback import free_port
-from ..redis_server import redis_server
 
 pytestmark = pytest.mark.anyio
 
@@ -39,18 +37,6 @@ NOW = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=False)
 """Redials due at once: a redial is claimable without sleeping."""
 LATER = RetryPolicy(max_attempts=3, base_delay=60.0, max_delay=60.0, jitter=False)
 DEADLINE = 10.0
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def ns() -> str:
-    """A namespace of this test's own: the server outlives one test."""
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

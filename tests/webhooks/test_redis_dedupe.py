@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,22 +11,9 @@ from audian_async import AudianError, ValidationError
 from audian_async.webhooks import EventRouter, RedisDedupeStore, WebhookApp
 
 from ..loopback import free_port
-from ..redis_server import redis_server
 from ._support import SECRET, delivery, serve
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def ns() -> str:
-    """A namespace of this test's own: the server outlives one test."""
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 def _counting_app(store: RedisDedupeStore, runs: list[str]) -> WebhookApp:
