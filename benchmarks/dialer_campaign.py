@@ -429,10 +429,15 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{(achieved / args.cps - 1) * 100:+.1f}% (target within 5%)",
         ),
     ]
+    kind = "quick" if args.quick else "full"
+    print_table(f"dialer campaign benchmark ({kind}, receiver on {args.receiver})", rows)
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    """Print ``(metric, value, note)`` rows under ``title``, aligned."""
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
-    kind = "quick" if args.quick else "full"
-    print(f"\ndialer campaign benchmark ({kind}, receiver on {args.receiver})")
+    print(f"\n{title}")
     print(f"{'metric':<{width}}  {'value':>{vwidth}}  note")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{vwidth}}  {note}")

@@ -22,7 +22,7 @@ from datetime import time as clock
 from pathlib import Path
 
 import anyio
-from dialer_campaign import dialer_alone
+from dialer_campaign import dialer_alone, print_table
 
 from audian_async import CallingWindow
 
@@ -36,7 +36,7 @@ async def main_async(args: argparse.Namespace) -> None:
     # Open from 00:00 to 23:59:59.999999 local time in the callee's zone, every day.
     window = CallingWindow(start=clock(0), end=clock(23, 59, 59, 999_999), days="mon-sun")
     suppress = [f"+1646{i:07d}" for i in range(SUPPRESSED)]  # none of them is dialed
-    built = time.perf_counter()
+    started = time.perf_counter()
     controls = {"window": window, "suppress": suppress}
     plain: list[float] = []
     controlled: list[float] = []
@@ -44,7 +44,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for _ in range(rounds):  # interleaved: the machine's drift hits both alike
         plain.append(await dialer_alone(count, args.speed, db_dir))
         controlled.append(await dialer_alone(count, args.speed, db_dir, **controls))
-    built = time.perf_counter() - built
+    wall = time.perf_counter() - started
     base, with_controls = statistics.median(plain), statistics.median(controlled)
     ratio = with_controls / base
     rows = [
@@ -61,14 +61,9 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{min(controlled) * 1e6:.1f}-{max(controlled) * 1e6:.1f} us",
             "",
         ),
-        ("benchmark wall time", f"{built:.1f} s", ""),
+        ("benchmark wall time", f"{wall:.1f} s", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print(f"\ndialer controls benchmark ({'quick' if args.quick else 'full'})")
-    print(f"{'metric':<{width}}  {'value':>{vwidth}}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+    print_table(f"dialer controls benchmark ({'quick' if args.quick else 'full'})", rows)
 
 
 def main() -> None:
