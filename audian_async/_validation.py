@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, final
 
 import attrs
@@ -246,6 +247,18 @@ def _json_value(value: object, field: str, depth: int) -> None:
     raise ValidationError(field, f"{type(value).__name__} is not a JSON value")
 
 
+def _writable_in_utc(when: datetime) -> None:
+    # The wire carries UTC: a value near datetime's ends (0001-01-01T00:00+14:00) is valid
+    # in its own zone but has no UTC form, and would only fail while the body is encoded.
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            "scheduled_for",
+            f"{when.isoformat()} is outside the range UTC can express (0001-01-01 to 9999-12-31)",
+        ) from None
+
+
 def _json_object(value: object, field: str) -> None:
     if value is None:
         return
@@ -369,6 +382,7 @@ def _checked(request: CallRequest, default_region: str | None, pooled: bool) -> 
             raise ValidationError(
                 "scheduled_for", "must be a timezone-aware datetime (e.g. tzinfo=UTC)"
             )
+        _writable_in_utc(when)
     return attrs.evolve(request, **changes) if changes else request
 
 

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from .._asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body
-from .._convert import parse_call_request
+from .._convert import format_datetime, parse_call_request
 from .._errors import ValidationError
 from .._json import dumps, loads
 from .._models import CallRequest
@@ -106,7 +106,9 @@ def _check_writable(request: CallRequest) -> None:
     }
     try:
         dumps({"data": echoed})
-    except (TypeError, ValueError) as exc:
+        if request.scheduled_for is not None:
+            format_datetime(request.scheduled_for)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise _Reply(400, "invalid_request", f"The call request cannot be stored: {exc}") from None
 
 

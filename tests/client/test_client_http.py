@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
@@ -315,6 +316,21 @@ async def test_batch_validation_names_the_index(api: ScriptedAPI, client: au.Asy
         with pytest.raises(au.ValidationError) as info:
             await client.calls.create_batch(requests)
     assert info.value.field == "calls[1].to"
+    assert api.seen == []
+
+
+async def test_a_time_with_no_utc_form_is_refused_before_sending(
+    api: ScriptedAPI, client: au.AsyncAudian
+) -> None:
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    async with client:
+        with pytest.raises(au.ValidationError) as info:
+            await client.calls.create(from_=FROM, to=TO, scheduled_for=late)
+        assert info.value.field == "scheduled_for"
+        requests = [au.CallRequest(FROM, TO), au.CallRequest(FROM, TO, scheduled_for=late)]
+        with pytest.raises(au.ValidationError) as info:
+            await client.calls.create_batch(requests)
+        assert info.value.field == "calls[1].scheduled_for"
     assert api.seen == []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -72,6 +72,24 @@ def test_call_type_must_be_outbound() -> None:
 def test_scheduled_for_must_be_tz_aware() -> None:
     rejects(call(scheduled_for=datetime(2030, 1, 1)), "scheduled_for", "timezone-aware")
     validate_call_request(call(scheduled_for=datetime(2030, 1, 1, tzinfo=UTC)))
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+    ],
+    ids=["after-9999-in-utc", "before-year-1-in-utc"],
+)
+def test_scheduled_for_must_have_a_utc_form(when: datetime) -> None:
+    # Valid datetimes in their own zone, but the wire carries UTC, where they do not exist.
+    rejects(call(scheduled_for=when), "scheduled_for", "outside the range UTC can express")
+
+
+def test_scheduled_for_at_the_ends_of_utc_passes() -> None:
+    for when in (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)):
+        validate_call_request(call(scheduled_for=when))
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import anyio
 import httpx
 import pytest
 
+from audian_async import CallRequest, ValidationError
 from audian_async.dialer import Dialer, MemoryStore, RetryPolicy
 from audian_async.sandbox import TALK_SECONDS_TAG
 from audian_async.webhooks import CallCompleted
@@ -185,3 +188,15 @@ async def test_restart_with_the_same_store_finishes_without_redialing() -> None:
     assert report.completed == 7
     assert per_number == {ANSWERS: 6, BUSY: 3, BUSY_THEN_ANSWER: 2, DECLINED: 1}
     assert report.attempts == sum(per_number.values())
+
+
+async def test_a_request_that_cannot_be_encoded_stops_the_run_before_any_dial() -> None:
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    async with sandbox_with_receiver() as (sb, router):
+        good = req(ANSWERS)
+        bad = CallRequest(good.from_, BUSY, scheduled_for=late)
+        dialer = Dialer(sb.client, router, store=MemoryStore())
+        with pytest.raises(ValidationError) as info:
+            await dialer.run([good, bad, good], campaign="bad-time")
+        assert info.value.field == "requests[1].scheduled_for"
+        assert sb.calls == {}

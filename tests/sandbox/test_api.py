@@ -256,8 +256,9 @@ _DEEP = b"[" * 400 + b"]" * 400  # orjson reads 1024 levels but writes only 254
         b'"custom_fields": {"a": ' + _DEEP + b"}",
         b'"timeout": 1180591620717411303424',
         b'"max_duration": 1180591620717411303424',
+        b'"scheduled_for": "0001-01-01T00:00:00+14:00"',
     ],
-    ids=["deep-tags", "deep-custom-fields", "huge-timeout", "huge-max-duration"],
+    ids=["deep-tags", "deep-custom-fields", "huge-timeout", "huge-max-duration", "year-0-utc"],
 )
 @pytest.mark.parametrize("hooks", [False, True], ids=["no-hooks", "hooks"])
 async def test_json_it_cannot_write_back_is_a_400_that_leaks_no_live_slot(
@@ -287,3 +288,20 @@ async def test_json_it_cannot_write_back_is_a_400_that_leaks_no_live_slot(
         await sb.wait_idle()
         call = await sb.client.calls.create(from_=OWNED, to="+14155552674")
         assert call.status == "initiated"
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00"], ids=["year-0", "year-10000"]
+)
+async def test_a_time_with_no_utc_form_is_a_400_and_places_nothing_on_any_retry(when: str) -> None:
+    async with Sandbox(speed=100) as sb:
+        body = {"from": OWNED, "to": "+14155552672", "scheduled_for": when}
+        headers = {**_auth(sb), "Idempotency-Key": "same-key"}
+        async with _raw(sb) as http:
+            for _ in range(3):
+                response = await http.post("/v2/calls", json=body, headers=headers)
+                assert response.status_code == 400
+                assert response.json()["error"] == "invalid_request"
+                assert "scheduled_for" in response.json()["message"]
+        assert sb.calls == {}
+        assert sb.live_calls == 0
