@@ -27,6 +27,8 @@ class Alarm(enum.Enum):
     """A poll of a live call whose terminal webhook is late (``key`` is the call id)."""
     WINDOW = "window"
     """An item's calling window opens (``key`` is its index)."""
+    DUE = "due"
+    """An item's scheduled call starts (``key`` is its index)."""
 
 
 Ring = Callable[[Alarm, int | str], Awaitable[None]]

@@ -97,8 +97,9 @@ class Coordinator(Protocol):
 
     # --- items ---------------------------------------------------------------------------
 
-    async def add(self, index: int, request: CheckedCallRequest) -> Item:
-        """A new item, ``pending`` (not ready until :meth:`make_ready`)."""
+    async def add(self, request: CheckedCallRequest) -> Item:
+        """A new item at the campaign's next free index, ``pending`` (not ready until
+        :meth:`make_ready`). Processes sharing the campaign never get the same index."""
 
     async def discard(self, item: Item) -> None:
         """Drop an item added but never stored nor placed."""
@@ -149,6 +150,15 @@ class Coordinator(Protocol):
         now: float,
     ) -> Transition | None:
         """A terminal status of ``call_id`` arrived (webhook or poll)."""
+
+    async def scheduled(self, item: Item) -> None:
+        """The live ``item``'s call waits for its ``scheduled_for``: the API counts it as no
+        live call, so its slot is freed until :meth:`due`. Idempotent."""
+
+    async def due(self, item: Item) -> None:
+        """The scheduled call of the live ``item`` starts: it takes a slot again, at once
+        (even over the limit: the API starts it whatever this dialer holds). Idempotent; a
+        no-op for an item not waiting for its time."""
 
     async def refused(self, item: Item, reason: str) -> Transition | None:
         """The create was refused for good (or its fate stayed unknown): ``failed``."""
@@ -213,6 +223,10 @@ class Coordinator(Protocol):
         """Items held in this process's memory."""
 
     @property
+    def scheduled_calls(self) -> int:
+        """Live items whose call waits for its scheduled time (holding no slot)."""
+
+    @property
     def peak_live(self) -> int:
         """The most live-call slots taken at once."""
 
@@ -245,6 +259,9 @@ class LocalCoordinator:
         self.caller_ids = caller_ids
         self._ready: deque[Item] = deque()
         self._ready_event = anyio.Event()
+        # Live items whose call waits for its scheduled time: they hold no slot.
+        self._not_due: set[int] = set()
+        self._next_index = 0
 
     async def open(
         self, region: str | None, requests: Sequence[CheckedCallRequest] | None = None
@@ -256,7 +273,9 @@ class LocalCoordinator:
             nonce = await self.store.nonce(self.name, secrets.token_hex(6))
             self.machine = DialMachine(self.name, self.policy, nonce)
             self.writer = BatchedWriter(self.store, self.machine, self.flush_interval)
+            top = -1
             for record in await self.store.load(self.name):
+                top = max(top, record.index)
                 if record.request is None:
                     continue
                 pooled = self.caller_ids is not None
@@ -269,6 +288,7 @@ class LocalCoordinator:
                         self.caller_ids.occupy(item.caller_id)
             for index, checked in enumerate(requests or ()):
                 self._attach(index, checked)
+            self._next_index = max(top + 1, len(requests or ()))
         except BaseException:
             await self.store.aclose()
             raise
@@ -320,9 +340,10 @@ class LocalCoordinator:
 
     # --- items ---------------------------------------------------------------------------
 
-    async def add(self, index: int, request: CheckedCallRequest) -> Item:
+    async def add(self, request: CheckedCallRequest) -> Item:
         """A new ``pending`` item, marked for the next write."""
-        item = self.machine.add(index, request)
+        item = self.machine.add(self._next_index, request)
+        self._next_index += 1
         self.writer.mark(item)
         return item
 
@@ -412,6 +433,24 @@ class LocalCoordinator:
         """Apply a terminal status."""
         return self._ending(self.machine.terminal(call_id, status, reason, now))
 
+    async def scheduled(self, item: Item) -> None:
+        """Free the slot of a live item whose call is not due yet."""
+        if item.state is ItemState.LIVE and item.index not in self._not_due:
+            self._not_due.add(item.index)
+            self.slots.release()
+            if self.caller_ids is not None and self._pooled(item):
+                assert item.caller_id is not None
+                self.caller_ids.release(item.caller_id)  # the call keeps it for when it starts
+
+    async def due(self, item: Item) -> None:
+        """Take the slot of a scheduled call that starts now."""
+        if item.index in self._not_due:
+            self._not_due.discard(item.index)
+            self.slots.occupy()
+            if self.caller_ids is not None and self._pooled(item):
+                assert item.caller_id is not None
+                self.caller_ids.occupy(item.caller_id)
+
     async def refused(self, item: Item, reason: str) -> Transition | None:
         """Fail the placing item for ``reason``."""
         return self._ending(self.machine.rejected(item, reason))
@@ -475,8 +514,14 @@ class LocalCoordinator:
     def _ending(self, transition: Transition | None) -> Transition | None:
         # The item's call ended (or never was): its slot is free, its state to be written.
         if transition is not None:
-            self.slots.release()
-            self._release_caller_id(transition.item)
+            item = transition.item
+            if item.index in self._not_due:
+                # It ended before its time: it held no slot and no caller ID.
+                self._not_due.discard(item.index)
+                item.caller_id = None
+            else:
+                self.slots.release()
+                self._release_caller_id(item)
         return self._marked(transition)
 
     # --- what is known -------------------------------------------------------------------
@@ -512,6 +557,11 @@ class LocalCoordinator:
     def held(self) -> int:
         """Items held in memory."""
         return len(self.machine.items)
+
+    @property
+    def scheduled_calls(self) -> int:
+        """Live items whose call waits for its scheduled time."""
+        return len(self._not_due)
 
     @property
     def peak_live(self) -> int:

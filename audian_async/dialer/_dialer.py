@@ -292,7 +292,7 @@ class Dialer:
         session = self._require()
         checked = self._validated(request)
         await session.wait_for_room()
-        item = await session.add(session.next_index, checked, ready=False)
+        item = await session.add(checked, ready=False)
         try:
             await session.flush()
         except BaseException:

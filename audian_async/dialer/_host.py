@@ -88,6 +88,9 @@ class Host(Protocol):
     async def hold_for_window(self, item: Item, opens: datetime) -> None:
         """Keep ``item`` until its calling window opens at ``opens``."""
 
+    async def until_start(self, item: Item) -> None:
+        """Hold no slot for the live ``item`` until its scheduled call starts."""
+
     async def apply_terminal(
         self, call_id: str, status: CallStatus, reason: FailureReason | str | None
     ) -> None:

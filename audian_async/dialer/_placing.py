@@ -31,7 +31,7 @@ from .._errors import (
     RateLimitedError,
     ValidationError,
 )
-from .._models import Call, is_terminal
+from .._models import Call, CallStatus, is_terminal
 from .._retry import backoff_delay, parse_retry_after
 from ._host import Host
 from ._machine import Item, ItemState
@@ -276,6 +276,8 @@ class Placer:
             session.settle(transition)
         elif item.state is ItemState.LIVE:
             session.poller.track(item, call.call_id, poll_soon=poll_soon)
+            if call.status == CallStatus.SCHEDULED:
+                await session.until_start(item)
 
     def _unreachable(self, exc: APIConnectionError) -> bool:
         """A create could not reach the API: log it (rate-limited); True once nothing has

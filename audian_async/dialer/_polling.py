@@ -15,7 +15,7 @@ import time
 import anyio
 
 from .._errors import AudianError, NotFoundError
-from .._models import Call, CallRequest, is_terminal
+from .._models import Call, CallRequest, CallStatus, is_terminal
 from ._alarms import Alarm
 from ._host import Host
 from ._machine import Item, ItemState
@@ -65,13 +65,18 @@ class Poller:
             return POLL_ONLY_INTERVAL * self._time_scale
         return max(self._grace, 1.0) * self._time_scale
 
+    def until_due(self, request: CallRequest) -> float:
+        """Seconds from now until a call of ``request`` starts: 0 unless it is scheduled
+        for later. The API (and the sandbox, at its speed) counts the wait on its clock."""
+        when = request.scheduled_for
+        if when is None:
+            return 0.0
+        return max(0.0, when.timestamp() - time.time()) * self._time_scale
+
     def call_span(self, request: CallRequest) -> float:
         """Seconds from now by which a call of ``request`` placed now must have ended."""
         seconds = request.ring_timeout + request.duration_limit + self._grace
-        if request.scheduled_for is not None:
-            wait = request.scheduled_for.timestamp() - time.time()
-            seconds += max(0.0, wait) / self._time_scale
-        return seconds * self._time_scale
+        return seconds * self._time_scale + self.until_due(request)
 
     def track(self, item: Item, call_id: str, *, poll_soon: bool = False) -> None:
         """Start watching the live call ``call_id`` of ``item``."""
@@ -81,7 +86,8 @@ class Poller:
         wait = self.first_poll_after(item.request)
         if poll_soon:
             wait = min(wait, self.interval())
-        self.session.alarms.set(now + wait, Alarm.POLL, call_id)
+        # A scheduled call is not asked about before it could have started.
+        self.session.alarms.set(now + self.until_due(item.request) + wait, Alarm.POLL, call_id)
 
     def resume(self, item: Item) -> None:
         """Watch a live call restored from the store: poll it now (its terminal webhook
@@ -111,6 +117,11 @@ class Poller:
                 item.misses = 0
                 if is_terminal(call.status):
                     await session.apply_terminal(call_id, call.status, call.reason)
+                    return
+                if call.status == CallStatus.SCHEDULED:
+                    # Still waiting for its time: nothing to ask before it may have ended.
+                    wait = self.until_due(item.request) + self.first_poll_after(item.request)
+                    session.alarms.set(anyio.current_time() + wait, Alarm.POLL, call_id)
                     return
             elif item.misses >= LOST_AFTER_MISSES or anyio.current_time() >= item.ends_by:
                 # The API does not know the call, or could not tell us about it until it must

@@ -239,9 +239,11 @@ class RedisCoordinator:
             return self._requests[index]
         return None if wire is None else restored_request(wire, self._region, pooled=False)
 
-    async def add(self, index: int, request: CheckedCallRequest) -> Item:
-        """A new item of a service campaign, stored (and claimable) at once."""
+    async def add(self, request: CheckedCallRequest) -> Item:
+        """A new item of a service campaign, at an index reserved in Redis (processes
+        submitting to one campaign never share one), stored (and claimable) at once."""
         wire = dumps(request_to_wire(request.request)).decode()
+        index = await self._retrying(self.state.reserve)
         await self._retrying(self.state.add, index, wire)
         item = self.items[index] = new_item(index, request)
         self._wake.set()
@@ -388,6 +390,17 @@ class RedisCoordinator:
         )
         return {why: row}  # an empty row: never (max_attempts reached)
 
+    async def scheduled(self, item: Item) -> None:
+        """Free the namespace slot of a live item whose call is not due yet."""
+        if item.state is ItemState.LIVE and item.call_ids:
+            await self._retrying(self.state.scheduled, item.index, item.call_ids[-1])
+            self._wake.set()  # the slot is free
+
+    async def due(self, item: Item) -> None:
+        """Take a namespace slot for a scheduled call that starts now."""
+        if item.state is ItemState.LIVE and item.call_ids:
+            await self._retrying(self.state.due, item.index, item.call_ids[-1])
+
     async def refused(self, item: Item, reason: str) -> Transition | None:
         """Fail the placing item for ``reason``, its slot freed."""
         self._unbegun.discard(item.index)
@@ -507,6 +520,11 @@ class RedisCoordinator:
     def held(self) -> int:
         """Items held in this process's memory."""
         return len(self.items)
+
+    @property
+    def scheduled_calls(self) -> int:
+        """Live items waiting for their scheduled time, over every process (as last read)."""
+        return self._counts.scheduled
 
     @property
     def peak_live(self) -> int:

@@ -35,6 +35,8 @@ class CampaignCounts:
     unfinished: int
     attempts: int
     states: Mapping[ItemState, int]
+    scheduled: int = 0
+    """Live items whose call waits for its scheduled time (they hold no slot)."""
 
 
 @attrs.frozen
@@ -123,4 +125,5 @@ def counts_of(meta: Mapping[str, str]) -> CampaignCounts:
         unfinished=int(meta.get("unfinished", 0)),
         attempts=int(meta.get("attempts", 0)),
         states={state: int(meta.get(state.value, 0)) for state in ItemState},
+        scheduled=int(meta.get("scheduled", 0)),
     )

@@ -87,9 +87,11 @@ local function encode(rec)
   if rec.reason then reason = cjson.encode(rec.reason) end
   local next_at = 'null'
   if rec.next_at then next_at = string.format('%.0f', rec.next_at) end
+  local not_due = ''
+  if rec.not_due then not_due = ',"not_due":true' end
   return '{"state":' .. cjson.encode(rec.state) .. ',"attempt":' ..
     string.format('%d', rec.attempt) .. ',"call_ids":' .. ids .. ',"reason":' .. reason ..
-    ',"next_at":' .. next_at .. '}'
+    ',"next_at":' .. next_at .. not_due .. '}'
 end
 
 local function save(K, index, rec)
@@ -108,6 +110,17 @@ end
 local function free_slot(live)
   local n = tonumber(redis.call('GET', live) or '0')
   if n > 0 then redis.call('DECR', live) end
+end
+
+-- The item's call ended (or never was): free its slot, unless it was a scheduled call
+-- still waiting for its time, which held none.
+local function call_over(K, live, rec)
+  if rec.not_due then
+    rec.not_due = nil
+    redis.call('HINCRBY', K.meta, 'scheduled', -1)
+  else
+    free_slot(live)
+  end
 end
 
 local function release(K, index)
@@ -134,7 +147,7 @@ local function final(K, live, index, rec, state, reason)
   rec.reason = reason
   rec.next_at = nil
   set_state(K, rec, state)
-  free_slot(live)
+  call_over(K, live, rec)
   release(K, index)
   finished(K)
   return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
@@ -155,7 +168,7 @@ local function apply_end(K, live, index, rec, status, reason, decisions, now)
   rec.reason = reason
   rec.next_at = now + delay
   set_state(K, rec, 'waiting')
-  free_slot(live)
+  call_over(K, live, rec)
   release(K, index)
   redis.call('ZADD', K.ready, rec.next_at, member(index))
   return {'changed', tonumber(index), rec.state, delay, save(K, index, rec)}
@@ -243,6 +256,23 @@ redis.call('HINCRBY', K.meta, 'pending', 1)
 redis.call('HINCRBY', K.meta, 'total', 1)
 redis.call('HINCRBY', K.meta, 'unfinished', 1)
 return {'added'}
+"""
+)
+
+RESERVE = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- The next free index of a service campaign, for one process's ADD: processes submitting
+-- to one campaign never pick the same one. A reply lost on the way leaves a gap, never a
+-- shared index (ADD itself stays safe to repeat).
+local K = campaign_keys()
+if redis.call('EXISTS', K.meta) == 0 then return {'missing'} end
+local total = tonumber(redis.call('HGET', K.meta, 'total') or '0')
+local index = tonumber(redis.call('HGET', K.meta, 'next_index') or '0')
+if index < total then index = total end
+redis.call('HSET', K.meta, 'next_index', index + 1)
+return {'ok', index}
 """
 )
 
@@ -355,6 +385,45 @@ return reply
 """
 )
 
+SCHEDULED = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: index, call id
+local K = campaign_keys()
+local rec = load(K, ARGV[1])
+if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
+  return {'none'}
+end
+if rec.not_due then return {'none'} end
+rec.not_due = true
+redis.call('HINCRBY', K.meta, 'scheduled', 1)
+free_slot(KEYS[1])
+save(K, ARGV[1], rec)
+return {'ok'}
+"""
+)
+
+DUE = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner
+-- ARGV: index, call id
+local K = campaign_keys()
+local rec = load(K, ARGV[1])
+if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
+  return {'none'}
+end
+if not rec.not_due then return {'none'} end
+rec.not_due = nil
+redis.call('HINCRBY', K.meta, 'scheduled', -1)
+-- Taken even over the limit: the API starts the call whatever the dialers hold.
+redis.call('INCR', KEYS[1])
+save(K, ARGV[1], rec)
+return {'ok'}
+"""
+)
+
 REFUSED = (
     COMMON
     + r"""
@@ -451,5 +520,20 @@ return {'ok', taken}
 """
 )
 
-ALL = (OPEN_BEGIN, OPEN_CHUNK, ADD, CLAIM, PLACED, ENDED, REFUSED, LOST, UNPLACED, RENEW, TAKE_OVER)
+ALL = (
+    OPEN_BEGIN,
+    OPEN_CHUNK,
+    ADD,
+    RESERVE,
+    CLAIM,
+    PLACED,
+    ENDED,
+    SCHEDULED,
+    DUE,
+    REFUSED,
+    LOST,
+    UNPLACED,
+    RENEW,
+    TAKE_OVER,
+)
 """Every script, loaded once when a connection opens."""

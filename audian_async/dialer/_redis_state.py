@@ -300,6 +300,14 @@ class RedisCampaignState:
                 "open it again"
             )
 
+    async def reserve(self) -> int:
+        """The next free index of the campaign, reserved for this caller's :meth:`add`
+        (never handed out twice, whichever process asks)."""
+        reply = await self._script(lua.RESERVE, [])
+        if reply[0] == "missing":
+            raise self._missing()
+        return int(reply[1])
+
     async def add(self, index: int, request: str) -> bool:
         """Add item ``index`` (``pending``, due now) to a service campaign; returns False
         when it already exists with the same request (a repeated add changes nothing).
@@ -310,15 +318,18 @@ class RedisCampaignState:
         """
         reply = await self._script(lua.ADD, [], int(index), request)
         if reply[0] == "missing":
-            raise AudianError(
-                f"campaign {self.campaign!r} is not in Redis namespace {self.namespace!r} "
-                "(not opened, or expired): open it first"
-            )
+            raise self._missing()
         if reply[0] == "conflict":
             raise AudianError(
                 f"item {index} of campaign {self.campaign!r} already exists with another request"
             )
         return bool(reply[0] == "added")
+
+    def _missing(self) -> AudianError:
+        return AudianError(
+            f"campaign {self.campaign!r} is not in Redis namespace {self.namespace!r} "
+            "(not opened, or expired): open it first"
+        )
 
     # --- placing -------------------------------------------------------------------------
 
@@ -438,6 +449,19 @@ class RedisCampaignState:
             ],
         )
         return self._change(reply, str(reply[5]) if len(reply) > 5 else None)
+
+    async def scheduled(self, index: int, call_id: str) -> bool:
+        """The live item's call ``call_id`` waits for its scheduled time: its slot is freed
+        and the item marked, so that its end frees none. False when nothing changed (already
+        marked, or not the item's live call)."""
+        reply = await self._script(lua.SCHEDULED, [], int(index), call_id)
+        return str(reply[0]) == "ok"
+
+    async def due(self, index: int, call_id: str) -> bool:
+        """The scheduled call ``call_id`` starts: it takes a slot again, even over the
+        limit. False when nothing changed (not marked, or not the item's live call)."""
+        reply = await self._script(lua.DUE, [], int(index), call_id)
+        return str(reply[0]) == "ok"
 
     async def refused(self, process_id: str, index: int, reason: str) -> Change | None:
         """The API refused the create for good (or its fate stayed unknown past its

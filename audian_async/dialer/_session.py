@@ -73,6 +73,9 @@ class DialerStats:
     """When the first of those windows opens (UTC), or None."""
     paused: bool = False
     """True while :meth:`Dialer.pause` holds new creates."""
+    scheduled: int = 0
+    """Live calls waiting for their ``scheduled_for`` (counted in ``live``, holding no
+    live-call slot until they start)."""
 
     @property
     def done(self) -> int:
@@ -121,7 +124,6 @@ class DialSession:
         self.fatal: AudianError | None = None
         """Set when the account cannot place calls (401, 403, an unreachable API)."""
         self.open = False
-        self.next_index = 0
         self.alarms = Alarms(self._ring)
         self.placer = Placer(self)
         self.poller = Poller(self)
@@ -187,13 +189,14 @@ class DialSession:
         coordinator = self.coordinator
         now_wall, now = time.time(), anyio.current_time()
         for item in items:
-            self.next_index = max(self.next_index, item.index + 1)
             state = item.state
             if state.is_final:
                 if not self.keep_finished:
                     coordinator.forget(item)
             elif state is ItemState.LIVE:
                 self.poller.resume(item)
+                if self.poller.until_due(item.request) > 0:
+                    self.task_group.start_soon(self.until_start, item)
             elif state is ItemState.PLACING:
                 # The create may or may not have been acted on; repeat it with the same key.
                 self.task_group.start_soon(self.placer.place_loop, item)
@@ -237,10 +240,9 @@ class DialSession:
 
     # --- items ---------------------------------------------------------------------------
 
-    async def add(self, index: int, request: CheckedCallRequest, *, ready: bool = True) -> Item:
+    async def add(self, request: CheckedCallRequest, *, ready: bool = True) -> Item:
         """A new item; placed once ready."""
-        item = await self.coordinator.add(index, request)
-        self.next_index = max(self.next_index, index + 1)
+        item = await self.coordinator.add(request)
         if self.idle.is_set():
             self.idle = anyio.Event()
         if ready:
@@ -337,11 +339,23 @@ class DialSession:
             rate_limited=self.placer.rate_limited,
             polls=self.poller.polls,
             peak_live=coordinator.peak_live,
+            scheduled=coordinator.scheduled_calls,
             held=coordinator.held,
             window_waiting=len(self.held_for_window),
             window_opens=min(self.held_for_window.values(), default=None),
             paused=self.paused,
         )
+
+    async def until_start(self, item: Item) -> None:
+        """The live ``item``'s call is scheduled for later: it holds no slot until then.
+
+        The API counts a scheduled call as no live call, so holding a slot for it would
+        keep every other call of the campaign waiting (reminders made a day ahead).
+        """
+        wait = self.poller.until_due(item.request)
+        if wait > 0:
+            await self.coordinator.scheduled(item)
+            self.alarms.set(anyio.current_time() + wait, Alarm.DUE, item.index)
 
     async def hold_for_window(self, item: Item, opens: datetime) -> None:
         """Keep ``item`` (pending or waiting) until its calling window opens at ``opens``."""
@@ -474,6 +488,12 @@ class DialSession:
 
     async def _ring(self, kind: Alarm, key: int | str) -> None:
         coordinator = self.coordinator
+        if kind is Alarm.DUE:
+            assert isinstance(key, int)
+            item = coordinator.item(key)
+            if item is not None and item.state is ItemState.LIVE:
+                self.task_group.start_soon(coordinator.due, item)
+            return
         if kind is Alarm.REDIAL or kind is Alarm.WINDOW:
             assert isinstance(key, int)
             if kind is Alarm.WINDOW:

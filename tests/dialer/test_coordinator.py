@@ -61,7 +61,7 @@ async def opened(
 
 async def placing(coordinator: Coordinator, to: str) -> Item:
     """Item 0, calling ``to``, with a slot taken and its first attempt begun."""
-    item = await coordinator.add(0, validate_call_request(req(to)))
+    item = await coordinator.add(validate_call_request(req(to)))
     await coordinator.take_slot()
     await coordinator.begin(item)
     return item
@@ -104,7 +104,7 @@ async def test_a_failure_schedules_a_redial_then_the_item_fails_for_good(
     make: Callable[[MemoryStore, int], Coordinator],
 ) -> None:
     async with opened(make, MemoryStore()) as coordinator:
-        item = await coordinator.add(0, validate_call_request(req("+14155550101")))
+        item = await coordinator.add(validate_call_request(req("+14155550101")))
         for attempt, call_id in enumerate(("call_1", "call_2"), start=1):
             await coordinator.take_slot()
             _, key = await coordinator.begin(item)
@@ -150,4 +150,46 @@ async def test_reopening_restores_live_calls_holding_their_slots(
         async with waiting_for_a_slot(again) as taken:
             assert not taken.is_set()  # held by the restored live call
             assert await again.ended("call_live", CallStatus.COMPLETED, None, NOW) is not None
+            await taken.wait()
+
+
+async def test_a_scheduled_call_holds_no_slot_until_it_starts(
+    make: Callable[[MemoryStore, int], Coordinator],
+) -> None:
+    async with opened(make, MemoryStore(), limit=1) as coordinator:
+        item = await placing(coordinator, "+14155550100")
+        await coordinator.placed(item, "call_later", NOW)
+        async with waiting_for_a_slot(coordinator) as taken:
+            assert not taken.is_set()
+            await coordinator.scheduled(item)  # the API counts it as no live call
+            await taken.wait()
+        await coordinator.scheduled(item)  # once only: nothing more is freed
+        assert coordinator.scheduled_calls == 1
+        await coordinator.due(item)  # it starts: counted, even over the limit
+        await coordinator.due(item)
+        assert coordinator.scheduled_calls == 0
+        assert coordinator.peak_live == 2
+        # Two slots in use (the waiter's and the call's): its end frees exactly one.
+        assert await coordinator.ended("call_later", CallStatus.COMPLETED, None, NOW)
+        async with waiting_for_a_slot(coordinator) as again:
+            assert not again.is_set()
+            await coordinator.free_slot()
+            await again.wait()
+
+
+async def test_a_scheduled_call_that_ends_before_its_time_frees_no_slot(
+    make: Callable[[MemoryStore, int], Coordinator],
+) -> None:
+    async with opened(make, MemoryStore(), limit=1) as coordinator:
+        item = await placing(coordinator, "+14155550101")
+        await coordinator.placed(item, "call_later", NOW)
+        await coordinator.scheduled(item)
+        await coordinator.take_slot()  # another call takes the freed slot
+        done = await coordinator.ended("call_later", CallStatus.FAILED, FailureReason.BUSY, NOW)
+        assert done is not None
+        assert coordinator.scheduled_calls == 0
+        await coordinator.due(item)  # too late: a no-op
+        async with waiting_for_a_slot(coordinator) as taken:
+            assert not taken.is_set()  # the other call still holds the only slot
+            await coordinator.free_slot()
             await taken.wait()

@@ -22,6 +22,7 @@ from audian_async.sandbox import Sandbox, generate_webhook_secret
 from audian_async.webhooks import CallFailed, EventRouter
 
 from ..dialer.support import BUSY, FAST, NO_ANSWER, req, sandbox_with_receiver
+from ..dialer.test_scheduled import reminders_do_not_block_the_calls_due_now
 from ..loopback import free_port, until
 from ..redis_server import redis_process
 
@@ -276,3 +277,7 @@ async def test_controls_over_redis_suppression_window_finish_and_handler_redials
     assert outcomes[3] == ("failed", "busy", 1)
     assert outcomes[4] == ("failed", "no_answer", 3)
     assert calls == {answered[0]: 1, answered[1]: 1, BUSY: 1, NO_ANSWER: 3}
+
+
+async def test_reminders_for_later_hold_no_slot_over_redis(redis_url: str, ns: str) -> None:
+    await reminders_do_not_block_the_calls_due_now(lambda: RedisStore(redis_url, namespace=ns))

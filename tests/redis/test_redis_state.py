@@ -194,6 +194,24 @@ async def test_service_campaign_items_are_added_one_by_one(redis: RedisConnectio
     assert claim.index == 0
 
 
+async def test_processes_adding_to_one_campaign_never_share_an_index(
+    redis: RedisConnection, ns: str
+) -> None:
+    first = RedisCampaignState(redis, "svc", namespace=ns)
+    with pytest.raises(AudianError, match="open it first"):
+        await first.reserve()
+    await first.open(None)
+    second = RedisCampaignState(redis, "svc", namespace=ns)
+    await second.open(None)
+    indices = [await state.reserve() for state in (first, second, first, second)]
+    assert indices == [0, 1, 2, 3]
+    assert await second.add(indices[1], wires(2)[1])
+    assert await first.reserve() == 4  # an index reserved and left unused stays a gap
+    assert (await first.counts()).total == 1
+    listed = await opened(redis, ns, 3, name="run")
+    assert await listed.reserve() == 3  # after a run's own items
+
+
 # --- claiming ------------------------------------------------------------------------------
 
 
@@ -312,6 +330,41 @@ async def test_placed_then_completed(redis: RedisConnection, ns: str) -> None:
     counts = await state.counts()
     assert (counts.attempts, counts.unfinished) == (1, 1)
     assert counts.states[ItemState.COMPLETED] == 1
+
+
+async def test_a_scheduled_call_frees_its_slot_until_it_is_due(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 2)
+    await live_item(state, "c1")
+    assert await state.live() == 1
+    assert await state.scheduled(0, "c1") is True
+    assert await state.scheduled(0, "c1") is False  # once only
+    assert await state.scheduled(0, "other") is False  # not the item's call
+    assert await state.live() == 0
+    assert (await state.counts()).scheduled == 1
+    assert await state.due(0, "c1") is True
+    assert await state.due(0, "c1") is False
+    assert await state.live() == 1
+    assert (await state.counts()).scheduled == 0
+    assert await state.ended("c1", "completed", None, NOW) is not None
+    assert await state.live() == 0
+
+
+async def test_a_scheduled_call_that_ends_before_its_time_frees_no_slot(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 2)
+    await live_item(state, "c1")
+    await state.scheduled(0, "c1")
+    await live_item(state, "c2")  # takes the slot it freed
+    assert await state.live() == 1
+    change = await state.ended("c1", "failed", "busy", NOW)  # a redial, before its time
+    assert change is not None
+    assert change.state is ItemState.WAITING
+    assert await state.live() == 1  # still c2's
+    assert (await state.counts()).scheduled == 0
+    assert await state.due(0, "c1") is False
 
 
 async def test_a_failed_call_is_redialed_as_the_next_attempt(
