@@ -75,7 +75,7 @@ class Coordinator(Protocol):
         """Let the coordinator tell the session that counts changed elsewhere (``changed``)
         and hand it items taken over from a process that died (``taken``)."""
 
-    def holds(self, item: Item) -> bool:
+    async def holds(self, item: Item) -> bool:
         """Whether this process still holds ``item`` (may send its create)."""
 
     def fresh(self, item: Item) -> bool:
@@ -309,7 +309,7 @@ class LocalCoordinator:
     def bind(self, changed: Callable[[], None], taken: Callable[[list[Item]], None]) -> None:
         """Nothing changes behind this process's back."""
 
-    def holds(self, item: Item) -> bool:
+    async def holds(self, item: Item) -> bool:
         """One process: it holds every item."""
         return True
 

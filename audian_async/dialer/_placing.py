@@ -157,7 +157,7 @@ class Placer:
             if unclear and anyio.current_time() >= deadline:
                 await self._give_up(item, key, last_sent)
                 return
-            if not coordinator.holds(item):
+            if not await coordinator.holds(item):
                 # Its lease went to another process (this one stalled or lost the shared
                 # state): that process replays the same key; this one sends nothing more.
                 logger.warning("item %d: lease lost; leaving it to its new holder", item.index)

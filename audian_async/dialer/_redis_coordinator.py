@@ -312,10 +312,18 @@ class RedisCoordinator:
     async def assign_caller_id(self, item: Item) -> None:
         """Caller-ID pools are not shared through Redis (the Dialer refuses the mix)."""
 
-    def holds(self, item: Item) -> bool:
-        """Whether the item's lease is this process's, renewed recently enough."""
-        fresh = anyio.current_time() - self._renewed_at < self.lease * 2 / 3
-        return item.index in self._held and fresh
+    async def holds(self, item: Item) -> bool:
+        """Whether the item's lease is this process's, renewed recently enough.
+
+        A renewal overdue (this process stalled) does not mean the lease is lost: it is
+        renewed now, and the answer is what Redis says. Giving the item up on a stale clock
+        alone would leave it to nobody, since this process goes on renewing its lease.
+        """
+        if item.index not in self._held:
+            return False
+        if anyio.current_time() - self._renewed_at >= self.lease * 2 / 3:
+            await self._renew()
+        return item.index in self._held
 
     def fresh(self, item: Item) -> bool:
         """The claim moved the item to ``placing``: fresh while no create was sent."""

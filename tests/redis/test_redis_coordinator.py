@@ -1,0 +1,71 @@
+"""RedisCoordinator's leases against a real redis-server, on asyncio and trio.
+
+A process that stalls (a blocked loop, a long GC pause) misses its lease renewals. Whether it
+still holds an item is then Redis's answer, not its own stale clock's: giving the item up
+on a stale clock alone leaves it to nobody, since the process goes on renewing its lease.
+The stalls below block the loop on purpose (``time.sleep``): they are the fault under test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from audian_async import RetryPolicy, validate_call_request
+from audian_async.dialer import RedisStore
+from audian_async.dialer._machine import Item
+from audian_async.dialer._redis_coordinator import RedisCoordinator
+
+from ..dialer.support import req
+
+pytestmark = pytest.mark.anyio
+
+LEASE = 1.0
+
+
+def coordinator(redis_url: str, ns: str) -> RedisCoordinator:
+    return RedisCoordinator(
+        "leases",
+        RetryPolicy(max_attempts=2),
+        RedisStore(redis_url, namespace=ns, lease=LEASE),
+        max_active_calls=5,
+        calls_per_second=None,
+        create_deadline=10.0,
+    )
+
+
+@pytest.fixture
+async def claimed(redis_url: str, ns: str) -> AsyncIterator[tuple[RedisCoordinator, Item]]:
+    first = coordinator(redis_url, ns)
+    await first.open(None, [validate_call_request(req("+14155550100"))])
+    try:
+        item = await first.claim()
+        assert item is not None
+        yield first, item
+    finally:
+        await first.close()
+
+
+async def test_a_stalled_process_that_kept_its_lease_still_places_the_item(
+    claimed: tuple[RedisCoordinator, Item],
+) -> None:
+    first, item = claimed
+    time.sleep(LEASE * 0.8)  # noqa: ASYNC251 - a stalled loop: its renewals are missed
+    assert await first.holds(item) is True  # but nobody took it: renewed, still its own
+
+
+async def test_a_stalled_process_whose_lease_was_taken_does_not_place_the_item(
+    claimed: tuple[RedisCoordinator, Item], redis_url: str, ns: str
+) -> None:
+    first, item = claimed
+    time.sleep(LEASE * 1.2)  # noqa: ASYNC251 - the lease expires during the stall
+    second = coordinator(redis_url, ns)
+    taken = await second.open(None, [validate_call_request(req("+14155550100"))])
+    try:
+        assert [i.index for i in taken] == [item.index]
+        assert await first.holds(item) is False
+        assert await second.holds(taken[0]) is True
+    finally:
+        await second.close()
