@@ -83,6 +83,8 @@ def summary_table(report: CampaignReport, elapsed: float) -> Any:
     table.add_row("failed", str(report.failed))
     for reason, count in report.reasons().items():
         table.add_row(f"  failed: {reason}", str(count))
+    if report.duplicates:
+        table.add_row("duplicates (not dialed again)", str(report.duplicates))
     if report.pending:
         table.add_row("pending (stopped; the next run resumes)", str(report.pending))
         due = [o.next_at for o in report.outcomes if o.next_at is not None]
@@ -104,6 +106,7 @@ def report_json(report: CampaignReport, elapsed: float, **extra: Any) -> dict[st
         "completed": report.completed,
         "failed": report.failed,
         "pending": report.pending,
+        "duplicates": report.duplicates,
         "attempts": report.attempts,
         "failed_by_reason": report.reasons(),
         "rate_limited": report.rate_limited,
@@ -119,6 +122,7 @@ def report_json(report: CampaignReport, elapsed: float, **extra: Any) -> dict[st
                 "attempts": o.attempts,
                 "call_ids": list(o.call_ids),
                 "next_at": None if o.next_at is None else o.next_at.isoformat(),
+                "duplicate_of": o.duplicate_of,
             }
             for o in report.outcomes
         ],

@@ -85,6 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: its ring timeout without webhooks, else timeout + max_duration + 60)",
     )
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls")
+    parser.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="dial a number listed twice twice (default: once, the repeats reported as duplicates)",
+    )
 
 
 def _store(args: argparse.Namespace) -> tuple[SQLiteStore | RedisStore, str]:
@@ -199,7 +204,7 @@ async def _dial(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(progress.run)
                 tg.start_soon(_interrupts, dialer, campaign, tg.cancel_scope)
-                report = await dialer.run(requests)
+                report = await dialer.run(requests, keep_duplicates=args.keep_duplicates)
                 tg.cancel_scope.cancel()
     if report is None:  # interrupted before the campaign was under way
         print(f"interrupted: run the same command again to resume campaign {campaign!r}")

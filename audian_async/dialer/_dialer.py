@@ -8,6 +8,7 @@ their way in, and opens one session per ``run()`` or ``async with``.
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
@@ -24,6 +25,7 @@ from .._validation import CheckedCallRequest, validate_call_request
 from .._window import CallingWindow
 from ..webhooks import EventRouter
 from ._caller_ids import CallerIdPool
+from ._duplicates import Deduplicated
 from ._machine import CallOutcome, CampaignReport, Item
 from ._policy import RetryPolicy
 from ._redis_store import RedisStore
@@ -33,6 +35,8 @@ from ._store import CampaignStore, SQLiteStore
 from ._suppression import Suppression, SuppressOption
 
 __all__ = ["DEFAULT_DB_PATH", "DialHandle", "Dialer", "DialerStats"]
+
+logger = logging.getLogger("audian_async.dialer")
 
 DEFAULT_DB_PATH = "audian-dialer.sqlite3"
 
@@ -391,12 +395,17 @@ class Dialer:
         requests: Iterable[CallRequest | CheckedCallRequest],
         *,
         campaign: str | None = None,
+        keep_duplicates: bool = False,
     ) -> CampaignReport:
         """Place every request (with redials) and return the :class:`CampaignReport`.
 
         All requests are validated before anything is dialed (errors name
         ``requests[i].field``; a :class:`~audian_async.CheckedCallRequest` is taken as it
         is). With the name of an interrupted campaign, it resumes.
+
+        A number requested more than once (in E.164) is dialed once, by its first request;
+        the others are logged as a warning and reported with status ``"duplicate"``. With
+        ``keep_duplicates=True`` every request is dialed.
         """
         checked = []
         for i, request in enumerate(requests):
@@ -405,8 +414,24 @@ class Dialer:
             except ValidationError as exc:
                 raise exc.at(f"requests[{i}]") from None
         name = self.campaign if campaign is None else check_campaign(campaign)
-        async with self._running(name, keep_finished=True, requests=checked) as session:
+        plan = None if keep_duplicates else Deduplicated.of(checked)
+        if plan is not None and plan.duplicate_of:
+            logger.warning(
+                "campaign %s: %s; dialing each number once (keep_duplicates=True dials them all)",
+                name,
+                plan.summary(),
+            )
+        dialed = list(checked if plan is None else plan.unique)
+        async with self._running(name, keep_finished=True, requests=dialed) as session:
             # Every item is in the store before the first create gets far.
             await session.flush()
             await session.join()
-            return await session.report(range(len(checked)))
+            report = await session.report(range(len(dialed)))
+        if plan is None or not plan.duplicate_of:
+            return report
+        return CampaignReport.build(
+            report.campaign,
+            plan.outcomes(report.outcomes),
+            rate_limited=report.rate_limited,
+            polls=report.polls,
+        )

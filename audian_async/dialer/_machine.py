@@ -96,8 +96,10 @@ def _key_prefix(campaign: str, nonce: str = "") -> str:
 class CallOutcome:
     """How one requested call ended (or stands, after :meth:`Dialer.stop`).
 
-    ``status`` is ``"completed"`` or ``"failed"``, or ``"pending"`` for an item a stopped
-    run left unfinished (running the campaign again continues it); ``reason`` is the last
+    ``status`` is ``"completed"`` or ``"failed"``, ``"pending"`` for an item a stopped
+    run left unfinished (running the campaign again continues it), or ``"duplicate"`` for a
+    request of a number an earlier request of the campaign already calls (not dialed;
+    ``duplicate_of`` is that request's index); ``reason`` is the last
     failure reason: a :class:`~audian_async.FailureReason` (``busy``, ``declined``...) when
     the call failed, or a plain string (the API error code when the API refused the request,
     ``"lost"``, ``"suppressed"``...); ``attempts`` counts the calls the API accepted and
@@ -107,11 +109,12 @@ class CallOutcome:
 
     index: int
     to: str
-    status: Literal["completed", "failed", "pending"]
+    status: Literal["completed", "failed", "pending", "duplicate"]
     reason: FailureReason | str | None
     attempts: int
     call_ids: tuple[str, ...]
     next_at: datetime | None = None
+    duplicate_of: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,7 +126,8 @@ class CallOutcome:
 class CampaignReport:
     """The result of :meth:`Dialer.run`: ``outcomes`` aligned with the requests, and totals.
 
-    ``pending`` counts items a stopped run left unfinished (0 when the run completed).
+    ``pending`` counts items a stopped run left unfinished (0 when the run completed),
+    ``duplicates`` the requests not dialed because an earlier one calls the same number.
     """
 
     campaign: str
@@ -137,6 +141,8 @@ class CampaignReport:
     """Status polls made because a terminal webhook was late or lost."""
     pending: int = 0
     """Items left unfinished by :meth:`Dialer.stop`."""
+    duplicates: int = 0
+    """Requests not dialed: an earlier request of the campaign calls the same number."""
 
     @classmethod
     def build(
@@ -150,6 +156,7 @@ class CampaignReport:
         """Sum the totals of ``outcomes``."""
         completed = sum(1 for o in outcomes if o.status == "completed")
         failed = sum(1 for o in outcomes if o.status == "failed")
+        duplicates = sum(1 for o in outcomes if o.status == "duplicate")
         return cls(
             campaign=campaign,
             outcomes=tuple(outcomes),
@@ -158,7 +165,8 @@ class CampaignReport:
             attempts=sum(o.attempts for o in outcomes),
             rate_limited=rate_limited,
             polls=polls,
-            pending=len(outcomes) - completed - failed,
+            pending=len(outcomes) - completed - failed - duplicates,
+            duplicates=duplicates,
         )
 
     def reasons(self) -> dict[str, int]:

@@ -83,7 +83,8 @@ async def test_each_outcome_gets_the_right_number_of_attempts() -> None:
 async def test_never_more_live_calls_than_allowed() -> None:
     async with sandbox_with_receiver() as (sb, router):
         dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore(), max_active_calls=4)
-        report = await dialer.run([req(ANSWERS) for _ in range(30)] + [req(BUSY)] * 5)
+        requests = [req(ANSWERS) for _ in range(30)] + [req(BUSY)] * 5
+        report = await dialer.run(requests, keep_duplicates=True)  # load: repeats on purpose
         peak = sb.peak_live_calls
     assert report.completed == 30
     assert peak <= 4
@@ -93,7 +94,7 @@ async def test_never_more_live_calls_than_allowed() -> None:
 async def test_429s_above_the_sandbox_limit_are_absorbed() -> None:
     async with sandbox_with_receiver(max_concurrent=3) as (sb, router):
         dialer = Dialer(sb.client, router, retry=FAST, store=MemoryStore(), max_active_calls=20)
-        report = await dialer.run([req(ANSWERS) for _ in range(24)])
+        report = await dialer.run([req(ANSWERS) for _ in range(24)], keep_duplicates=True)
         peak = sb.peak_live_calls
         limited = sb.stats.get("rate_limited", 0)
     assert (report.completed, report.failed, report.attempts) == (24, 0, 24)
@@ -174,7 +175,7 @@ async def test_restart_with_the_same_store_finishes_without_redialing() -> None:
         first = Dialer(client, router, retry=FAST, store=store, max_active_calls=3)
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: first.run(requests, campaign="again"))
+                tg.start_soon(lambda: first.run(requests, campaign="again", keep_duplicates=True))
                 await three_created.wait()
                 # The replies are in; the dialer has taken them once it counts three live
                 # calls (no event says so: its public counters do).
@@ -183,7 +184,7 @@ async def test_restart_with_the_same_store_finishes_without_redialing() -> None:
         states = {i: r.state for i, r in store.campaigns["again"].items()}
         assert states == {i: "live" if i < 3 else "pending" for i in range(len(numbers))}
         second = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=3)
-        report = await second.run(requests, campaign="again")
+        report = await second.run(requests, campaign="again", keep_duplicates=True)
         per_number = calls_per_number(sb)
     assert report.completed == 7
     assert per_number == {ANSWERS: 6, BUSY: 3, BUSY_THEN_ANSWER: 2, DECLINED: 1}

@@ -80,7 +80,7 @@ async def test_two_dialers_share_a_campaign_its_limit_and_one_receiver(
         reports: list[CampaignReport] = []
 
         async def run(dialer: Dialer) -> None:
-            reports.append(await dialer.run(requests, campaign="shared"))
+            reports.append(await dialer.run(requests, campaign="shared", keep_duplicates=True))
 
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
@@ -177,7 +177,9 @@ async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes() -> 
                 with anyio.fail_after(90):
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(outage)
-                        result.append(await dialer.run([req(n) for n in numbers]))
+                        result.append(
+                            await dialer.run([req(n) for n in numbers], keep_duplicates=True)
+                        )
             finally:
                 logger.removeHandler(handler)
             calls = _calls_per_item(sb, dialer.campaign)

@@ -52,7 +52,7 @@ async def main(args: argparse.Namespace) -> None:
             time_scale=args.time_scale,
         )
         print("dialing", flush=True)
-        report = await dialer.run(requests, campaign=args.campaign)
+        report = await dialer.run(requests, campaign=args.campaign, keep_duplicates=True)
     outcomes = [[o.status, o.reason, o.attempts, list(o.call_ids)] for o in report.outcomes]
     sys.stdout.write(dumps({"outcomes": outcomes}).decode() + "\n")
     sys.stdout.flush()
