@@ -28,6 +28,7 @@ from ._audio import make_wav
 from ._chance import Chance
 from ._engine import Engine
 from ._magic import OWNED_CALLER_ID
+from ._openapi import openapi_bytes
 from ._records import SandboxEvent
 from ._scheduler import Scheduler
 from ._sender import WebhookDeliverer
@@ -43,6 +44,7 @@ _ROUTE_CALLS = "POST /v2/calls"
 _ROUTE_BATCH = "POST /v2/calls/batch"
 _ROUTE_GET = "GET /v2/calls/{id}"
 _ROUTE_RECORDING = "GET /v2/recordings/{id}"
+_ROUTE_DOCUMENT = "GET /openapi.json"
 
 
 class _Reply(Exception):
@@ -122,6 +124,8 @@ def _route(path: str) -> tuple[str | None, str, tuple[str, ...]]:
         return _ROUTE_GET, path[len("/v2/calls/") :], ("GET",)
     if path.startswith("/v2/recordings/") and path.count("/") == 3:
         return _ROUTE_RECORDING, path[len("/v2/recordings/") :], ("GET",)
+    if path == "/openapi.json":
+        return _ROUTE_DOCUMENT, "", ("GET",)
     return None, "", ()
 
 
@@ -253,6 +257,10 @@ class SandboxApp:
             if method not in allowed:
                 allow = (b"allow", ", ".join(allowed).encode())
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
+            if route == _ROUTE_DOCUMENT:
+                # The published contract: no API key, and no API route for faults to hit.
+                await self._send(send, 200, openapi_bytes())
+                return
             headers = scope["headers"]
             if route != _ROUTE_RECORDING:
                 self._authenticate(headers)
