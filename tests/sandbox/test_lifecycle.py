@@ -255,12 +255,13 @@ async def test_a_scheduled_call_due_at_the_limit_waits_for_a_free_line() -> None
         waiting = await client.calls.create(from_=OWNED, to="+14155552673", scheduled_for=soon)
         assert waiting.status == "scheduled"
         done = await sb.wait_for_status(waiting.call_id, timeout=20)
+        # Due while the one line was taken, it was neither refused nor run beside `first`:
+        # it waited, then completed. (Its timestamps are on the sandbox's fast clock, where
+        # a second is 10 ms of real time: too fine to order the two calls by on a busy
+        # machine; the peak says it.)
         assert done.status == "completed"
-        ended = sb.call(first.call_id).call.ended_at
+        assert sb.call(first.call_id).status == "completed"
         assert sb.peak_live_calls == 1
-        assert done.call.initiated_at is not None
-        assert ended is not None
-        assert done.call.initiated_at >= ended - timedelta(seconds=1)
 
 
 def test_one_instant_decides_whether_a_call_is_scheduled() -> None:
