@@ -224,6 +224,60 @@ async def test_bad_input_gets_the_reference_error_shape(
         assert ok.status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"call_control": []},
+            "call_control: expected an object of action lists (on_answered, on_no_answer),"
+            " got an array",
+        ),
+        (
+            {"call_control": {"on_answered": {}}},
+            "call_control.on_answered: expected an array, got an object",
+        ),
+        (
+            {
+                "call_control": {
+                    "on_answered": [{"action": "play_audio", "message": "hi", "voice": "robot"}]
+                }
+            },
+            "call_control.on_answered[0].voice: must be one of female, male; got 'robot'",
+        ),
+        (
+            {"call_control": {"on_answered": [{"action": "gather_dtmf", "routes": "12"}]}},
+            "call_control.on_answered[0].routes: expected an array, got a string",
+        ),
+        (
+            {"recording": True},
+            "recording: expected an object (enabled, format, participant, bitrate), got a boolean",
+        ),
+        (
+            {"recording": "mp3"},
+            "recording: expected an object (enabled, format, participant, bitrate), got a string",
+        ),
+        (
+            {"recording": {"format": "flac"}},
+            "recording.format: must be one of mp3, opus, wav; got 'flac'",
+        ),
+        (
+            {"recording": {"participant": 1}},
+            "recording.participant: must be one of all, callee, caller; got a number",
+        ),
+        ({"tags": "vip"}, "tags: expected an object, got a string"),
+    ],
+)
+async def test_a_malformed_field_gets_a_400_saying_what_is_expected(
+    extra: dict[str, Any], message: str
+) -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        body = {"from": OWNED, "to": "+14155552672", **extra}
+        response = await http.post("/v2/calls", json=body, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid_request", "message": message, "code": 400}
+        assert not sb.calls
+
+
 async def test_bad_batches() -> None:
     async with Sandbox(speed=100) as sb, _raw(sb) as http:
         for body in ({}, {"calls": {}}, {"calls": []}, {"calls": [{"from": OWNED}] * 1001}):
