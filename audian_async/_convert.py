@@ -109,8 +109,13 @@ def format_datetime(value: datetime) -> str:
     return utc.isoformat(timespec=timespec) + "Z"
 
 
-def parse_datetime(value: object) -> datetime:
-    """Parse an ISO 8601 string; a timestamp without an offset is taken to be UTC."""
+def parse_datetime(value: object, *, require_offset: bool = False) -> datetime:
+    """Parse an ISO 8601 string; a timestamp without an offset is taken to be UTC.
+
+    With ``require_offset`` (reading a request) such a timestamp is refused instead: its
+    sender left the instant ambiguous, just as ``validate_call_request`` refuses a naive
+    datetime. Replies are read leniently, a server's clock being UTC when it says nothing.
+    """
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
@@ -120,7 +125,19 @@ def parse_datetime(value: object) -> datetime:
             raise _WireError(f"not an ISO 8601 datetime: {value!r}") from None
     else:
         raise _WireError(f"expected an ISO 8601 string, got {_kind(value)}")
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.utcoffset() is not None:
+        return parsed
+    if require_offset:
+        shown = value if isinstance(value, str) else parsed.isoformat()
+        raise _WireError(
+            f"must include a UTC offset or Z, as in '2030-01-01T10:00:00Z'; got {shown!r}"
+        )
+    return parsed.replace(tzinfo=UTC)
+
+
+def _structure_request_datetime(value: object, _: Any) -> datetime | None:
+    # A field override replaces the field's whole hook, its handling of None included.
+    return None if value is None else parse_datetime(value, require_offset=True)
 
 
 # Strict primitives: the converter is also the sandbox's request parser, where "45" for an
@@ -329,16 +346,19 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Action, unstructure_any_action)
     conv.register_structure_hook(Action, structure_action)
 
-    # Requests: omit unset optionals.
+    # Requests: omit unset optionals; an instant must carry its offset (replies need not).
     for cls in (Recording, CallControl, CallRequest):  # leaves first: hooks are captured
         fields = {f.name for f in attrs.fields(cls)}
         cls_overrides: dict[str, Any] = {k: v for k, v in overrides.items() if k in fields}
         conv.register_unstructure_hook(
             cls, _drop_unset(make_dict_unstructure_fn(cls, conv, **cls_overrides))
         )
+        struct_overrides = dict(cls_overrides)
+        if "scheduled_for" in fields:
+            struct_overrides["scheduled_for"] = override(struct_hook=_structure_request_datetime)
         shape = _SHAPES.get(cls, "an object")
         conv.register_structure_hook(
-            cls, _object_only(make_dict_structure_fn(cls, conv, **cls_overrides), shape)
+            cls, _object_only(make_dict_structure_fn(cls, conv, **struct_overrides), shape)
         )
 
     # Responses: tolerate unknown fields; absent fields fall back to the model's None.

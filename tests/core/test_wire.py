@@ -165,6 +165,27 @@ def test_parse_datetime_is_tz_aware() -> None:
         parse_datetime("yesterday")
 
 
+@pytest.mark.parametrize("naive", ["2030-01-01T10:00:00", "2030-01-01"])
+def test_a_request_instant_must_carry_its_offset_a_reply_need_not(naive: str) -> None:
+    with pytest.raises(au.ValidationError) as info:
+        parse_call_request({"from": FROM, "to": TO, "scheduled_for": naive})
+    assert info.value.field == "scheduled_for"
+    assert info.value.message == (
+        f"must include a UTC offset or Z, as in '2030-01-01T10:00:00Z'; got {naive!r}"
+    )
+    with pytest.raises(ValueError, match="UTC offset"):
+        parse_datetime(naive, require_offset=True)
+    # A reply is read as before: no offset is UTC.
+    call = decode_call(b'{"call_id": "c", "scheduled_for": "%s"}' % naive.encode())
+    assert call.scheduled_for == datetime.fromisoformat(naive).replace(tzinfo=UTC)
+
+
+def test_a_request_instant_is_read_at_its_offset() -> None:
+    wire = {"from": FROM, "to": TO, "scheduled_for": "2030-01-01T12:00:00+02:00"}
+    assert parse_call_request(wire).scheduled_for == datetime(2030, 1, 1, 10, tzinfo=UTC)
+    assert parse_call_request({**wire, "scheduled_for": None}).scheduled_for is None
+
+
 def test_decode_reference_responses() -> None:
     basic = decode_call(json.dumps(sample("response_basic.json")).encode())
     assert basic.call_id == "call_xyz789"

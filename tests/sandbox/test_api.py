@@ -224,6 +224,25 @@ async def test_bad_input_gets_the_reference_error_shape(
         assert ok.status_code == 201
 
 
+async def test_a_scheduled_for_without_an_offset_is_a_400() -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        naive = {"from": OWNED, "to": "+14155552672", "scheduled_for": "2030-01-01T10:00:00"}
+        message = (
+            "scheduled_for: must include a UTC offset or Z, as in '2030-01-01T10:00:00Z';"
+            " got '2030-01-01T10:00:00'"
+        )
+        response = await http.post("/v2/calls", json=naive, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid_request", "message": message, "code": 400}
+        batch = await http.post("/v2/calls/batch", json={"calls": [naive]}, headers=_auth(sb))
+        assert batch.json()["calls"][0]["message"] == f"calls[0].{message}"
+        assert not sb.calls
+        aware = {**naive, "scheduled_for": "2030-01-01T12:00:00+02:00"}
+        response = await http.post("/v2/calls", json=aware, headers=_auth(sb))
+        assert response.status_code == 201
+        assert response.json()["scheduled_for"] == "2030-01-01T10:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
