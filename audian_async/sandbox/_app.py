@@ -79,6 +79,8 @@ def _injected(status: int) -> _Reply:
 
 def _validation_reply(exc: ValidationError, prefix: str = "") -> _Reply:
     """The 400 for ``exc``; ``prefix`` locates the item in a batch (``"calls[3]"``)."""
+    # A hint names an SDK option (default_region=), which a client of the HTTP API lacks.
+    exc = exc.without_hint()
     if prefix:
         exc = exc.at(prefix)
     field = exc.field

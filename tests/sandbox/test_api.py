@@ -273,6 +273,28 @@ async def test_bad_input_gets_the_reference_error_shape(
         assert ok.status_code == 201
 
 
+async def test_a_national_number_is_refused_without_the_sdk_hint() -> None:
+    # default_region= is an SDK option: a client of the HTTP API has nothing to pass it to.
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        national = {"from": OWNED, "to": "(415) 555-2672"}
+        response = await http.post("/v2/calls", json=national, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_number",
+            "message": "The destination number format is invalid"
+            " (to: '(415) 555-2672' is not in E.164 format (+14155552671))",
+            "code": 400,
+        }
+        batch = {"calls": [{"from": "415 555 2671", "to": "+14155552672"}]}
+        item = (await http.post("/v2/calls/batch", json=batch, headers=_auth(sb))).json()
+        assert item["calls"][0]["message"] == (
+            "The caller ID number format is invalid"
+            " (calls[0].from: '415 555 2671' is not in E.164 format (+14155552671))"
+        )
+        with pytest.raises(au.ValidationError, match="default_region="):  # the SDK keeps it
+            await sb.client.calls.create(from_=OWNED, to="(415) 555-2672")
+
+
 async def test_a_scheduled_for_without_an_offset_is_a_400() -> None:
     async with Sandbox(speed=100) as sb, _raw(sb) as http:
         naive = {"from": OWNED, "to": "+14155552672", "scheduled_for": "2030-01-01T10:00:00"}
