@@ -3,7 +3,10 @@
 This module is the only place that knows wire names and formats:
 
 * ``from_`` in Python is ``"from"`` on the wire;
-* datetimes are timezone-aware and sent as ISO 8601 UTC with a ``Z``;
+* datetimes are timezone-aware and sent as ISO 8601 UTC with a ``Z``; a request's must
+  carry an offset, a reply's without one is read as UTC;
+* a value of the wrong JSON type is refused with a message in JSON's terms
+  (``recording: expected an object ..., got a boolean``), never coerced;
 * unset optionals are omitted (the API never sees ``null``);
 * a call control action carries its type in ``"action"``; a DTMF route is flat
   (``{"digit": "1", "action": "transfer", "destination": ...}``);
