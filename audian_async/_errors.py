@@ -96,12 +96,16 @@ class ValidationError(AudianError, ValueError):
 
     ``field`` is the path of the offending value, e.g.
     ``"call_control.on_answered[1].routes[0].digit"`` or ``"calls[3].to"`` in a batch.
+    ``hint``, when not None, is advice on getting past the rule with an SDK option
+    (``"pass default_region= to accept national numbers"``); ``message`` ends with it.
     """
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
         self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}" if field else message)
+        self.hint = hint
+        self._rule = message
+        self.message = f"{message}; {hint}" if hint else message
+        super().__init__(f"{field}: {self.message}" if field else self.message)
 
     def at(self, prefix: str) -> ValidationError:
         """Return the same error with ``prefix`` put in front of its field path."""
@@ -111,7 +115,12 @@ class ValidationError(AudianError, ValueError):
             path = f"{prefix}{self.field}"
         else:
             path = f"{prefix}.{self.field}"
-        return ValidationError(path, self.message)
+        return ValidationError(path, self._rule, hint=self.hint)
+
+    def without_hint(self) -> ValidationError:
+        """The same error without its ``hint``, for a reader who has no SDK options (the
+        sandbox's clients, who speak HTTP)."""
+        return self if self.hint is None else ValidationError(self.field, self._rule)
 
 
 class WebhookError(AudianError):

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["canonical", "dumps", "loads"]
 
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     # Strict like orjson: NaN and Infinity are not JSON, in either direction.
     _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    _sorted_encoder = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
+    )
 
     def _no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
@@ -23,6 +26,10 @@ except ImportError:  # pragma: no cover - exercised when the extra is absent
     def dumps(value: Any) -> bytes:
         """Encode ``value`` as compact UTF-8 JSON."""
         return _encoder.encode(value).encode()
+
+    def canonical(value: Any) -> bytes:
+        """Compact JSON with every object's keys sorted (see the orjson version)."""
+        return _sorted_encoder.encode(value).encode()
 
     def loads(data: bytes | str) -> Any:
         """Decode JSON; raises ``ValueError`` on malformed input."""
@@ -36,6 +43,11 @@ else:
     def dumps(value: Any) -> bytes:
         """Encode ``value`` as compact UTF-8 JSON."""
         return orjson.dumps(value)
+
+    def canonical(value: Any) -> bytes:
+        """Compact JSON with every object's keys sorted: the same bytes for equal decoded
+        values, whatever key order and whitespace they were written with."""
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
     def loads(data: bytes | str) -> Any:
         """Decode JSON; raises ``ValueError`` on malformed input."""

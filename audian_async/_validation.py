@@ -96,8 +96,8 @@ def normalize_number(value: object, field: str, default_region: str | None = Non
     if not raw.startswith("+") and default_region is None:
         raise ValidationError(
             field,
-            f"{value!r} is not in E.164 format (+14155552671); "
-            "pass default_region= to accept national numbers",
+            f"{value!r} is not in E.164 format (+14155552671)",
+            hint="pass default_region= to accept national numbers",
         )
     normalized = _normalize_cached(raw, default_region)
     if normalized is None:

@@ -21,7 +21,7 @@ import anyio.abc
 from .._asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body
 from .._convert import format_datetime, parse_call_request
 from .._errors import ValidationError
-from .._json import dumps, loads
+from .._json import canonical, dumps, loads
 from .._models import CallRequest
 from .._validation import MAX_BATCH, validate_call_request
 from ._audio import make_wav
@@ -81,6 +81,8 @@ def _injected(status: int) -> _Reply:
 
 def _validation_reply(exc: ValidationError, prefix: str = "") -> _Reply:
     """The 400 for ``exc``; ``prefix`` locates the item in a batch (``"calls[3]"``)."""
+    # A hint names an SDK option (default_region=), which a client of the HTTP API lacks.
+    exc = exc.without_hint()
     if prefix:
         exc = exc.at(prefix)
     field = exc.field
@@ -112,6 +114,26 @@ def _check_writable(request: CallRequest) -> None:
             format_datetime(request.scheduled_for)
     except (TypeError, ValueError, OverflowError) as exc:
         raise _Reply(400, "invalid_request", f"The call request cannot be stored: {exc}") from None
+
+
+def _fingerprint(data: object) -> bytes | None:
+    """A digest of decoded JSON that ignores the key order and whitespace it came in; None
+    when it cannot be written back (nested past the writer's limit)."""
+    try:
+        return hashlib.blake2b(canonical(data), digest_size=16).digest()
+    except (TypeError, ValueError, RecursionError):  # the stdlib writer recurses
+        return None
+
+
+def _same_json(body: bytes, fingerprint: bytes | None) -> bool:
+    """Whether ``body`` holds the JSON that ``fingerprint`` was taken of."""
+    if fingerprint is None:
+        return False
+    try:
+        data = loads(body)
+    except ValueError:
+        return False
+    return _fingerprint(data) == fingerprint
 
 
 def _route(path: str) -> tuple[str | None, str, tuple[str, ...]]:
@@ -172,7 +194,10 @@ class SandboxApp:
             recording_url=lambda rid: f"{self.origin}/v2/recordings/{rid}",
             seed=settings.seed,
         )
-        self.idempotency: OrderedDict[tuple[str, str], tuple[bytes, int, bytes]] = OrderedDict()
+        # (route, key) -> (body identity, fingerprint, status, reply) of what the key did.
+        self.idempotency: OrderedDict[tuple[str, str], tuple[str, bytes | None, int, bytes]] = (
+            OrderedDict()
+        )
         self.stats: dict[str, int] = {
             "requests": 0,
             "posts": 0,
@@ -388,29 +413,34 @@ class SandboxApp:
                 break
         if len(key) > 255:
             raise _Reply(400, "invalid_request", "Idempotency-Key: at most 255 characters")
-        digest = hashlib.sha256(body).digest() if key else b""
         if key:
             seen = self.idempotency.get((route, key))
             if seen is not None:
-                if seen[0] != digest:
+                # The same JSON may come back written differently (another client, another
+                # serialiser): equal bytes settle it for free (the identity digests the
+                # body, under a route of one fixed path); only differing ones are decoded.
+                if seen[0] != identity[0] and not _same_json(body, seen[1]):
                     raise _Reply(
                         422,
                         "idempotency_key_reused",
                         "This Idempotency-Key was already used with a different request body",
                     )
                 self.stats["idempotent_replays"] += 1
-                return seen[1], seen[2]
+                return seen[2], seen[3]
+        data = self._json(body)
         try:
             if route == _ROUTE_CALLS:
-                status, payload = 201, dumps(self._create(self._json(body), identity))
+                status, payload = 201, dumps(self._create(data, identity))
             else:
-                status, payload = 200, dumps(self._batch(self._json(body), identity))
+                status, payload = 200, dumps(self._batch(data, identity))
         except TypeError as exc:  # a value the JSON writer refuses: never a 500
             raise _Reply(400, "invalid_request", f"The request cannot be stored: {exc}") from None
         if key:
             # Only replies that acted are remembered: a 429 or 400 must be re-evaluated.
+            # The fingerprint is taken now, from what is already decoded: keeping the
+            # body to decode later would cost its size per key.
             store = self.idempotency
-            store[(route, key)] = (digest, status, payload)
+            store[(route, key)] = (identity[0], _fingerprint(data), status, payload)
             if len(store) > MAX_IDEMPOTENCY_KEYS:
                 store.popitem(last=False)
         return status, payload

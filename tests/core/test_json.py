@@ -50,3 +50,12 @@ def test_fallback_refuses_to_write_nan(fallback: ModuleType) -> None:
 def test_fallback_turns_deep_nesting_into_value_error(fallback: ModuleType) -> None:
     with pytest.raises(ValueError, match="deep"):
         fallback.loads("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("module_name", ["fast", "fallback"])
+def test_canonical_sorts_keys_at_every_level(module_name: str, fallback: ModuleType) -> None:
+    module = fast if module_name == "fast" else fallback
+    one = module.loads(b'{"b": {"y": 1, "x": [2, {"q": 1, "p": 0}]}, "a": "\\u00e9"}')
+    other = module.loads(b'{"a":"\xc3\xa9","b":{"x":[2,{"p":0,"q":1}],"y":1}}')
+    assert module.canonical(one) == module.canonical(other)
+    assert module.canonical(one) == b'{"a":"\xc3\xa9","b":{"x":[2,{"p":0,"q":1}],"y":1}}'

@@ -49,6 +49,19 @@ def test_national_numbers_need_a_default_region() -> None:
     assert checked.to == TO
 
 
+def test_the_default_region_hint_is_kept_apart_from_the_rule() -> None:
+    with pytest.raises(au.ValidationError) as info:
+        validate_batch([call(), call(to="(415) 555-2672")])
+    rule = "'(415) 555-2672' is not in E.164 format (+14155552671)"
+    hint = "pass default_region= to accept national numbers"
+    assert (info.value.field, info.value.hint) == ("calls[1].to", hint)  # kept through at()
+    assert info.value.message == f"{rule}; {hint}"
+    assert str(info.value) == f"calls[1].to: {rule}; {hint}"
+    bare = info.value.without_hint()
+    assert (bare.field, bare.message, bare.hint) == ("calls[1].to", rule, None)
+    assert bare.without_hint() is bare
+
+
 def test_numbers_are_normalised_to_e164() -> None:
     checked = validate_call_request(call(from_="+1 (415) 555-2671", to=" +1 415-555-2672 ")).request
     assert (checked.from_, checked.to) == (FROM, TO)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 import audian_async as au
 from audian_async._convert import (
     APIResponseValidationError,
+    _describe,
     decode_batch,
     decode_call,
     encode_batch_body,
@@ -163,6 +165,27 @@ def test_parse_datetime_is_tz_aware() -> None:
         parse_datetime("yesterday")
 
 
+@pytest.mark.parametrize("naive", ["2030-01-01T10:00:00", "2030-01-01"])
+def test_a_request_instant_must_carry_its_offset_a_reply_need_not(naive: str) -> None:
+    with pytest.raises(au.ValidationError) as info:
+        parse_call_request({"from": FROM, "to": TO, "scheduled_for": naive})
+    assert info.value.field == "scheduled_for"
+    assert info.value.message == (
+        f"must include a UTC offset or Z, as in '2030-01-01T10:00:00Z'; got {naive!r}"
+    )
+    with pytest.raises(ValueError, match="UTC offset"):
+        parse_datetime(naive, require_offset=True)
+    # A reply is read as before: no offset is UTC.
+    call = decode_call(b'{"call_id": "c", "scheduled_for": "%s"}' % naive.encode())
+    assert call.scheduled_for == datetime.fromisoformat(naive).replace(tzinfo=UTC)
+
+
+def test_a_request_instant_is_read_at_its_offset() -> None:
+    wire = {"from": FROM, "to": TO, "scheduled_for": "2030-01-01T12:00:00+02:00"}
+    assert parse_call_request(wire).scheduled_for == datetime(2030, 1, 1, 10, tzinfo=UTC)
+    assert parse_call_request({**wire, "scheduled_for": None}).scheduled_for is None
+
+
 def test_decode_reference_responses() -> None:
     basic = decode_call(json.dumps(sample("response_basic.json")).encode())
     assert basic.call_id == "call_xyz789"
@@ -275,3 +298,129 @@ def test_parse_call_request_names_the_field(
 def test_parse_call_request_rejects_non_objects() -> None:
     with pytest.raises(au.ValidationError):
         parse_call_request([1, 2])
+
+
+_PLAY = {"action": "play_audio", "message": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        (
+            {"call_control": []},
+            "call_control",
+            "expected an object of action lists (on_answered, on_no_answer), got an array",
+        ),
+        (
+            {"call_control": "hangup"},
+            "call_control",
+            "expected an object of action lists (on_answered, on_no_answer), got a string",
+        ),
+        (
+            {"call_control": {"on_answered": {}}},
+            "call_control.on_answered",
+            "expected an array, got an object",
+        ),
+        (
+            {"call_control": {"on_no_answer": None}},
+            "call_control.on_no_answer",
+            "expected an array, got null",
+        ),
+        (
+            {"call_control": {"on_answered": [{**_PLAY, "voice": "robot"}]}},
+            "call_control.on_answered[0].voice",
+            "must be one of female, male; got 'robot'",
+        ),
+        (
+            {"call_control": {"on_answered": [{"action": "gather_dtmf", "routes": "12"}]}},
+            "call_control.on_answered[0].routes",
+            "expected an array, got a string",
+        ),
+        (
+            {
+                "call_control": {
+                    "on_answered": [{"action": "gather_dtmf", "routes": [{"action": "hangup"}]}]
+                }
+            },
+            "call_control.on_answered[0].routes[0].digit",
+            "is required",
+        ),
+        (
+            {
+                "call_control": {
+                    "on_answered": [{"action": "gather_dtmf", "routes": [{"digit": 1}]}]
+                }
+            },
+            "call_control.on_answered[0].routes[0].digit",
+            "expected a string, got a number",
+        ),
+        (
+            {"call_control": {"on_answered": [{"action": "transfer"}]}},
+            "call_control.on_answered[0].destination",
+            "is required",
+        ),
+        (
+            {"recording": True},
+            "recording",
+            "expected an object (enabled, format, participant, bitrate), got a boolean",
+        ),
+        (
+            {"recording": "mp3"},
+            "recording",
+            "expected an object (enabled, format, participant, bitrate), got a string",
+        ),
+        (
+            {"recording": {"format": "flac"}},
+            "recording.format",
+            "must be one of mp3, opus, wav; got 'flac'",
+        ),
+        (
+            {"recording": {"format": True}},
+            "recording.format",
+            "must be one of mp3, opus, wav; got a boolean",
+        ),
+        (
+            {"recording": {"participant": 1}},
+            "recording.participant",
+            "must be one of all, callee, caller; got a number",
+        ),
+        ({"tags": "vip"}, "tags", "expected an object, got a string"),
+        ({"max_duration": [600]}, "max_duration", "expected an integer, got an array"),
+        ({"to": None}, "to", "expected a string, got null"),
+    ],
+)
+def test_malformed_fields_say_what_is_expected_in_json_terms(
+    extra: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(au.ValidationError) as info:
+        parse_call_request({"from": FROM, "to": TO, **extra})
+    assert (info.value.field, info.value.message) == (field, message)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"calls": {}}', "expected an array, got an object @ $.calls"),
+        (b'{"calls": ["call_1"]}', "expected an object, got a string @ $.calls[0]"),
+    ],
+)
+def test_malformed_replies_say_what_is_expected(body: bytes, detail: str) -> None:
+    with pytest.raises(APIResponseValidationError, match=re.escape(detail)):
+        decode_batch(body)
+
+
+@pytest.mark.parametrize(
+    ("type_", "message"),
+    [
+        (au.Recording | None, "expected an object"),
+        (tuple[au.DtmfRoute, ...], "expected an array"),
+        (Literal["wav", "mp3"] | None, "expected one of mp3, wav"),
+        (int | None, "expected an integer"),
+        (datetime, "expected an ISO 8601 datetime string"),
+        (None, "invalid value"),
+    ],
+)
+def test_errors_no_hook_words_still_say_what_is_expected(type_: Any, message: str) -> None:
+    # cattrs' or Python's own wording ("x not in literal typing.Literal[...]") never reaches
+    # the sender: the message comes from the field's type instead.
+    assert _describe(RuntimeError("argument of type 'bool' is not iterable"), type_) == message

@@ -167,6 +167,55 @@ async def test_idempotency_key() -> None:
         assert len(sb.calls) == 1
 
 
+async def test_an_idempotency_key_replays_the_same_json_however_it_is_written() -> None:
+    first = (
+        b'{"from": "%s", "to": "+14155552672", "tags": {"a": "1", "b": [1, 2]}}' % OWNED.encode()
+    )
+    same = [
+        b'{"to":"+14155552672","tags":{"b":[1,2],"a":"1"},"from":"%s"}' % OWNED.encode(),
+        b'\n{ "from" : "%s",\n  "to": "+14155552672", "tags": {"a": "\\u0031", "b": [1, 2]} }\n'
+        % OWNED.encode(),
+    ]
+    different = [
+        b'{"from": "%s", "to": "+14155552672", "tags": {"a": "1", "b": [2, 1]}}' % OWNED.encode(),
+        b'{"from": "%s", "to": "+14155552672"}' % OWNED.encode(),
+        b"not json",
+    ]
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        for route in ("/v2/calls", "/v2/calls/batch"):
+            headers = {**_auth(sb), "content-type": "application/json", "idempotency-key": "k"}
+
+            def shaped(body: bytes, route: str = route) -> bytes:
+                return body if route == "/v2/calls" else b'{"calls": [%s]}' % body
+
+            created = await http.post(route, content=shaped(first), headers=headers)
+            assert created.status_code in (200, 201)
+            for body in same:
+                again = await http.post(route, content=shaped(body), headers=headers)
+                assert (again.status_code, again.content) == (created.status_code, created.content)
+            for body in different:
+                reused = await http.post(route, content=shaped(body), headers=headers)
+                assert reused.status_code == 422
+                assert reused.json()["error"] == "idempotency_key_reused"
+        assert len(sb.calls) == 2
+        assert sb.stats["idempotent_replays"] == 4
+
+
+async def test_an_idempotency_key_on_json_too_deep_to_write_back_replays_the_same_bytes() -> None:
+    deep = b"[" * 300 + b"]" * 300  # an unknown field: ignored, but beyond the writer's depth
+    body = b'{"from": "%s", "to": "+14155552672", "x": %s}' % (OWNED.encode(), deep)
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        headers = {**_auth(sb), "content-type": "application/json", "idempotency-key": "k"}
+        created = await http.post("/v2/calls", content=body, headers=headers)
+        assert created.status_code == 201
+        again = await http.post("/v2/calls", content=body, headers=headers)
+        assert again.content == created.content
+        # Written differently it cannot be compared: refused, never a 500.
+        spaced = await http.post("/v2/calls", content=body + b" ", headers=headers)
+        assert spaced.status_code == 422
+        assert len(sb.calls) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
@@ -222,6 +271,101 @@ async def test_bad_input_gets_the_reference_error_shape(
             "/v2/calls", json={"from": OWNED, "to": "+14155552672"}, headers=_auth(sb)
         )
         assert ok.status_code == 201
+
+
+async def test_a_national_number_is_refused_without_the_sdk_hint() -> None:
+    # default_region= is an SDK option: a client of the HTTP API has nothing to pass it to.
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        national = {"from": OWNED, "to": "(415) 555-2672"}
+        response = await http.post("/v2/calls", json=national, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_number",
+            "message": "The destination number format is invalid"
+            " (to: '(415) 555-2672' is not in E.164 format (+14155552671))",
+            "code": 400,
+        }
+        batch = {"calls": [{"from": "415 555 2671", "to": "+14155552672"}]}
+        item = (await http.post("/v2/calls/batch", json=batch, headers=_auth(sb))).json()
+        assert item["calls"][0]["message"] == (
+            "The caller ID number format is invalid"
+            " (calls[0].from: '415 555 2671' is not in E.164 format (+14155552671))"
+        )
+        with pytest.raises(au.ValidationError, match="default_region="):  # the SDK keeps it
+            await sb.client.calls.create(from_=OWNED, to="(415) 555-2672")
+
+
+async def test_a_scheduled_for_without_an_offset_is_a_400() -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        naive = {"from": OWNED, "to": "+14155552672", "scheduled_for": "2030-01-01T10:00:00"}
+        message = (
+            "scheduled_for: must include a UTC offset or Z, as in '2030-01-01T10:00:00Z';"
+            " got '2030-01-01T10:00:00'"
+        )
+        response = await http.post("/v2/calls", json=naive, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid_request", "message": message, "code": 400}
+        batch = await http.post("/v2/calls/batch", json={"calls": [naive]}, headers=_auth(sb))
+        assert batch.json()["calls"][0]["message"] == f"calls[0].{message}"
+        assert not sb.calls
+        aware = {**naive, "scheduled_for": "2030-01-01T12:00:00+02:00"}
+        response = await http.post("/v2/calls", json=aware, headers=_auth(sb))
+        assert response.status_code == 201
+        assert response.json()["scheduled_for"] == "2030-01-01T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"call_control": []},
+            "call_control: expected an object of action lists (on_answered, on_no_answer),"
+            " got an array",
+        ),
+        (
+            {"call_control": {"on_answered": {}}},
+            "call_control.on_answered: expected an array, got an object",
+        ),
+        (
+            {
+                "call_control": {
+                    "on_answered": [{"action": "play_audio", "message": "hi", "voice": "robot"}]
+                }
+            },
+            "call_control.on_answered[0].voice: must be one of female, male; got 'robot'",
+        ),
+        (
+            {"call_control": {"on_answered": [{"action": "gather_dtmf", "routes": "12"}]}},
+            "call_control.on_answered[0].routes: expected an array, got a string",
+        ),
+        (
+            {"recording": True},
+            "recording: expected an object (enabled, format, participant, bitrate), got a boolean",
+        ),
+        (
+            {"recording": "mp3"},
+            "recording: expected an object (enabled, format, participant, bitrate), got a string",
+        ),
+        (
+            {"recording": {"format": "flac"}},
+            "recording.format: must be one of mp3, opus, wav; got 'flac'",
+        ),
+        (
+            {"recording": {"participant": 1}},
+            "recording.participant: must be one of all, callee, caller; got a number",
+        ),
+        ({"tags": "vip"}, "tags: expected an object, got a string"),
+    ],
+)
+async def test_a_malformed_field_gets_a_400_saying_what_is_expected(
+    extra: dict[str, Any], message: str
+) -> None:
+    async with Sandbox(speed=100) as sb, _raw(sb) as http:
+        body = {"from": OWNED, "to": "+14155552672", **extra}
+        response = await http.post("/v2/calls", json=body, headers=_auth(sb))
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid_request", "message": message, "code": 400}
+        assert not sb.calls
 
 
 async def test_bad_batches() -> None:

@@ -48,4 +48,6 @@ async def place_calls() -> None:
         del after, code
     except au.ValidationError as exc:
         field: str = exc.field
-        del field
+        hint: str | None = exc.hint
+        bare: au.ValidationError = exc.without_hint()
+        del field, hint, bare
