@@ -154,7 +154,7 @@ def _prepare(case: Case) -> None:
         _with_real_numbers(call)
 
 
-# --- what JSON Schema cannot say, and the leniencies being fixed -----------------------------
+# --- what JSON Schema cannot say, and what the API accepts on purpose ----------------------
 
 
 def _normalised_number(value: object) -> bool:
@@ -169,30 +169,16 @@ def _normalised_number(value: object) -> bool:
 
 
 def _lenient_datetime(value: object) -> bool:
-    """An ISO 8601 form ``datetime.fromisoformat`` reads that RFC 3339 does not allow.
-
-    Being fixed separately: a ``scheduled_for`` without an offset must be a 400. Not yet
-    decided: the other ISO 8601 forms it reads (no seconds, a space for ``T``, the basic
-    format), a leniency of the same parser (``_convert.parse_datetime``).
-    """
+    """An ISO 8601 form with an offset that ``datetime.fromisoformat`` reads and RFC 3339
+    does not allow (no seconds, a space for ``T``, the basic format): read as the instant
+    it names, on purpose. Without an offset it is refused (that check stays)."""
     if not isinstance(value, str) or _DATETIME.match(value):
         return False
     try:
-        datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return False
-    return True
-
-
-def _not_a(expected: type, value: object) -> bool:
-    """A value of the wrong type that the parser may read as an empty or default one.
-
-    Being fixed separately: ``"call_control": []`` (and ``"recording": true``, strings,
-    lists) must be a 400. Not yet decided, the same parser's leniency one level down: an
-    empty object or string where a list of actions or routes is expected reads as an empty
-    list.
-    """
-    return value is not None and not isinstance(value, expected)
+    return parsed.tzinfo is not None
 
 
 def _lenient_action(action: Any) -> bool:
@@ -201,9 +187,7 @@ def _lenient_action(action: Any) -> bool:
     if any(_normalised_number(action.get(k)) for k in ("destination", "caller_id")):
         return True
     routes = action.get("routes")
-    if _not_a(list, routes):
-        return True
-    return any(_lenient_action(route) for route in routes or ())
+    return isinstance(routes, list) and any(_lenient_action(route) for route in routes)
 
 
 def _known_leniency(call: Any) -> bool:
@@ -213,16 +197,12 @@ def _known_leniency(call: Any) -> bool:
         return False
     if any(_normalised_number(call.get(k)) for k in ("from", "to")):
         return True
-    if _lenient_datetime(call.get("scheduled_for")) or _not_a(dict, call.get("recording")):
+    if _lenient_datetime(call.get("scheduled_for")):
         return True
     control = call.get("call_control")
-    if _not_a(dict, control):
-        return True
     for key in ("on_answered", "on_no_answer"):
         actions = control.get(key) if isinstance(control, dict) else None
-        if _not_a(list, actions):
-            return True
-        if any(_lenient_action(action) for action in actions or ()):
+        if isinstance(actions, list) and any(_lenient_action(a) for a in actions):
             return True
     return False
 
