@@ -7,7 +7,8 @@ handled (:class:`DedupeStore`) and runs the router's handlers. Answers, in this 
 * 404 when built with ``path=`` and the request is for another path;
 * 405 for anything but POST;
 * 413 for a body over ``max_body`` (announced by Content-Length, or counted while reading);
-* 401 for a missing, wrong or stale signature;
+* 401 for a missing, wrong or stale signature (any entry of repeated ``webhook-signature``
+  lines may match; repeated ``webhook-id`` or ``webhook-timestamp`` lines must agree);
 * 400 for a body that is not a webhook event;
 * 204 once every matching handler succeeded (also for duplicates and unknown event types),
   or 500 when a handler (or the dispatch itself) raised or the handlers did not finish within
@@ -39,7 +40,13 @@ from .._errors import ValidationError, WebhookError
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
 from ._router import EventRouter
-from ._signing import DEFAULT_TOLERANCE, decode_secret, keyed_hmac, verify_parts
+from ._signing import (
+    DEFAULT_TOLERANCE,
+    decode_secret,
+    keyed_hmac,
+    signature_headers,
+    verify_parts,
+)
 
 __all__ = ["MAX_BODY", "WebhookApp"]
 
@@ -252,26 +259,39 @@ class WebhookApp:
         except ClientDisconnected:
             return  # nobody to answer
 
-        # One pass over the headers picks out the rest (names are lower-case in ASGI).
+        # One pass over the headers picks out the rest (names are lower-case in ASGI), and
+        # notes whether one of them came in several lines.
         msg_id = timestamp = signatures = None
+        repeated = False
         for name, value in headers:
             if name == b"webhook-id":
+                if msg_id is not None:
+                    repeated = True
                 msg_id = value.decode("latin-1")
             elif name == b"webhook-timestamp":
+                if timestamp is not None:
+                    repeated = True
                 timestamp = value.decode("latin-1")
             elif name == b"webhook-signature":
+                if signatures is not None:
+                    repeated = True
                 signatures = value.decode("latin-1")
 
-        if self._key is not None:
+        if repeated or self._key is not None:
             try:
-                verify_parts(
-                    self._key.value,
-                    msg_id,
-                    timestamp,
-                    signatures,
-                    body,
-                    tolerance=self.tolerance,
-                )
+                if repeated:
+                    # Rare (a proxy split a field): the careful pass combines the signature
+                    # lines and refuses ids or timestamps that disagree.
+                    msg_id, timestamp, signatures = signature_headers(headers)
+                if self._key is not None:
+                    verify_parts(
+                        self._key.value,
+                        msg_id,
+                        timestamp,
+                        signatures,
+                        body,
+                        tolerance=self.tolerance,
+                    )
             except WebhookError as exc:
                 logger.warning("webhook rejected (401): %s", exc)
                 await _error(send, 401, "invalid_signature", str(exc))
