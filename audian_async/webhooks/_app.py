@@ -7,11 +7,12 @@ handled (:class:`DedupeStore`) and runs the router's handlers. Answers, in this 
 * 404 when built with ``path=`` and the request is for another path;
 * 405 for anything but POST;
 * 413 for a body over ``max_body`` (announced by Content-Length, or counted while reading);
-* 401 for a missing, wrong or stale signature;
+* 401 for a missing, wrong or stale signature (any entry of repeated ``webhook-signature``
+  lines may match; repeated ``webhook-id`` or ``webhook-timestamp`` lines must agree);
 * 400 for a body that is not a webhook event;
 * 204 once every matching handler succeeded (also for duplicates and unknown event types),
-  or 500 when a handler (or the dispatch itself) raised, so the sender redelivers and the
-  handlers run again.
+  or 500 when a handler (or the dispatch itself) raised or the handlers did not finish within
+  ``handler_timeout``, so the sender redelivers and the handlers run again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 
@@ -38,12 +40,20 @@ from .._errors import ValidationError, WebhookError
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
 from ._router import EventRouter
-from ._signing import DEFAULT_TOLERANCE, decode_secret, keyed_hmac, verify_parts
+from ._signing import (
+    DEFAULT_TOLERANCE,
+    decode_secret,
+    keyed_hmac,
+    signature_headers,
+    verify_parts,
+)
 
 __all__ = ["MAX_BODY", "WebhookApp"]
 
 MAX_BODY = MAX_EVENT_SIZE
 """The default largest body :class:`WebhookApp` accepts: 1 MiB."""
+DEFAULT_HANDLER_TIMEOUT = 30.0
+"""The default seconds :class:`WebhookApp` gives a delivery's handlers to finish."""
 
 logger = logging.getLogger("audian_async.webhooks")
 
@@ -74,6 +84,22 @@ async def _error(
 
 _NO_CONTENT: Message = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+
+# Why a delivery was not handled: the "error" of its 500 answer.
+_FAILED = "handler_failed"
+_TIMED_OUT = "handler_timeout"
+
+
+def _check_timeout(value: object) -> float | None:
+    """``handler_timeout`` as a float, or None; a ValidationError unless positive (or None)."""
+    if value is None:
+        return None
+    # NaN fails every comparison: `not value > 0` rejects it along with zero and negatives.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValidationError(
+            "handler_timeout", f"must be a positive number of seconds or None, got {value!r}"
+        )
+    return None if math.isinf(value) else float(value)
 
 
 def _route_path(scope: Scope) -> str:
@@ -107,6 +133,14 @@ class WebhookApp:
       wait for it, so handlers never run twice concurrently for one delivery.
     * ``path``: when set, only this path (relative to any mount point) is served; others
       get 404.
+    * ``handler_timeout``: seconds a delivery's handlers get to finish (30 by default;
+      ``None`` for no limit). Past it they are cancelled, the delivery is logged at WARNING
+      and answered 500 so that the sender redelivers; it is not remembered as handled, and
+      duplicates waiting for it run the handlers themselves. Without a limit one handler
+      that never returns would hold its delivery id, every redelivery of it and the
+      server's shutdown for good. A sync handler running in a worker thread cannot be
+      interrupted: its delivery is answered once the thread returns, so give blocking
+      calls in sync handlers timeouts of their own.
 
     Lifespan messages are acknowledged; at startup a dedupe store that is an async context
     manager (:class:`RedisDedupeStore`) is entered, unless already open, and left at
@@ -125,6 +159,7 @@ class WebhookApp:
         tolerance: float = DEFAULT_TOLERANCE,
         dedupe_store: DedupeStore | None = None,
         path: str | None = None,
+        handler_timeout: float | None = DEFAULT_HANDLER_TIMEOUT,
     ) -> None:
         if not isinstance(router, EventRouter):
             raise TypeError(f"router must be an EventRouter, got {type(router).__name__}")
@@ -146,6 +181,7 @@ class WebhookApp:
             raise ValidationError("tolerance", "must not be negative")
         if path is not None and not path.startswith("/"):
             raise ValidationError("path", "must start with '/'")
+        self.handler_timeout = _check_timeout(handler_timeout)
         self.router = router
         self.max_body = max_body
         self.tolerance = tolerance
@@ -165,7 +201,8 @@ class WebhookApp:
     def __repr__(self) -> str:
         return (
             f"WebhookApp({self.router!r}, verify={self.verifies}, max_body={self.max_body}, "
-            f"tolerance={self.tolerance}, path={self.path!r})"
+            f"tolerance={self.tolerance}, path={self.path!r}, "
+            f"handler_timeout={self.handler_timeout})"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -222,26 +259,39 @@ class WebhookApp:
         except ClientDisconnected:
             return  # nobody to answer
 
-        # One pass over the headers picks out the rest (names are lower-case in ASGI).
+        # One pass over the headers picks out the rest (names are lower-case in ASGI), and
+        # notes whether one of them came in several lines.
         msg_id = timestamp = signatures = None
+        repeated = False
         for name, value in headers:
             if name == b"webhook-id":
+                if msg_id is not None:
+                    repeated = True
                 msg_id = value.decode("latin-1")
             elif name == b"webhook-timestamp":
+                if timestamp is not None:
+                    repeated = True
                 timestamp = value.decode("latin-1")
             elif name == b"webhook-signature":
+                if signatures is not None:
+                    repeated = True
                 signatures = value.decode("latin-1")
 
-        if self._key is not None:
+        if repeated or self._key is not None:
             try:
-                verify_parts(
-                    self._key.value,
-                    msg_id,
-                    timestamp,
-                    signatures,
-                    body,
-                    tolerance=self.tolerance,
-                )
+                if repeated:
+                    # Rare (a proxy split a field): the careful pass combines the signature
+                    # lines and refuses ids or timestamps that disagree.
+                    msg_id, timestamp, signatures = signature_headers(headers)
+                if self._key is not None:
+                    verify_parts(
+                        self._key.value,
+                        msg_id,
+                        timestamp,
+                        signatures,
+                        body,
+                        tolerance=self.tolerance,
+                    )
             except WebhookError as exc:
                 logger.warning("webhook rejected (401): %s", exc)
                 await _error(send, 401, "invalid_signature", str(exc))
@@ -256,17 +306,19 @@ class WebhookApp:
         key = msg_id or event.id
         if key is not None and len(key) > _MAX_KEY:
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-        ok = await self._handle(event, key)
-        if ok:
+        failure = await self._handle(event, key)
+        if failure is None:
             await send(_NO_CONTENT)
             await send(_EMPTY_BODY)
+        elif failure == _TIMED_OUT:
+            await _error(send, 500, _TIMED_OUT, "the handlers did not finish in time")
         else:
-            await _error(send, 500, "handler_failed", "a handler failed")
+            await _error(send, 500, _FAILED, "a handler failed")
 
-    async def _handle(self, event: Event, key: str | None) -> bool:
-        """Run the handlers unless ``key`` was handled already; False when one raised."""
+    async def _handle(self, event: Event, key: str | None) -> str | None:
+        """Run the handlers unless ``key`` was handled already; None, or why they were not."""
         if key is None:  # nothing to dedupe on (only possible with verify=False)
-            return await self._dispatch(event)
+            return await self._dispatch(event, event.id)
         inflight = self._inflight
         while (waiters := inflight.get(key)) is not None:
             wakeup = anyio.Event()
@@ -279,32 +331,50 @@ class WebhookApp:
                 duplicate = await self.dedupe_store.seen(key)
             except Exception:
                 logger.exception("webhook %s: the dedupe store failed", key)
-                return False
+                return _FAILED
             if duplicate:
                 logger.debug("webhook %s (%s) already handled", key, event.type)
-                return True
-            if not await self._dispatch(event):
-                return False
+                return None
+            failure = await self._dispatch(event, key)
+            if failure is not None:
+                return failure  # not remembered: the redelivery runs the handlers again
             try:
                 await self.dedupe_store.remember(key)
             except Exception:  # handled all the same: a redelivery would merely re-run
                 logger.exception("webhook %s: the dedupe store failed", key)
-            return True
+            return None
         finally:
+            # Also after a timeout or a cancellation: a waiting duplicate takes the key over.
             for wakeup in inflight.pop(key):
                 wakeup.set()
 
-    async def _dispatch(self, event: Event) -> bool:
+    async def _dispatch(self, event: Event, delivery: str | None) -> str | None:
+        """Run the handlers within ``handler_timeout``; None, or why they did not succeed."""
+        timeout = self.handler_timeout
         try:
-            count = await self.router.dispatch(event)
+            if timeout is None:
+                count = await self.router.dispatch(event)
+            else:
+                # The deadline cancels the router's task group: no handler outlives the
+                # request, and the delivery id is free again for a redelivery.
+                with anyio.move_on_after(timeout) as scope:
+                    count = await self.router.dispatch(event)
+                if scope.cancelled_caught:
+                    logger.warning(
+                        "webhook %s (%s): the handlers did not finish within %g s; cancelled",
+                        delivery,
+                        event.type,
+                        timeout,
+                    )
+                    return _TIMED_OUT
         except ExceptionGroup as group:
-            logger.error("webhook %s (%s): %s", event.id, event.type, group.message, exc_info=group)
-            return False
+            logger.error("webhook %s (%s): %s", delivery, event.type, group.message, exc_info=group)
+            return _FAILED
         except Exception:
             # Raised outside any handler (a router subclass, a bug): still ours to log, and
             # still a 500 so that the sender redelivers, rather than the server's generic
             # "Exception in ASGI application".
-            logger.exception("webhook %s (%s): dispatch failed", event.id, event.type)
-            return False
-        logger.debug("webhook %s (%s) handled by %d handler(s)", event.id, event.type, count)
-        return True
+            logger.exception("webhook %s (%s): dispatch failed", delivery, event.type)
+            return _FAILED
+        logger.debug("webhook %s (%s) handled by %d handler(s)", delivery, event.type, count)
+        return None

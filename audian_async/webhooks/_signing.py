@@ -5,6 +5,11 @@ A delivery carries ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and
 ``f"{id}.{timestamp}.{body}"``, keyed with the base64 part of a ``whsec_...`` secret. Several
 entries let a sender rotate keys. Verification works on the raw body bytes, never on
 re-serialised JSON, compares in constant time and rejects stale and future timestamps.
+
+A proxy may split a field into several lines or join repeated lines into one with commas
+(RFC 9110, section 5.3): repeated ``webhook-signature`` lines count as one space-separated
+list, in either form, while repeated ``webhook-id`` or ``webhook-timestamp`` lines must agree,
+since a signature covers one of each.
 """
 
 from __future__ import annotations
@@ -15,10 +20,19 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 
 from .._errors import WebhookError
 
-__all__ = ["DEFAULT_TOLERANCE", "decode_secret", "keyed_hmac", "sign", "verify", "verify_parts"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "decode_secret",
+    "keyed_hmac",
+    "sign",
+    "signature_headers",
+    "verify",
+    "verify_parts",
+]
 
 DEFAULT_TOLERANCE = 300
 """Seconds a delivery's timestamp may differ from our clock, either way."""
@@ -98,7 +112,25 @@ def _text(value: HeaderValue) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
-def _headers(headers: Headers) -> tuple[str | None, str | None, str | None]:
+def _agreeing(name: str, previous: str | None, value: str) -> str:
+    # Two different ids (or timestamps) leave it open which one was signed: refuse both.
+    if previous is not None and previous != value:
+        raise WebhookError(f"repeated {name} headers disagree")
+    return value
+
+
+def signature_headers(headers: Headers) -> tuple[str | None, str | None, str | None]:
+    """The ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` values in ``headers``.
+
+    ``headers`` is as for :func:`verify`; names are matched case-insensitively. Repeated
+    ``webhook-signature`` lines are joined with spaces, so an entry of any line can match;
+    repeated ``webhook-id`` or ``webhook-timestamp`` lines must be equal, else this raises
+    :class:`WebhookError`. A missing header is ``None``.
+
+    >>> signature_headers([("webhook-id", "msg_1"), ("webhook-signature", "v1,a"),
+    ...                    ("Webhook-Signature", "v1,b"), ("webhook-id", "msg_1")])
+    ('msg_1', None, 'v1,a v1,b')
+    """
     if isinstance(headers, dict):  # the common case: a plain dict with lower-case names
         found = (
             headers.get("webhook-id"),
@@ -107,18 +139,35 @@ def _headers(headers: Headers) -> tuple[str | None, str | None, str | None]:
         )
         if all(isinstance(v, str) for v in found):
             return found
-    msg_id = timestamp = signatures = None
+    msg_id = timestamp = None
+    signatures: list[str] = []
     items: Iterable[tuple[HeaderValue, HeaderValue]]
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    if isinstance(headers, Mapping):
+        # httpx.Headers.items() joins repeated lines with commas; its multi_items() does not.
+        multi_items = getattr(headers, "multi_items", None)
+        items = multi_items() if callable(multi_items) else headers.items()
+    else:
+        items = headers
     for raw_name, value in items:
         name = _text(raw_name).lower()
         if name == "webhook-id":
-            msg_id = _text(value)
+            msg_id = _agreeing(name, msg_id, _text(value))
         elif name == "webhook-timestamp":
-            timestamp = _text(value)
+            timestamp = _agreeing(name, timestamp, _text(value))
         elif name == "webhook-signature":
-            signatures = _text(value)
-    return msg_id, timestamp, signatures
+            signatures.append(_text(value))
+    return msg_id, timestamp, " ".join(signatures) if signatures else None
+
+
+def _matches(version: str, encoded: str, expected: bytes) -> bool:
+    """Whether one entry of a comma-joined value is a valid ``v1`` signature."""
+    if version != "v1":
+        return False
+    try:
+        candidate = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(candidate, expected)
 
 
 def verify_parts(
@@ -133,9 +182,11 @@ def verify_parts(
 ) -> None:
     """:func:`verify` on header values already picked out and a key already decoded.
 
-    ``key`` is the decoded secret or a :func:`keyed_hmac` of it. This is the hot path of
-    :class:`~audian_async.webhooks.WebhookApp`, which keys its HMAC once and reads the
-    three headers in the same pass as the others it needs.
+    ``key`` is the decoded secret or a :func:`keyed_hmac` of it; ``signatures`` is the
+    ``webhook-signature`` value, with repeated lines joined by spaces
+    (:func:`signature_headers`) or by commas (as a proxy may have joined them). This is the
+    hot path of :class:`~audian_async.webhooks.WebhookApp`, which keys its HMAC once and
+    reads the three headers in the same pass as the others it needs.
     """
     if not msg_id or not timestamp or not signatures:
         raise WebhookError("missing webhook-id, webhook-timestamp or webhook-signature header")
@@ -156,6 +207,14 @@ def verify_parts(
     expected = _signature(key, msg_id, timestamp, body)
     for entry in signatures.split():
         version, _, encoded = entry.partition(",")
+        if "," in encoded:
+            # Lines joined with commas: "v1,a= v1,b=" as "v1,a=, v1,b=" or "v1,a=,v1,b=".
+            # Neither a version nor base64 holds a comma, so a signature is the field after
+            # a "v1" one (every adjacent pair is tried: a malformed entry cannot shift the
+            # others). Rare, so kept out of the loop's common path below.
+            if any(_matches(v, e, expected) for v, e in pairwise(entry.split(","))):
+                return
+            continue
         if version != "v1":
             continue  # other schemes (v1a asymmetric keys) are not ours to check
         try:
@@ -178,8 +237,9 @@ def verify(
     """Check a delivery's signature; return ``None`` or raise :class:`WebhookError`.
 
     ``headers`` may be any mapping (looked up case-insensitively here) or a list of
-    ``(name, value)`` pairs, as ``str`` or as raw ASGI ``bytes``. ``body`` must be the raw
-    request body. ``now`` (Unix seconds) makes the clock injectable for tests.
+    ``(name, value)`` pairs, as ``str`` or as raw ASGI ``bytes``; repeated header lines are
+    read as :func:`signature_headers` says. ``body`` must be the raw request body. ``now``
+    (Unix seconds) makes the clock injectable for tests.
 
     >>> import time
     >>> secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -188,7 +248,7 @@ def verify(
     ...            "webhook-signature": sign(secret, "msg_1", ts, b"{}")}
     >>> verify(secret, headers, b"{}")
     """
-    msg_id, timestamp, signatures = _headers(headers)
+    msg_id, timestamp, signatures = signature_headers(headers)
     verify_parts(
         decode_secret(secret),
         msg_id,

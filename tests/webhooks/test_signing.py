@@ -6,13 +6,16 @@ import base64
 import time
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import standardwebhooks
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import Headers
 
 from audian_async import WebhookError
 from audian_async.webhooks import decode_secret, sign, verify
+from audian_async.webhooks._signing import signature_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another key, another day!").decode()
@@ -63,6 +66,105 @@ def test_rotated_keys_any_matching_signature_passes() -> None:
     verify(OTHER_SECRET, both, BODY, now=NOW)
     odd = {**h, "webhook-signature": f"v1a,AAAA v2,xyz v1,!!! {h['webhook-signature']}"}
     verify(SECRET, odd, BODY, now=NOW)
+
+
+# --- repeated header lines (RFC 9110 lets proxies split and join them) --------------------
+
+BOGUS = "v1," + base64.b64encode(b"x" * 32).decode()
+
+
+def valid_signature(msg_id: str = "msg_1", ts: int = NOW) -> str:
+    return sign(SECRET, msg_id, ts, BODY)
+
+
+def lines(*signatures: str, msg_id: str = "msg_1", ts: int = NOW) -> list[tuple[str, str]]:
+    return [
+        ("webhook-id", msg_id),
+        ("webhook-timestamp", str(ts)),
+        *(("webhook-signature", value) for value in signatures),
+    ]
+
+
+@pytest.mark.parametrize("valid_first", [True, False], ids=["valid-then-bogus", "bogus-then-valid"])
+def test_repeated_signature_lines_any_valid_entry_passes(valid_first: bool) -> None:
+    pair = [valid_signature(), BOGUS]
+    h = lines(*(pair if valid_first else pair[::-1]))
+    verify(SECRET, h, BODY, now=NOW)
+    verify(SECRET, [(k.encode(), v.encode()) for k, v in h], BODY, now=NOW)  # ASGI
+    verify(SECRET, [(k.title(), v) for k, v in h], BODY, now=NOW)  # Webhook-Signature
+    # Frameworks' multi-value mappings: Starlette lists each line, httpx joins them with ", ".
+    verify(SECRET, Headers(raw=[(k.encode(), v.encode()) for k, v in h]), BODY, now=NOW)
+    verify(SECRET, httpx.Headers(h), BODY, now=NOW)
+
+
+@pytest.mark.parametrize("separator", [" ", ", ", ",", " , "])
+def test_signature_lines_joined_into_one_pass(separator: str) -> None:
+    for values in (
+        [valid_signature(), BOGUS],
+        [BOGUS, "v1a,abc", valid_signature()],
+        ["junk", "v1", valid_signature()],  # malformed entries do not hide the valid one
+    ):
+        verify(SECRET, lines(separator.join(values)), BODY, now=NOW)
+
+
+@pytest.mark.parametrize("separator", [" ", ", ", ","])
+def test_joined_bogus_signatures_still_fail(separator: str) -> None:
+    with pytest.raises(WebhookError, match="no webhook-signature matches"):
+        verify(SECRET, lines(separator.join([BOGUS, "v1a,abc", BOGUS])), BODY, now=NOW)
+    with pytest.raises(WebhookError, match="no webhook-signature matches"):
+        verify(SECRET, lines(BOGUS, BOGUS), BODY, now=NOW)
+
+
+def test_repeated_id_and_timestamp_lines_that_agree_pass() -> None:
+    h = [*lines(valid_signature()), ("webhook-id", "msg_1"), ("Webhook-Timestamp", str(NOW))]
+    verify(SECRET, h, BODY, now=NOW)
+    verify(SECRET, httpx.Headers(h), BODY, now=NOW)  # its items() would join them with ", "
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("webhook-id", "msg_2"), ("webhook-timestamp", str(NOW + 1)), ("webhook-id", "")],
+)
+def test_repeated_id_or_timestamp_lines_that_disagree_fail(name: str, other: str) -> None:
+    # Whichever line the signature was made with, the other is a forgery or a mix-up.
+    for other_first in (False, True):
+        h = lines(valid_signature())
+        h.insert(0 if other_first else len(h), (name, other))
+        with pytest.raises(WebhookError, match=f"repeated {name} headers disagree"):
+            verify(SECRET, h, BODY, now=NOW)
+        with pytest.raises(WebhookError, match="disagree"):
+            signature_headers([(k.encode(), v.encode()) for k, v in h])
+
+
+def test_signature_headers_picks_out_the_three_values() -> None:
+    assert signature_headers(lines("v1,a", "v1,b")) == ("msg_1", str(NOW), "v1,a v1,b")
+    assert signature_headers({"webhook-id": "m"}) == ("m", None, None)
+    assert signature_headers([]) == (None, None, None)
+
+
+@given(
+    bogus=st.lists(
+        st.sampled_from([BOGUS, "v1a,abc", "v2,xyz", "v1,!!", "v1,", "v1", "junk", ""]), max_size=5
+    ),
+    position=st.integers(min_value=0, max_value=5),
+    separators=st.lists(st.sampled_from(["line", " ", ", ", ","]), min_size=5, max_size=5),
+)
+def test_a_valid_entry_anywhere_in_split_or_joined_lines_passes(
+    bogus: list[str], position: int, separators: list[str]
+) -> None:
+    entries = list(bogus)
+    entries.insert(min(position, len(entries)), valid_signature())
+    values = [entries[0]]
+    for entry, separator in zip(entries[1:], separators, strict=False):
+        if separator == "line":
+            values.append(entry)
+        else:
+            values[-1] += separator + entry
+    verify(SECRET, lines(*values), BODY, now=NOW)
+    without = [e for e in entries if e != valid_signature()]
+    if without:
+        with pytest.raises(WebhookError):
+            verify(SECRET, lines(*without), BODY, now=NOW)
 
 
 def test_wrong_key() -> None:
