@@ -117,10 +117,19 @@ class ValidationError(AudianError, ValueError):
             path = f"{prefix}.{self.field}"
         return ValidationError(path, self._rule, hint=self.hint)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*args)``; ``args`` holds the joined text only. Errors
+        # cross process boundaries (worker pools, multiprocessing), so rebuild from parts.
+        return (_validation_error, (self.field, self._rule, self.hint))
+
     def without_hint(self) -> ValidationError:
         """The same error without its ``hint``, for a reader who has no SDK options (the
         sandbox's clients, who speak HTTP)."""
         return self if self.hint is None else ValidationError(self.field, self._rule)
+
+
+def _validation_error(field: str, message: str, hint: str | None) -> ValidationError:
+    return ValidationError(field, message, hint=hint)
 
 
 class WebhookError(AudianError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -104,3 +105,15 @@ def test_validation_error_paths() -> None:
     assert err.at("calls[2]").field == "calls[2].to"
     assert au.ValidationError("[0]", "x").at("routes").field == "routes[0]"
     assert str(err) == "to: bad"
+
+
+def test_a_validation_error_survives_pickling() -> None:
+    error = au.ValidationError("to", "is not valid", hint="pass default_region=")
+    copy = pickle.loads(pickle.dumps(error.at("calls[2]")))
+    assert isinstance(copy, au.ValidationError)
+    assert (copy.field, copy.message, copy.hint) == (
+        "calls[2].to",
+        "is not valid; pass default_region=",
+        "pass default_region=",
+    )
+    assert str(copy) == str(error.at("calls[2]"))
