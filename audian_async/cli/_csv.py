@@ -18,6 +18,8 @@ _NUMBER_COLUMNS = ("to", "number", "phone", "phone_number")
 MAX_ROWS = 1_000_000
 MAX_ERRORS_SHOWN = 50
 
+_CLI_HINT = "pass --region (e.g. --region US) to accept national numbers"
+
 
 @attrs.frozen
 class RowError:
@@ -81,6 +83,9 @@ def read_requests(
                 )
             )
         except ValidationError as exc:
+            if exc.hint is not None:
+                # The SDK's advice names its option; on the command line it is --region.
+                exc = ValidationError(exc.field, exc.without_hint().message, hint=_CLI_HINT)
             errors.append(RowError(line, str(exc)))
     if errors:
         raise CsvError(path, errors)

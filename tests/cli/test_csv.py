@@ -29,8 +29,10 @@ def test_plain_list_and_header_forms() -> None:
 
 
 def test_national_numbers_need_a_region() -> None:
-    with pytest.raises(CsvError):
+    with pytest.raises(CsvError) as info:
         read_requests("(415) 555-0100\n", from_=FROM, message="hi")
+    assert "pass --region" in str(info.value)  # the command's option, not the SDK's
+    assert "default_region" not in str(info.value)
     ok = read_requests("(415) 555-0100\n", from_=FROM, message="hi", default_region="US")
     assert ok[0].to == "+14155550100"
 
