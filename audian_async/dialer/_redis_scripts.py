@@ -80,6 +80,15 @@ local function load(K, index)
   return rec
 end
 
+-- The record of item ``index`` while ``call_id`` is its live call, else nil.
+local function live_record(K, index, call_id)
+  local rec = load(K, index)
+  if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= call_id then
+    return nil
+  end
+  return rec
+end
+
 local function encode(rec)
   local ids = '[]'
   if #rec.call_ids > 0 then ids = cjson.encode(rec.call_ids) end
@@ -391,10 +400,8 @@ SCHEDULED = (
 -- KEYS: live, meta, req, items, ready, leases, owner
 -- ARGV: index, call id
 local K = campaign_keys()
-local rec = load(K, ARGV[1])
-if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
-  return {'none'}
-end
+local rec = live_record(K, ARGV[1], ARGV[2])
+if not rec then return {'none'} end
 if rec.not_due then return {'none'} end
 rec.not_due = true
 redis.call('HINCRBY', K.meta, 'scheduled', 1)
@@ -410,10 +417,8 @@ DUE = (
 -- KEYS: live, meta, req, items, ready, leases, owner
 -- ARGV: index, call id
 local K = campaign_keys()
-local rec = load(K, ARGV[1])
-if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
-  return {'none'}
-end
+local rec = live_record(K, ARGV[1], ARGV[2])
+if not rec then return {'none'} end
 if not rec.not_due then return {'none'} end
 rec.not_due = nil
 redis.call('HINCRBY', K.meta, 'scheduled', -1)
@@ -443,10 +448,8 @@ LOST = (
 -- KEYS: live, meta, req, items, ready, leases, owner
 -- ARGV: index, call id
 local K = campaign_keys()
-local rec = load(K, ARGV[1])
-if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= ARGV[2] then
-  return {'none'}
-end
+local rec = live_record(K, ARGV[1], ARGV[2])
+if not rec then return {'none'} end
 return final(K, KEYS[1], ARGV[1], rec, 'failed', 'lost')
 """
 )
