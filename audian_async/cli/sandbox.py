@@ -142,6 +142,7 @@ def banner(
     lines = [
         "Audian sandbox running",
         f"  base URL        {base_url}",
+        f"  OpenAPI         {base_url.removesuffix('/v2')}/openapi.json",
         f"  API key         {api_key}",
         f"  webhook secret  {secret}",
         f"  webhooks to     {', '.join(urls) or '(none: pass --webhook-url)'}",

@@ -92,6 +92,9 @@ def test_the_cli_serves_the_reference_example() -> None:
             assert re.search(r"whsec_\S+", banner)
             assert "+14155552671, +14155552680" in banner
             assert "latency 0.01s" in banner
+            document = re.search(r"OpenAPI\s+(\S+)", banner)
+            assert document is not None
+            assert httpx.get(document[1]).json()["openapi"].startswith("3.1")
             # The reference's basic example, as curl would send it.
             response = httpx.post(
                 f"{base_url}/calls",
