@@ -42,7 +42,7 @@ class Deduplicated:
                 kept.append(i)
             else:
                 duplicate_of[i] = seen
-        unique = tuple(requests[i] for i in kept) if duplicate_of else tuple(requests)
+        unique = tuple(requests[i] for i in kept)
         return cls(unique, tuple(kept), duplicate_of, len(requests))
 
     def outcomes(self, dialed: Sequence[CallOutcome]) -> list[CallOutcome]:
