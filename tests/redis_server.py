@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from .debian import debian_program
 from .loopback import free_port
 
 STARTUP_TIMEOUT = 20.0
@@ -26,20 +26,7 @@ STARTUP_TIMEOUT = 20.0
 
 def redis_server_binary() -> str:
     """The path of redis-server, installing Debian's package when it is missing and we can."""
-    found = shutil.which("redis-server")
-    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-        if subprocess.run(install, env=env, capture_output=True, check=False).returncode:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-            subprocess.run(install, env=env, capture_output=True, check=False)
-        found = shutil.which("redis-server")
-    if found is None:
-        pytest.fail(
-            "the Redis tests need a real redis-server: install Debian's package "
-            "(apt-get install redis-server) or put redis-server on PATH"
-        )
-    return found
+    return debian_program("redis-server", "redis-server", needed_by="the Redis tests")
 
 
 class RedisServer:
