@@ -37,6 +37,7 @@ from .._asgi import (
     send_json,
 )
 from .._errors import ValidationError, WebhookError
+from ._deadlines import Deadline, DeadlineExceeded
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
 from ._router import EventRouter
@@ -181,7 +182,7 @@ class WebhookApp:
             raise ValidationError("tolerance", "must not be negative")
         if path is not None and not path.startswith("/"):
             raise ValidationError("path", "must start with '/'")
-        self.handler_timeout = _check_timeout(handler_timeout)
+        self.handler_timeout = handler_timeout
         self.router = router
         self.max_body = max_body
         self.tolerance = tolerance
@@ -192,6 +193,16 @@ class WebhookApp:
         # Delivery ids being handled right now, each with the duplicates waiting for it;
         # bounded by the requests in flight. Waiter events are only made when one waits.
         self._inflight: dict[str, list[anyio.Event]] = {}
+
+    @property
+    def handler_timeout(self) -> float | None:
+        """Seconds a delivery's handlers get to finish, or None for no limit."""
+        return None if self._deadline is None else self._deadline.timeout
+
+    @handler_timeout.setter
+    def handler_timeout(self, value: float | None) -> None:
+        timeout = _check_timeout(value)
+        self._deadline = None if timeout is None else Deadline(timeout)
 
     @property
     def verifies(self) -> bool:
@@ -350,23 +361,22 @@ class WebhookApp:
 
     async def _dispatch(self, event: Event, delivery: str | None) -> str | None:
         """Run the handlers within ``handler_timeout``; None, or why they did not succeed."""
-        timeout = self.handler_timeout
+        deadline = self._deadline
         try:
-            if timeout is None:
+            if deadline is None:
                 count = await self.router.dispatch(event)
             else:
-                # The deadline cancels the router's task group: no handler outlives the
-                # request, and the delivery id is free again for a redelivery.
-                with anyio.move_on_after(timeout) as scope:
-                    count = await self.router.dispatch(event)
-                if scope.cancelled_caught:
-                    logger.warning(
-                        "webhook %s (%s): the handlers did not finish within %g s; cancelled",
-                        delivery,
-                        event.type,
-                        timeout,
-                    )
-                    return _TIMED_OUT
+                # Past the deadline the router's task group is cancelled: no handler
+                # outlives the request, and the delivery id is free again for a redelivery.
+                count = await deadline.run(self.router.dispatch, event)
+        except DeadlineExceeded:
+            logger.warning(
+                "webhook %s (%s): the handlers did not finish within %g s; cancelled",
+                delivery,
+                event.type,
+                self.handler_timeout,
+            )
+            return _TIMED_OUT
         except ExceptionGroup as group:
             logger.error("webhook %s (%s): %s", delivery, event.type, group.message, exc_info=group)
             return _FAILED
