@@ -19,7 +19,9 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "check_length",
     "read_body",
+    "receive_body",
     "send_json",
 ]
 
@@ -61,29 +63,46 @@ async def read_body(
     """
     for name, value in headers:
         if name == b"content-length":
-            try:
-                announced = int(value)
-            except ValueError:
-                continue
-            if announced > max_body:
-                raise BodyTooLarge(max_body, announced, announced=True)
-    chunks: list[bytes] = []
-    size = 0
+            check_length(value, max_body)
+    return await receive_body(receive, max_body)
+
+
+def check_length(content_length: bytes, max_body: int) -> None:
+    """Raise :class:`BodyTooLarge` when a Content-Length value announces over ``max_body``.
+
+    A malformed value is left to the server, which frames the request.
+    """
+    try:
+        announced = int(content_length)
+    except ValueError:
+        return
+    if announced > max_body:
+        raise BodyTooLarge(max_body, announced, announced=True)
+
+
+async def receive_body(receive: Receive, max_body: int) -> bytes:
+    """Read the request body as it arrives, refusing it as soon as it passes ``max_body``."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnected
+    chunk: bytes = message.get("body", b"")
+    if not message.get("more_body", False):  # the usual case: one message, no copy
+        if len(chunk) > max_body:
+            raise BodyTooLarge(max_body, len(chunk), announced=False)
+        return chunk
+    chunks = [chunk]
+    size = len(chunk)
     while True:
+        if size > max_body:
+            raise BodyTooLarge(max_body, size, announced=False)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
         message = await receive()
         if message["type"] != "http.request":
             raise ClientDisconnected
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > max_body:
-                raise BodyTooLarge(max_body, size, announced=False)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if len(chunks) == 1:
-        return chunks[0]  # the usual case: no copy
-    return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
 
 
 async def send_json(

@@ -33,7 +33,8 @@ from .._asgi import (
     Receive,
     Scope,
     Send,
-    read_body,
+    check_length,
+    receive_body,
     send_json,
 )
 from .._errors import ValidationError, WebhookError
@@ -257,36 +258,38 @@ class WebhookApp:
             await _error(send, 405, "method_not_allowed", "use POST", [(b"allow", b"POST")])
             return
 
-        # Read (bounded) before looking at the signature: 413 comes first, whoever sent it.
+        # One pass over the headers picks out what is needed (names are lower-case in ASGI),
+        # and notes whether a signature header came in several lines.
+        msg_id = timestamp = signatures = None
+        repeated = False
         headers = scope["headers"]
+        max_body = self.max_body
         try:
-            body = await read_body(receive, headers, self.max_body)
+            for name, value in headers:
+                if name == b"webhook-id":
+                    if msg_id is not None:
+                        repeated = True
+                    msg_id = value.decode("latin-1")
+                elif name == b"webhook-timestamp":
+                    if timestamp is not None:
+                        repeated = True
+                    timestamp = value.decode("latin-1")
+                elif name == b"webhook-signature":
+                    if signatures is not None:
+                        repeated = True
+                    signatures = value.decode("latin-1")
+                elif name == b"content-length":
+                    check_length(value, max_body)
+            # Read (bounded) before looking at the signature: 413 comes first, whoever sent it.
+            body = await receive_body(receive, max_body)
         except BodyTooLarge as exc:
             logger.warning("webhook rejected (413): %s", exc)
             await _error(
-                send, 413, "payload_too_large", f"the body is larger than {self.max_body} bytes"
+                send, 413, "payload_too_large", f"the body is larger than {max_body} bytes"
             )
             return
         except ClientDisconnected:
             return  # nobody to answer
-
-        # One pass over the headers picks out the rest (names are lower-case in ASGI), and
-        # notes whether one of them came in several lines.
-        msg_id = timestamp = signatures = None
-        repeated = False
-        for name, value in headers:
-            if name == b"webhook-id":
-                if msg_id is not None:
-                    repeated = True
-                msg_id = value.decode("latin-1")
-            elif name == b"webhook-timestamp":
-                if timestamp is not None:
-                    repeated = True
-                timestamp = value.decode("latin-1")
-            elif name == b"webhook-signature":
-                if signatures is not None:
-                    repeated = True
-                signatures = value.decode("latin-1")
 
         if repeated or self._key is not None:
             try:
@@ -338,8 +341,10 @@ class WebhookApp:
         # No checkpoint between the loop and this line: exactly one delivery owns the key.
         inflight[key] = []
         try:
+            store = self.dedupe_store
+            memory = store if type(store) is InMemoryDedupeStore else None
             try:
-                duplicate = await self.dedupe_store.seen(key)
+                duplicate = memory.seen_now(key) if memory is not None else await store.seen(key)
             except Exception:
                 logger.exception("webhook %s: the dedupe store failed", key)
                 return _FAILED
@@ -350,7 +355,10 @@ class WebhookApp:
             if failure is not None:
                 return failure  # not remembered: the redelivery runs the handlers again
             try:
-                await self.dedupe_store.remember(key)
+                if memory is not None:
+                    memory.remember_now(key)
+                else:
+                    await store.remember(key)
             except Exception:  # handled all the same: a redelivery would merely re-run
                 logger.exception("webhook %s: the dedupe store failed", key)
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class InMemoryDedupeStore:
         self.ttl = ttl
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._oldest = math.inf  # when the first entry expires (a lower bound)
 
     def __repr__(self) -> str:
         return (
@@ -69,11 +71,23 @@ class InMemoryDedupeStore:
         while expiry:
             first = next(iter(expiry.values()))
             if first > now:
-                break
+                self._oldest = first
+                return
             expiry.popitem(last=False)
+        self._oldest = math.inf
 
     async def seen(self, key: str) -> bool:
         """True when ``key`` was remembered less than ``ttl`` seconds ago."""
+        return self.seen_now(key)
+
+    async def remember(self, key: str) -> None:
+        """Remember ``key`` for ``ttl`` seconds, evicting the oldest beyond ``max_entries``."""
+        self.remember_now(key)
+
+    # Synchronous twins: WebhookApp calls these directly on the default store (no
+    # coroutine to create and await per delivery).
+    def seen_now(self, key: str) -> bool:
+        """:meth:`seen`, without awaiting."""
         expires = self._expiry.get(key)
         if expires is None:
             return False
@@ -82,11 +96,17 @@ class InMemoryDedupeStore:
             return False
         return True
 
-    async def remember(self, key: str) -> None:
-        """Remember ``key`` for ``ttl`` seconds, evicting the oldest beyond ``max_entries``."""
+    def remember_now(self, key: str) -> None:
+        """:meth:`remember`, without awaiting."""
         now = self._clock()
-        self._expiry[key] = now + self.ttl
-        self._expiry.move_to_end(key)
-        self._purge(now)
-        while len(self._expiry) > self.max_entries:
-            self._expiry.popitem(last=False)
+        expiry = self._expiry
+        if not expiry:
+            self._oldest = now + self.ttl
+        expiry.pop(key, None)  # to the end, with the latest expiry
+        expiry[key] = now + self.ttl
+        # Only once the oldest entry may have expired is there anything to purge. (Left
+        # early by an eviction or a removal, the mark only costs one pass that finds none.)
+        if now >= self._oldest:
+            self._purge(now)
+        while len(expiry) > self.max_entries:
+            expiry.popitem(last=False)

@@ -24,7 +24,7 @@ import attrs
 from .._convert import parse_datetime
 from .._errors import WebhookError
 from .._json import loads
-from .._models import CallStatus, FailureReason, as_reason, as_status
+from .._models import _STATUSES, CallStatus, FailureReason, as_reason, as_status
 
 __all__ = [
     "EVENT_TYPES",
@@ -212,70 +212,88 @@ def _number(data: Mapping[str, Any], key: str) -> float | None:
     return None
 
 
-def _text(data: Mapping[str, Any], key: str) -> str | None:
-    # The enum itself comes from the field's converter (as_status, as_reason): converted once.
-    value = data.get(key)
-    return value if isinstance(value, str) else None
-
-
 def _timestamp(value: object) -> datetime | None:
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
+        if type(value) is str:  # the usual "2024-01-15T10:30:00Z": parse_datetime, inlined
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
         if isinstance(value, str):
             return parse_datetime(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
     except (ValueError, TypeError, OverflowError, OSError):
         pass
     return None  # absent or unreadable: the raw value is still in the payload
 
 
-def _common(
-    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
-) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "timestamp": timestamp,
-        "call_id": _str(data, "call_id"),
-        "status": _text(data, "status"),
-        "data": data,
-    }
+def _status(data: Mapping[str, Any]) -> CallStatus | str | None:
+    # What the field's converter (as_status) makes of it, without going through __init__.
+    value = data.get("status")
+    if type(value) is str:
+        return _STATUSES.get(value, value)
+    return as_status(value) if isinstance(value, str) else None
 
 
-def _plain(cls: type[E]) -> Callable[[str | None, datetime | None, Mapping[str, Any]], E]:
-    def build(event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]) -> E:
-        return cls(**_common(event_id, timestamp, data))
+# The parser builds events without their __init__: every value is already what the field's
+# converter would make of it, and a webhook endpoint builds one per request. attrs' frozen
+# classes set their slots the same way.
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _base(
+    cls: type[E],
+    event_id: str | None,
+    timestamp: datetime | None,
+    data: MappingProxyType[str, Any],
+) -> E:
+    call_id = data.get("call_id")
+    status = data.get("status")
+    event: E = _new(cls)
+    _set(event, "id", event_id)
+    _set(event, "timestamp", timestamp)
+    _set(event, "call_id", call_id if type(call_id) is str else _as_str(call_id))
+    _set(event, "status", _STATUSES.get(status, status) if type(status) is str else _status(data))
+    _set(event, "data", data)
+    return event
+
+
+def _plain(cls: type[E]) -> _Builder:
+    def build(
+        event_id: str | None, timestamp: datetime | None, data: MappingProxyType[str, Any]
+    ) -> Event:
+        return _base(cls, event_id, timestamp, data)
 
     return build
 
 
 def _call_failed(
-    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
+    event_id: str | None, timestamp: datetime | None, data: MappingProxyType[str, Any]
 ) -> CallFailed:
-    return CallFailed(
-        **_common(event_id, timestamp, data),
-        reason=_text(data, "reason"),
-        reason_code=_int(data, "reason_code"),
-    )
+    event = _base(CallFailed, event_id, timestamp, data)
+    reason = data.get("reason")
+    _set(event, "reason", as_reason(reason) if isinstance(reason, str) else None)
+    _set(event, "reason_code", _int(data, "reason_code"))
+    return event
 
 
 def _recording_completed(
-    event_id: str | None, timestamp: datetime | None, data: Mapping[str, Any]
+    event_id: str | None, timestamp: datetime | None, data: MappingProxyType[str, Any]
 ) -> RecordingCompleted:
     url = None
     for key in ("recording_url", "download_url", "url"):
         url = _str(data, key)
         if url is not None:
             break
-    return RecordingCompleted(
-        **_common(event_id, timestamp, data),
-        recording_id=_str(data, "recording_id"),
-        recording_url=url,
-        format=_str(data, "format"),
-        duration=_number(data, "duration"),
-    )
+    event = _base(RecordingCompleted, event_id, timestamp, data)
+    _set(event, "recording_id", _str(data, "recording_id"))
+    _set(event, "recording_url", url)
+    _set(event, "format", _str(data, "format"))
+    _set(event, "duration", _number(data, "duration"))
+    return event
 
 
-_Builder = Callable[[str | None, datetime | None, Mapping[str, Any]], Event]
+_Builder = Callable[[str | None, datetime | None, MappingProxyType[str, Any]], Event]
 _BUILDERS: dict[str, _Builder] = {
     CallInitiated.EVENT_TYPE: _plain(CallInitiated),
     CallRinging.EVENT_TYPE: _plain(CallRinging),
@@ -305,7 +323,7 @@ def _decode(body: bytes | bytearray | memoryview | str, max_size: int) -> object
     if len(body) > max_size:
         raise WebhookError(f"webhook body is larger than {max_size} bytes")
     try:
-        return loads(body if isinstance(body, bytes | str) else bytes(body))
+        return loads(body if type(body) is bytes or isinstance(body, str) else bytes(body))
     except RecursionError:  # the stdlib decoder on very deep nesting
         raise WebhookError("webhook body is nested too deeply") from None
     except (ValueError, TypeError) as exc:  # orjson and json errors are ValueErrors
@@ -328,21 +346,24 @@ def parse_event(
     >>> parse_event(b'{"event": "call.failed", "data": {"call_id": "c1", "reason": "busy"}}')
     CallFailed(id=None, timestamp=None, call_id='c1', status=None, reason=<FailureReason.BUSY: 'busy'>, reason_code=None)
     """  # noqa: E501
-    if isinstance(body, Mapping):
-        payload: object = body
+    if type(body) is bytes:  # the usual case, ahead of the slower ABC check below
+        payload: object = _decode(body, max_size)
+        owned = True
+    elif isinstance(body, Mapping):
+        payload = body
         owned = False
     elif isinstance(body, bytes | bytearray | memoryview | str):
         payload = _decode(body, max_size)
         owned = True  # freshly decoded: wrap, don't copy
     else:
         raise WebhookError(f"expected bytes, str or a mapping, got {type(body).__name__}")
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise _fail("body", "a JSON object", payload)
     event_type = payload.get("event")
     if not isinstance(event_type, str):
         raise _fail("event", "a string", event_type)
     raw_data = payload.get("data")
-    if not isinstance(raw_data, Mapping):
+    if type(raw_data) is not dict and not isinstance(raw_data, Mapping):
         raise _fail("data", "an object", raw_data)
     data = MappingProxyType(raw_data if owned and isinstance(raw_data, dict) else dict(raw_data))
     event_id = _as_str(payload.get("id"))

@@ -342,8 +342,12 @@ class EventRouter:
         if not subs:
             return 0
         if len(subs) == 1:  # the common case: no task group needed
+            sub = subs[0]
             try:
-                await subs[0].run(event)
+                if sub.is_async:  # Subscription.run, one coroutine fewer
+                    await sub.handler(event)
+                else:
+                    await sub.run(event)
             except Exception as exc:
                 raise _group(event, [exc]) from None
             return 1

@@ -21,11 +21,13 @@ import hmac
 import time
 from collections.abc import Iterable, Mapping
 from itertools import pairwise
+from typing import Protocol
 
 from .._errors import WebhookError
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "KeyedMac",
     "decode_secret",
     "keyed_hmac",
     "sign",
@@ -71,15 +73,27 @@ def decode_secret(secret: str | bytes) -> bytes:
     return key
 
 
-def keyed_hmac(key: bytes) -> hmac.HMAC:
+class KeyedMac(Protocol):
+    """An HMAC state already keyed (what :func:`keyed_hmac` returns)."""
+
+    def copy(self) -> KeyedMac: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def keyed_hmac(key: bytes) -> KeyedMac:
     """An HMAC-SHA256 state already keyed with ``key``, for :func:`verify_parts`.
 
     Copying it per delivery skips the key schedule that a fresh HMAC repeats every time.
     """
-    return hmac.new(key, digestmod=hashlib.sha256)
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    # The OpenSSL state inside, when there is one: its copy() is one C call, where the
+    # wrapper's copies two states in Python (about 2 us a delivery).
+    inner: KeyedMac = getattr(mac, "_hmac", None) or mac
+    return inner
 
 
-def _signature(key: bytes | hmac.HMAC, msg_id: str, timestamp: str, body: bytes) -> bytes:
+def _signature(key: bytes | KeyedMac, msg_id: str, timestamp: str, body: bytes) -> bytes:
     prefix = f"{msg_id}.{timestamp}.".encode()
     if isinstance(key, bytes):
         return hmac.digest(key, prefix + body, "sha256")
@@ -171,7 +185,7 @@ def _matches(version: str, encoded: str, expected: bytes) -> bool:
 
 
 def verify_parts(
-    key: bytes | hmac.HMAC,
+    key: bytes | KeyedMac,
     msg_id: str | None,
     timestamp: str | None,
     signatures: str | None,
