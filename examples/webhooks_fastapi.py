@@ -3,9 +3,9 @@
 ``api.add_route("/webhooks", WebhookApp(...), methods=["POST"])`` serves the endpoint at
 ``/webhooks`` itself, next to your own routes; serve with ``uvicorn webhooks_fastapi:api``.
 Not ``api.mount("/webhooks", ...)``: a mount answers ``POST /webhooks`` with a 307 redirect to
-``/webhooks/``, which webhook senders do not follow, so every delivery would be lost. Run as a script, it starts on
-loopback, sends itself one signed ``call.completed`` delivery, prints the typed event and
-exits: ``python webhooks_fastapi.py [--port N]``.
+``/webhooks/``, which webhook senders do not follow, so every delivery would be lost. Run as a
+script, it starts on loopback, sends itself one signed ``call.completed`` delivery, prints the
+typed event and exits: ``python webhooks_fastapi.py [--port N]``.
 """
 
 from __future__ import annotations
