@@ -1,10 +1,10 @@
-"""Developer tasks: ``nox -s tests lint typing bench demo``. The same commands as README and CI."""
+"""Developer tasks: ``nox -s tests lint typing docs bench demo``, as the README and CI run them."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.sessions = ["tests", "lint", "typing", "docs"]
 nox.options.default_venv_backend = "venv"
 
 
@@ -35,6 +35,13 @@ def typing(session: nox.Session) -> None:
     """mypy --strict over the package and the public-API typing checks."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strictly: a broken link or reference fails it."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python="3.11")

@@ -5,8 +5,8 @@ static headers (Host and Content-Length included) and the timeout extension are 
 client, bodies are encoded to bytes by the shared converter, an anyio semaphore sized to the
 pool makes surplus requests wait outside the HTTP stack, and a request is built only once it
 holds a slot. Our own client's requests go straight to its transport (see ``_transports/``,
-which builds it); benchmarks/client_create.py measures it; the README's "Client performance"
-section has the figures.
+which builds it); benchmarks/client_create.py measures it; docs/performance.md ("Client:
+calls.create at dialer scale") has the figures.
 """
 
 from __future__ import annotations

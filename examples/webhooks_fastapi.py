@@ -1,9 +1,11 @@
-"""Mount WebhookApp in a FastAPI application.
+"""Route WebhookApp at an exact path of a FastAPI application.
 
-``api.mount("/webhooks", WebhookApp(...))`` puts the endpoint at ``/webhooks/`` next to your
-own routes; serve with ``uvicorn webhooks_fastapi:api``. Run as a script, it starts on
-loopback, sends itself one signed ``call.completed`` delivery, prints the typed event and
-exits: ``python webhooks_fastapi.py [--port N]``.
+``api.add_route("/webhooks", WebhookApp(...), methods=["POST"])`` serves the endpoint at
+``/webhooks`` itself, next to your own routes; serve with ``uvicorn webhooks_fastapi:api``.
+Not ``api.mount("/webhooks", ...)``: a mount answers ``POST /webhooks`` with a 307 redirect to
+``/webhooks/``, which webhook senders do not follow, so every delivery would be lost. Run as a
+script, it starts on loopback, sends itself one signed ``call.completed`` delivery, prints the
+typed event and exits: ``python webhooks_fastapi.py [--port N]``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def record_completion(event: CallCompleted) -> None:
 
 
 api = FastAPI()
-api.mount("/webhooks", WebhookApp(router, secret=SECRET))
+api.add_route("/webhooks", WebhookApp(router, secret=SECRET), methods=["POST"])
 
 
 @api.get("/health")
@@ -67,7 +69,7 @@ async def main(port: int = 0) -> int:
         async with asyncio.timeout(20):
             while not server.started:
                 await asyncio.sleep(0.01)
-            status = await send_test_delivery(f"{base}/webhooks/")
+            status = await send_test_delivery(f"{base}/webhooks")
             print(f"delivery answered {status}")
     finally:
         server.should_exit = True

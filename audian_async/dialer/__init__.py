@@ -1,7 +1,7 @@
 """Campaigns: place many calls with redials, a live-call limit, pacing and durable state.
 
 :class:`Dialer` is the I/O shell; :class:`RetryPolicy` and the campaign state machine are
-pure. The README's "Campaigns: the dialer" section is the guide.
+pure. The guide is docs/dialer.md.
 """
 
 from ._dialer import DEFAULT_DB_PATH, Dialer, DialerStats, DialHandle

@@ -3,8 +3,12 @@
 Each (call, URL) pair is a lane: its events go out one at a time, in order, and the next one
 waits until the previous one was acknowledged (2xx) or given up. Failed attempts (non-2xx,
 timeout, connection error) are redelivered with exponential backoff under the same
-``webhook-id``, freshly signed. Ready deliveries wait in one bounded queue served by a few
-worker tasks, so delivery never blocks the API.
+``webhook-id``, freshly signed. A redirect (3xx) is a failed attempt too, never followed, as
+most webhook senders do not follow them: its record names the status and ``Location``, and the
+first one from each URL is logged at WARNING, since it usually means a misconfigured URL (a
+framework's mount redirecting ``/webhooks`` to ``/webhooks/``) that loses every delivery.
+Ready deliveries wait in one bounded queue served by a few worker tasks, so delivery never
+blocks the API.
 
 The HTTP/1.1 client is a small keep-alive one over anyio streams: webhook bodies are tiny and
 the sandbox may send thousands a second, where a general-purpose client would cost more CPU
@@ -86,6 +90,15 @@ class _Job:
         self.duplicated = False
 
 
+@attrs.frozen
+class _Response:
+    """What a delivery needs of a receiver's answer."""
+
+    status: int
+    reusable: bool
+    location: str | None = None  # the Location header of a redirect
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection with a read buffer."""
 
@@ -111,8 +124,9 @@ class _Connection:
             await self._fill()
         del self.buffer[:size]
 
-    async def read_response(self) -> tuple[int, bool]:
-        """Read one response; return its status and whether the connection can be reused."""
+    async def read_response(self) -> _Response:
+        """Read one response: its status, whether the connection can be reused, and where a
+        redirect points."""
         while True:
             while (end := self.buffer.find(b"\r\n\r\n")) < 0:
                 if len(self.buffer) > 65536:
@@ -125,6 +139,7 @@ class _Connection:
                 break  # 1xx interim responses are skipped
         length: int | None = None
         chunked = False
+        location: str | None = None
         reusable = head[0].startswith(b"HTTP/1.1")
         for line in head[1:]:
             name, _, value = line.partition(b":")
@@ -138,6 +153,9 @@ class _Connection:
                 chunked = b"chunked" in value
             elif name == b"connection":
                 reusable = value == b"keep-alive" or (reusable and value != b"close")
+            elif name == b"location" and 300 <= status < 400:
+                # Raw, not lowercased; bounded so a hostile receiver cannot bloat the records.
+                location = line.partition(b":")[2].strip()[:512].decode("latin-1")
         if status in (204, 304):
             pass  # never a body, whatever the headers say (RFC 9112 section 6.3)
         elif chunked:
@@ -153,15 +171,15 @@ class _Connection:
                     break
                 total += size
                 if total > _MAX_RESPONSE:
-                    return status, False
+                    return _Response(status, False, location)
                 await self._skip(size + 2)
         elif length is not None:
             if length > _MAX_RESPONSE:
-                return status, False
+                return _Response(status, False, location)
             await self._skip(length)
         else:
             reusable = False  # body runs to EOF: do not read it, just drop the connection
-        return status, reusable
+        return _Response(status, reusable, location)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -210,14 +228,14 @@ class _Endpoint:
             stream = await anyio.connect_tcp(self.host, self.port)
         return _Connection(stream)
 
-    async def post(self, headers: bytes, body: bytes) -> int:
+    async def post(self, headers: bytes, body: bytes) -> _Response:
         """Send one request, reusing an idle connection when there is one."""
         message = self.prefix + headers + body
         while self.idle:
             connection = self.idle.pop()
             try:
                 await connection.stream.send(message)
-                status, reusable = await connection.read_response()
+                response = await connection.read_response()
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 # The receiver closed this idle connection; nothing was read, try a fresh one.
                 await connection.aclose()
@@ -225,17 +243,17 @@ class _Endpoint:
             except BaseException:
                 await connection.aclose()
                 raise
-            await self._release(connection, reusable)
-            return status
+            await self._release(connection, response.reusable)
+            return response
         connection = await self.connect()
         try:
             await connection.stream.send(message)
-            status, reusable = await connection.read_response()
+            response = await connection.read_response()
         except BaseException:
             await connection.aclose()
             raise
-        await self._release(connection, reusable)
-        return status
+        await self._release(connection, response.reusable)
+        return response
 
     async def _release(self, connection: _Connection, reusable: bool) -> None:
         if reusable and len(self.idle) < _MAX_IDLE_PER_URL and not connection.buffer:
@@ -296,6 +314,7 @@ class WebhookDeliverer:
         self.pending = 0
         self.delivered = 0
         self._lanes: dict[tuple[str, str], deque[_Job]] = {}
+        self._redirecting: set[str] = set()  # URLs whose redirect was logged already
         # Made by run(), on the loop that serves them, and closed when it ends.
         self._send: MemoryObjectSendStream[_Job] | None = None
 
@@ -399,6 +418,21 @@ class WebhookDeliverer:
         async for job in receive:
             await self._attempt(job)
 
+    def _redirected(self, url: str, response: _Response) -> str:
+        """The error of a delivery answered with a redirect, which is not followed."""
+        where = "no Location" if response.location is None else f"Location {response.location}"
+        error = f"redirect {response.status} ({where}) not followed: a failed delivery"
+        if url not in self._redirecting:
+            self._redirecting.add(url)
+            logger.warning(
+                "webhook URL %s answered redirect %d (%s), which is not followed: every "
+                "delivery to it fails; configure the URL the receiver serves",
+                url,
+                response.status,
+                where,
+            )
+        return error
+
     async def _attempt(self, job: _Job) -> None:
         endpoint = self._endpoints[job.url]
         status: int | None = None
@@ -411,7 +445,10 @@ class WebhookDeliverer:
                 f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n"
             ).encode()
             with anyio.fail_after(self.timeout):
-                status = await endpoint.post(headers, job.body)
+                response = await endpoint.post(headers, job.body)
+            status = response.status
+            if 300 <= status < 400:
+                error = self._redirected(job.url, response)
         except TimeoutError:
             error = f"timed out after {self.timeout:g}s"
         except (OSError, ValueError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:

@@ -142,7 +142,7 @@ class SandboxSettings:
     duplicate_rate: float = attrs.field(default=0.0, validator=_rate)
     """The fraction of webhook deliveries sent twice with the same ``webhook-id``."""
     seed: int | None = None
-    """Makes every random choice a function of the seed and what it decides (see the README's
+    """Makes every random choice a function of the seed and what it decides (see docs/sandbox.md,
     "Seeded runs"); None: random."""
     faults: Faults = attrs.field(factory=Faults, validator=attrs.validators.instance_of(Faults))
     """Latency and error injection, changeable while the sandbox runs (default: none). A

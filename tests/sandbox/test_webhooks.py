@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import wave
 from collections import Counter
 
@@ -89,6 +90,43 @@ async def test_gives_up_after_max_attempts_then_sends_the_next(receiver: Receive
         assert [e["event"] for e in receiver.events()] == ["call.initiated"] * 3 + [
             "call.failed"
         ] * 3
+
+
+async def test_a_redirect_is_a_failed_attempt_not_followed(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a framework's mount answers for POST /webhooks: the app lives at /webhooks/.
+    redirect = (
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1/webhooks/\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    receiver.respond = lambda headers, body: redirect
+    caplog.set_level(logging.WARNING, logger="audian_async.sandbox")
+    async with Sandbox(speed=200, webhook_urls=[receiver.url], webhook_max_attempts=2) as sb:
+        call = await sb.client.calls.create(from_=OWNED, to="+14155550101")
+        await sb.wait_for_status(call.call_id)
+        await sb.wait_idle()
+        attempts = sb.deliveries
+    # Each event was tried twice at the configured URL only (nothing went to the Location),
+    # then given up; each attempt is recorded as failed with the redirect and where it led.
+    assert [(d.event, d.attempt) for d in attempts] == [
+        ("call.initiated", 1),
+        ("call.initiated", 2),
+        ("call.failed", 1),
+        ("call.failed", 2),
+    ]
+    assert len(receiver.requests) == 4
+    for delivery in attempts:
+        assert not delivery.ok
+        assert delivery.status_code == 307
+        assert delivery.error is not None
+        assert "redirect 307" in delivery.error
+        assert "Location http://127.0.0.1/webhooks/" in delivery.error
+        assert "not followed" in delivery.error
+    # Logged once per URL, not once per attempt.
+    warnings = [r for r in caplog.records if "redirect 307" in r.getMessage()]
+    assert len(warnings) == 1
+    assert receiver.url in warnings[0].getMessage()
 
 
 async def test_drop_and_duplicate_knobs(receiver: Receiver) -> None:
