@@ -36,7 +36,16 @@ from ._errors import (
 )
 from ._models import BatchResult, Call, CallControl, CallRequest, Recording
 from ._retry import parse_retry_after, retry_delay, should_retry
-from ._transports import HttpBackend, check_backend, disposition_of, make_http_client, timed_out
+from ._transports import (
+    HttpBackend,
+    check_backend,
+    describe_backend,
+    disposition_of,
+    injected_transport,
+    make_http_client,
+    still_lean,
+    timed_out,
+)
 from ._validation import CheckedCallRequest, validate_batch, validate_call_request
 from ._version import __version__
 
@@ -98,7 +107,7 @@ class AsyncAudian:
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_region: str | None = None,
         http_client: httpx.AsyncClient | None = None,
-        http_backend: HttpBackend = "httpx",
+        http_backend: HttpBackend = "auto",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AUDIAN_API_KEY")
@@ -130,11 +139,17 @@ class AsyncAudian:
         self.max_retries = _checked_max_retries(max_retries)
         self.default_region = default_region
         self._owns_client = http_client is None
-        # With our own client, requests go straight to its transport (see _send).
-        self._transport: httpx.AsyncBaseTransport | None = None
+        # Requests go straight to the transport whenever AsyncClient.send would add nothing
+        # (see _send): always with our own client, unless credentials in the URL or proxies
+        # from the environment need it; with a user's, when it has no auth, hooks or mounts
+        # in the way.
+        self._transport: httpx.AsyncBaseTransport | None
         if http_client is None:
             http_client, self._transport = make_http_client(http_backend, max_connections, url)
+        else:
+            self._transport = injected_transport(http_client, url)
         self._http = http_client
+        self._backend = describe_backend(http_client) if self._owns_client else "http_client"
         self._limiter = anyio.Semaphore(max_connections)
         self._rng = random.Random()
         self._calls_url = httpx.URL(self.base_url + "/calls")
@@ -157,7 +172,7 @@ class AsyncAudian:
     def __repr__(self) -> str:
         # The API key, and any credentials in the URL, are deliberately absent.
         shown = httpx.URL(self.base_url).copy_with(userinfo=b"")
-        return f"AsyncAudian(base_url={str(shown)!r})"
+        return f"AsyncAudian(base_url={str(shown)!r}, http_backend={self._backend!r})"
 
     async def __aenter__(self) -> Self:
         return self
@@ -254,9 +269,11 @@ class AsyncAudian:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """One round trip, the response body read in full."""
         transport = self._transport
-        if transport is None or self._http.is_closed:
-            # An injected client, or our own after aclose() (send raises as httpx does).
-            return await self._http.send(request)
+        http = self._http
+        if transport is None or http.is_closed or not (self._owns_client or still_lean(http)):
+            # send() has work to do (auth, hooks, proxies), or the client is closed (send
+            # raises as httpx does).
+            return await http.send(request)
         response = await transport.handle_async_request(request)
         response.request = request
         try:

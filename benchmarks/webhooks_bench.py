@@ -505,7 +505,7 @@ def print_tables(
         print(f"| {name:<33} | {per * 1e6:>7.1f} | {(per - floor) * 1e6:>+8.1f}us |")
     app = http["webhookapp"]
     print(f"\n(b) over HTTP under uvicorn ({args.n_http} deliveries, concurrency "
-          f"{args.concurrency}, median of {args.repeats}); server CPU from its process")  # fmt: skip
+          f"{args.concurrency}, median of {args.repeats}); server CPU: its process's")  # fmt: skip
     head = f"| {'server':<20} | {'events/s':>9} | {'server CPU us':>13} |"
     print(head + f" {'WebhookApp CPU vs this':>22} |")
     print(f"|{'-' * 22}|{'-' * 11}|{'-' * 15}|{'-' * 24}|")

@@ -5,8 +5,11 @@ Imported only when that backend is chosen, since aiohttp is optional and asyncio
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
@@ -15,6 +18,7 @@ from .._errors import Disposition
 __all__ = ["LeanAiohttpTransport", "disposition_of_aiohttp"]
 
 _MAX_TIMEOUTS = 64
+_LARGE_BODY = 2**20  # aiohttp.payload.TOO_LARGE_BYTES_BODY
 
 
 def disposition_of_aiohttp(error: BaseException) -> Disposition:
@@ -71,9 +75,12 @@ class LeanAiohttpTransport(AiohttpTransport):
             with map_aiohttp_exceptions():
                 async with client.request(
                     request.method,
-                    str(request.url),
+                    # Already encoded by httpx: yarl must not re-quote it (it would turn an
+                    # escaped "%3D" in a call id back into "="), and skips parsing it again.
+                    yarl.URL(str(request.url), encoded=True),
                     headers=headers,
-                    data=data,
+                    # aiohttp warns about (and writes in one go) bytes of 1 MiB or more.
+                    data=data if data is None or len(data) < _LARGE_BODY else io.BytesIO(data),
                     allow_redirects=False,
                     auto_decompress=False,
                     compress=False,

@@ -41,7 +41,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh page (own context); its final screen (the viewport) is saved as ``<test name>.png``."""
+    """A fresh page (own context); its last screen (the viewport) is saved as ``<test>.png``."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     tab = context.new_page()

@@ -344,7 +344,7 @@ async def test_get_escapes_the_call_id(api: ScriptedAPI, client: au.AsyncAudian)
     assert "idempotency-key" not in api.seen[0].headers
 
 
-@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("backend", ["auto", "httpx", "aiohttp"])
 async def test_connection_refused(anyio_backend: str, backend: str, waits: Waits) -> None:
     if backend == "aiohttp" and anyio_backend != "asyncio":
         pytest.skip("aiohttp runs on asyncio only")
@@ -369,7 +369,15 @@ async def test_connection_refused(anyio_backend: str, backend: str, waits: Waits
 async def test_pool_slots_come_back_after_timeouts_errors_and_cancellation(
     api: ScriptedAPI, server: tuple[ScriptedAPI, str]
 ) -> None:
-    client = au.AsyncAudian(KEY, base_url=server[1], timeout=5.0, max_retries=0, max_connections=3)
+    # The stock-httpx transport's pools (what "auto" takes on trio).
+    client = au.AsyncAudian(
+        KEY,
+        base_url=server[1],
+        timeout=5.0,
+        max_retries=0,
+        max_connections=3,
+        http_backend="httpx",
+    )
     quick = client.with_options(timeout=0.2)  # same connections, for the requests held open
     transport = client._transport
     assert transport is not None

@@ -1,0 +1,147 @@
+"""Which transport carries requests: ``http_backend="auto"`` and a user's own http_client.
+
+``auto`` takes the aiohttp transport on asyncio (the extra is installed in the test
+environment) and stock httpx on trio. A user's client gets our requests straight at its
+transport when its ``send()`` would add nothing, and through ``send()`` as soon as it would
+(auth, event hooks), so both stay correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import audian_async as au
+from audian_async._transports import AutoTransport
+from tests.client.scripted_api import ScriptedAPI
+from tests.loopback import serve_asgi
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk_test_secret_0123456789"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[ScriptedAPI, str]]:
+    api = ScriptedAPI()
+    with serve_asgi(api) as url:
+        yield api, f"{url}/v2"
+
+
+@pytest.fixture
+def api(server: tuple[ScriptedAPI, str]) -> ScriptedAPI:
+    server[0].script.clear()
+    server[0].seen.clear()
+    return server[0]
+
+
+def test_the_default_is_auto_and_repr_says_what_carries_requests() -> None:
+    url = "http://127.0.0.1:9/v2"
+    assert "http_backend='auto (aiohttp on asyncio, httpx on trio)'" in repr(
+        au.AsyncAudian(KEY, base_url=url)
+    )
+    assert repr(au.AsyncAudian(KEY, base_url=url, http_backend="httpx")).endswith(
+        "http_backend='httpx')"
+    )
+    assert repr(au.AsyncAudian(KEY, base_url=url, http_backend="aiohttp")).endswith(
+        "http_backend='aiohttp')"
+    )
+    injected = au.AsyncAudian(KEY, base_url=url, http_client=httpx.AsyncClient())
+    assert repr(injected).endswith("http_backend='http_client')")
+    with pytest.raises(au.ValidationError, match="'auto', 'httpx' or 'aiohttp'"):
+        au.AsyncAudian(KEY, base_url=url, http_backend="curl")  # type: ignore[arg-type]
+
+
+def test_without_the_extra_auto_says_it_uses_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audian_async._transports._auto.aiohttp_installed", lambda: False)
+    client = au.AsyncAudian(KEY, base_url="http://127.0.0.1:9/v2")
+    assert "auto (httpx: the aiohttp extra is not installed)" in repr(client)
+
+
+async def test_auto_takes_aiohttp_on_asyncio_and_httpx_on_trio(
+    anyio_backend: str, server: tuple[ScriptedAPI, str], api: ScriptedAPI
+) -> None:
+    async with au.AsyncAudian(KEY, base_url=server[1], max_retries=0) as client:
+        transport = client._transport
+        assert isinstance(transport, AutoTransport)
+        call = await client.calls.get("call_1")
+        assert call.call_id
+        on_asyncio = anyio_backend == "asyncio"
+        assert (transport._aiohttp is not None) is on_asyncio
+        assert (transport._httpx is not None) is not on_asyncio
+    assert api.count("GET") == 1
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """A user's transport: counts what reaches it, forwards to the real one."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_plain_injected_client_takes_requests_straight_to_its_transport(
+    server: tuple[ScriptedAPI, str], api: ScriptedAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = Counting()
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = au.AsyncAudian(KEY, base_url=server[1], http_client=http, max_retries=0)
+        assert client._transport is transport
+
+        async def no_send(*args: object, **kwargs: object) -> httpx.Response:
+            raise AssertionError("AsyncClient.send should not be needed")
+
+        monkeypatch.setattr(http, "send", no_send)
+        await client.calls.get("call_1")
+    assert len(transport.requests) == 1
+    assert api.seen[0].headers["x-auth-token"] == KEY
+
+
+async def test_hooks_or_auth_added_later_go_through_send_again(
+    server: tuple[ScriptedAPI, str], api: ScriptedAPI
+) -> None:
+    transport = Counting()
+    hooked: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        hooked.append(request.url.path)
+
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = au.AsyncAudian(KEY, base_url=server[1], http_client=http, max_retries=0)
+        assert client._transport is transport
+        http.event_hooks = {"request": [hook], "response": []}
+        await client.calls.get("call_1")
+        assert hooked == ["/v2/calls/call_1"]
+        http.event_hooks = {"request": [], "response": []}
+        http.auth = httpx.BasicAuth("user", "pass")
+        await client.calls.get("call_2")
+    assert len(transport.requests) == 2
+    assert api.seen[1].headers["authorization"].startswith("Basic ")
+
+
+def test_clients_whose_send_has_work_to_do_keep_it() -> None:
+    url = "http://127.0.0.1:9/v2"
+    with_auth = httpx.AsyncClient(auth=("user", "pass"))
+    assert au.AsyncAudian(KEY, base_url=url, http_client=with_auth)._transport is None
+    redirects = httpx.AsyncClient(follow_redirects=True)
+    assert au.AsyncAudian(KEY, base_url=url, http_client=redirects)._transport is None
+    hooks = httpx.AsyncClient(event_hooks={"response": [lambda r: None]})
+    assert au.AsyncAudian(KEY, base_url=url, http_client=hooks)._transport is None
+    credentials = "http://u:p@127.0.0.1:9/v2"
+    assert (
+        au.AsyncAudian(KEY, base_url=credentials, http_client=httpx.AsyncClient())._transport
+        is None
+    )
+    # Mounts pick the transport as send() would for our URL.
+    mounted = Counting()
+    with_mounts = httpx.AsyncClient(mounts={"http://127.0.0.1:9": mounted})
+    assert au.AsyncAudian(KEY, base_url=url, http_client=with_mounts)._transport is mounted
