@@ -473,7 +473,10 @@ class DialerMetrics:
         """A create was answered (or failed) ``seconds`` after it was sent."""
         attributes = self.attributes
         if error is not None:
-            attributes = {**attributes, "error.type": error_type(error)}
+            # A status is named as in the HTTP conventions ("429"), anything else by type.
+            status = getattr(error, "status_code", None)
+            kind = str(status) if isinstance(status, int) else error_type(error)
+            attributes = {**attributes, "error.type": kind}
         self._instruments.create_duration.record(seconds, attributes)
 
     def rate_limited(self) -> None:
