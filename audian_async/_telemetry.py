@@ -182,7 +182,8 @@ class ClientTracing:
         self._address = host
         self._port = port if port is not None else (443 if scheme == "https" else 80)
         # url.full must not carry credentials: it is rebuilt from these, never from the URL.
-        self._origin = f"{scheme}://{host}:{self._port}"
+        authority = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        self._origin = f"{scheme}://{authority}:{self._port}"
         self._base_path = base_path.rstrip("/")
         self._explain = explain or error_type
 

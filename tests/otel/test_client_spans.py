@@ -227,3 +227,19 @@ def test_error_types_are_named_from_public_modules() -> None:
     mapped = httpx.ConnectTimeout("mapped")
     mapped.__cause__ = aiohttp.ServerDisconnectedError()
     assert error_type(mapped) == "aiohttp.client_exceptions.ServerDisconnectedError"
+
+
+async def test_an_ipv6_host_is_bracketed_in_the_url(spans: Spans) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=CALL)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        au.AsyncAudian(
+            KEY, base_url="http://[::1]:8080/v2", http_client=http, tracer_provider=spans.provider
+        ) as client,
+    ):
+        await client.calls.get("call_1")
+    [span] = spans.finished()
+    assert A(span)["url.full"] == "http://[::1]:8080/v2/calls/call_1"
+    assert A(span)["server.address"] == "::1"
