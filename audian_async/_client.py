@@ -19,7 +19,7 @@ import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import anyio
@@ -36,11 +36,13 @@ from ._errors import (
 )
 from ._models import BatchResult, Call, CallControl, CallRequest, Recording
 from ._retry import parse_retry_after, retry_delay, should_retry
+from ._telemetry import ClientTracing
 from ._transports import (
     HttpBackend,
     check_backend,
     describe_backend,
     disposition_of,
+    error_type,
     injected_transport,
     make_http_client,
     still_lean,
@@ -48,6 +50,9 @@ from ._transports import (
 )
 from ._validation import CheckedCallRequest, validate_batch, validate_call_request
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncAudian", "Calls"]
 
@@ -85,6 +90,8 @@ class AsyncAudian:
     transports, tests); it is not closed by :meth:`aclose`. ``http_backend`` picks the
     transport under our own client (see ``HttpBackend``: the faster one needs an extra and
     asyncio). ``max_connections`` sizes the pool and bounds the requests in flight.
+    ``tracer_provider`` (the ``otel`` extra) receives a span per HTTP request; by default the
+    global provider, looked up at the first request (see docs/observability.md).
 
     Use it as ``async with AsyncAudian() as client:`` or call :meth:`aclose` when done::
 
@@ -109,6 +116,7 @@ class AsyncAudian:
         http_client: httpx.AsyncClient | None = None,
         http_backend: HttpBackend = "auto",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("AUDIAN_API_KEY")
         if not key:
@@ -164,6 +172,15 @@ class AsyncAudian:
         ]
         self._write_headers = [*self._read_headers, ("content-type", "application/json")]
         self._set_timeout_extension()
+        # Drops itself (None) at the first request if no SDK's provider is there.
+        self._tracing: ClientTracing | None = ClientTracing(
+            tracer_provider,
+            scheme=url.scheme,
+            host=url.host,
+            port=url.port,
+            base_path=url.path,
+            explain=error_type,
+        )
         self.calls = Calls(self)
 
     def _set_timeout_extension(self) -> None:
@@ -243,7 +260,11 @@ class AsyncAudian:
                         extensions=self._extensions,
                     )
                     request.read()  # sets .content, which transports may read
-                    response = await self._send(request)
+                    tracing = self._tracing
+                    if tracing is None:
+                        response = await self._send(request)
+                    else:
+                        response = await tracing.send(self, request, retry)
             except httpx.TransportError as exc:
                 failed = _connection_error(exc, method, idempotency_key)
                 if retry < self.max_retries and should_retry(

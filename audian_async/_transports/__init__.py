@@ -13,6 +13,7 @@ from typing import Literal
 import httpx
 
 from .._errors import AudianError, Disposition, ValidationError
+from .._telemetry import error_type as _error_type
 from ._auto import AutoTransport
 from ._sharded import ShardedTransport
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_backend",
     "describe_backend",
     "disposition_of",
+    "error_type",
     "injected_transport",
     "make_http_client",
     "still_lean",
@@ -153,3 +155,15 @@ def timed_out(exc: httpx.TransportError) -> bool:
     if cause is not None and type(cause).__module__.startswith("aiohttp"):
         return isinstance(cause, TimeoutError)  # aiohttp's timeouts subclass it
     return isinstance(exc, httpx.TimeoutException)
+
+
+def error_type(exc: BaseException) -> str:
+    """The ``error.type`` of a request that failed with ``exc``, for its span.
+
+    Under an httpx-aiohttp transport it is aiohttp's own error, as in :func:`disposition_of`:
+    the stock mapping names most failures ``httpx.ConnectTimeout``.
+    """
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        return _error_type(cause)
+    return _error_type(exc)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
@@ -33,6 +33,9 @@ from ._session import DialerStats, DialSession
 from ._settings import DialerSettings, check_campaign
 from ._store import CampaignStore, SQLiteStore
 from ._suppression import Suppression, SuppressOption
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["DEFAULT_DB_PATH", "DialHandle", "Dialer", "DialerStats"]
 
@@ -127,6 +130,11 @@ class Dialer:
 
     Re-running a campaign name resumes it: finished items are not dialed again, live calls
     are polled rather than redialed, and scheduled redials keep their time.
+
+    ``meter_provider`` (the ``otel`` extra) receives the dialer's metrics (calls placed,
+    live, completed, failed by reason, redials, 429s, create latency); by default the
+    global provider, looked up as each ``run()`` or ``async with`` starts (see
+    docs/observability.md).
     """
 
     def __init__(
@@ -150,6 +158,7 @@ class Dialer:
         suppress: SuppressOption = None,
         caller_ids: Iterable[str] | None = None,
         max_active_per_caller_id: int | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if campaign is not None:
             check_campaign(campaign)
@@ -180,6 +189,7 @@ class Dialer:
             window=window,
             suppress=suppression,
             caller_ids=pool,
+            meter_provider=meter_provider,
         )
         """Everything this dialer runs by, checked."""
         self.campaign = campaign or f"campaign-{uuid.uuid4().hex[:12]}"

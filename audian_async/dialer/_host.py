@@ -14,6 +14,7 @@ from anyio.abc import TaskGroup
 from .._client import AsyncAudian
 from .._errors import AudianError
 from .._models import CallRequest, CallStatus, FailureReason
+from .._telemetry import DialerMetrics
 from ._alarms import Alarms
 from ._coordinator import Coordinator
 from ._machine import Item, Transition
@@ -63,6 +64,10 @@ class Host(Protocol):
     @property
     def task_group(self) -> TaskGroup:
         """The session's task group."""
+
+    @property
+    def metrics(self) -> DialerMetrics | None:
+        """The session's metrics, or None when nobody collects them."""
 
     @property
     def poller(self) -> Tracker:

@@ -147,6 +147,7 @@ class Placer:
             # live.
             await coordinator.durable()
         create = session.client.calls.create
+        metrics = session.metrics
         waits = unclear = 0
         deadline = last_sent = 0.0
         while True:
@@ -173,10 +174,14 @@ class Placer:
             try:
                 call = await create(request, idempotency_key=key)
                 self._unreachable_since = None
+                if metrics is not None:
+                    metrics.created(anyio.current_time() - sent_at)
             except ValidationError:
                 session.settle(await coordinator.refused(item, "invalid_request"))
                 return
             except AudianError as exc:
+                if metrics is not None:
+                    metrics.created(anyio.current_time() - sent_at, exc)
                 disposition = exc.disposition
                 if isinstance(exc, APIConnectionError) and disposition is Disposition.NOT_ACTED:
                     if self._unreachable(exc):
@@ -253,6 +258,8 @@ class Placer:
         delay = None
         if isinstance(exc, RateLimitedError):
             self.rate_limited += 1
+            if self.session.metrics is not None:
+                self.session.metrics.rate_limited()
             delay = exc.retry_after
         elif isinstance(exc, APIStatusError):
             delay = parse_retry_after(exc.headers.get("retry-after"))
@@ -269,6 +276,8 @@ class Placer:
                 item.index,
                 call.call_id,
             )
+        elif session.metrics is not None:
+            session.metrics.placed()
         if transition is None and is_terminal(call.status) and item.state is ItemState.LIVE:
             # The create's reply already says the call ended.
             transition = await coordinator.ended(call.call_id, call.status, call.reason, now)

@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 from .._client import AsyncAudian
 from .._errors import AudianError
 from .._models import CallStatus, FailureReason
+from .._telemetry import DialerMetrics, dialer_metrics
 from .._validation import CheckedCallRequest
 from ..webhooks import CallCompleted, CallFailed, Subscription
 from ._alarms import Alarm, Alarms
@@ -123,6 +124,10 @@ class DialSession:
             )
         self.fatal: AudianError | None = None
         """Set when the account cannot place calls (401, 403, an unreachable API)."""
+        self.metrics: DialerMetrics | None = dialer_metrics(
+            options.meter_provider, name, self._live_calls
+        )
+        """Where this session's measurements go; None (decided now) when nobody listens."""
         self.open = False
         self.alarms = Alarms(self._ring)
         self.placer = Placer(self)
@@ -166,6 +171,9 @@ class DialSession:
             await stack.aclose()
             raise
         self.open = True
+        if self.metrics is not None:
+            self.metrics.open()
+            stack.callback(self.metrics.close)
         tg.start_soon(self.placer.run)
         tg.start_soon(self.alarms.run)
         tg.start_soon(coordinator.run)
@@ -207,6 +215,9 @@ class DialSession:
                 coordinator.make_ready(item)
         if coordinator.unfinished == 0:
             self.idle.set()
+
+    def _live_calls(self) -> int:
+        return self.coordinator.counts()[ItemState.LIVE]
 
     def _changed(self) -> None:
         """Counts changed (here, or seen by the coordinator in another process): wake a
@@ -454,9 +465,14 @@ class DialSession:
         if transition is None:
             return
         item = transition.item
+        metrics = self.metrics
         if transition.step is Step.REDIAL:
+            if metrics is not None:
+                metrics.redialed()
             self.alarms.set(anyio.current_time() + transition.delay, Alarm.REDIAL, item.index)
             return
+        if metrics is not None:
+            metrics.finished(item.state is ItemState.COMPLETED, item.reason)
         event = self.waiters.pop(item.index, None)
         if event is not None:
             event.set()

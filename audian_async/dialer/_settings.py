@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -15,6 +16,9 @@ from ._policy import RetryPolicy
 from ._redis_store import RedisStore
 from ._store import CampaignStore
 from ._suppression import Suppression
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["DialerSettings", "check_campaign"]
 
@@ -63,6 +67,8 @@ class DialerSettings:
     suppress: Suppression = attrs.field(factory=Suppression)
     caller_ids: CallerIdPool | None = None
     """The validated pool (its numbers and cap); each session counts on a fresh copy."""
+    meter_provider: MeterProvider | None = None
+    """Where the dialer's metrics go (None: the global provider, looked up per session)."""
 
     def __attrs_post_init__(self) -> None:
         if self.window is not None and not isinstance(self.window, CallingWindow):

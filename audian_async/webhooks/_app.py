@@ -23,6 +23,7 @@ import logging
 import math
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -38,6 +39,7 @@ from .._asgi import (
     send_json,
 )
 from .._errors import ValidationError, WebhookError
+from .._telemetry import WebhookTracing
 from ._deadlines import Deadline, DeadlineExceeded
 from ._dedupe import DedupeStore, InMemoryDedupeStore
 from ._events import MAX_EVENT_SIZE, Event, parse_event
@@ -49,6 +51,9 @@ from ._signing import (
     signature_headers,
     verify_parts,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["MAX_BODY", "WebhookApp"]
 
@@ -143,6 +148,10 @@ class WebhookApp:
       server's shutdown for good. A sync handler running in a worker thread cannot be
       interrupted: its delivery is answered once the thread returns, so give blocking
       calls in sync handlers timeouts of their own.
+    * ``tracer_provider`` (the ``otel`` extra): receives a span per request, with the
+      event's type, ids and call, the status answered and whether it was a duplicate; by
+      default the global provider, looked up at the first request (see
+      docs/observability.md).
 
     Lifespan messages are acknowledged; at startup a dedupe store that is an async context
     manager (:class:`RedisDedupeStore`) is entered, unless already open, and left at
@@ -162,6 +171,7 @@ class WebhookApp:
         dedupe_store: DedupeStore | None = None,
         path: str | None = None,
         handler_timeout: float | None = DEFAULT_HANDLER_TIMEOUT,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(router, EventRouter):
             raise TypeError(f"router must be an EventRouter, got {type(router).__name__}")
@@ -194,6 +204,8 @@ class WebhookApp:
         # Delivery ids being handled right now, each with the duplicates waiting for it;
         # bounded by the requests in flight. Waiter events are only made when one waits.
         self._inflight: dict[str, list[anyio.Event]] = {}
+        # Drops itself (None) at the first request if no SDK's provider is there.
+        self._tracing: WebhookTracing | None = WebhookTracing(tracer_provider)
 
     @property
     def handler_timeout(self) -> float | None:
@@ -220,7 +232,11 @@ class WebhookApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            tracing = self._tracing
+            if tracing is None:
+                await self._http(scope, receive, send)
+            else:
+                await tracing.deliver(self, scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
@@ -320,7 +336,11 @@ class WebhookApp:
         key = msg_id or event.id
         if key is not None and len(key) > _MAX_KEY:
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        if self._tracing is not None:
+            self._tracing.event(event, key)
         failure = await self._handle(event, key)
+        if failure is not None and self._tracing is not None:
+            self._tracing.failed(failure)
         if failure is None:
             await send(_NO_CONTENT)
             await send(_EMPTY_BODY)
@@ -349,6 +369,8 @@ class WebhookApp:
                 logger.exception("webhook %s: the dedupe store failed", key)
                 return _FAILED
             if duplicate:
+                if self._tracing is not None:
+                    self._tracing.duplicate()
                 logger.debug("webhook %s (%s) already handled", key, event.type)
                 return None
             failure = await self._dispatch(event, key)

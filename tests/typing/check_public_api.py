@@ -51,3 +51,17 @@ async def place_calls() -> None:
         hint: str | None = exc.hint
         bare: au.ValidationError = exc.without_hint()
         del field, hint, bare
+
+
+def instrumented() -> None:
+    # The otel extra: providers of the API's types, an SDK's in practice.
+    from opentelemetry.metrics import get_meter_provider
+    from opentelemetry.trace import get_tracer_provider
+
+    from audian_async.webhooks import EventRouter, WebhookApp
+
+    client = au.AsyncAudian("key", tracer_provider=get_tracer_provider())
+    router = EventRouter()
+    app = WebhookApp(router, secret="whsec_x", tracer_provider=get_tracer_provider())
+    dialer = au.Dialer(client, router, meter_provider=get_meter_provider())
+    del app, dialer
