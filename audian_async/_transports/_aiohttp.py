@@ -70,6 +70,9 @@ class LeanAiohttpTransport(AiohttpTransport):
                 sock_connect=key[0], sock_read=key[1], connect=key[2]
             )
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        url = request.url
+        if url.userinfo:  # httpx's send() made them an Authorization header already, which
+            url = url.copy_with(userinfo=b"")  # aiohttp refuses to combine with URL ones
         proxy = self.proxy
         try:
             with map_aiohttp_exceptions():
@@ -77,7 +80,7 @@ class LeanAiohttpTransport(AiohttpTransport):
                     request.method,
                     # Already encoded by httpx: yarl must not re-quote it (it would turn an
                     # escaped "%3D" in a call id back into "="), and skips parsing it again.
-                    yarl.URL(str(request.url), encoded=True),
+                    yarl.URL(str(url), encoded=True),
                     headers=headers,
                     # aiohttp warns about (and writes in one go) bytes of 1 MiB or more.
                     data=data if data is None or len(data) < _LARGE_BODY else io.BytesIO(data),
