@@ -39,6 +39,7 @@ from ._polling import Poller
 from ._redis_coordinator import RedisCoordinator
 from ._redis_store import RedisStore
 from ._settings import DialerSettings
+from ._timeline import TimelineRecorder
 
 __all__ = ["DialSession", "DialerStats"]
 
@@ -123,6 +124,8 @@ class DialSession:
             )
         self.fatal: AudianError | None = None
         """Set when the account cannot place calls (401, 403, an unreachable API)."""
+        self.timeline = TimelineRecorder()
+        """This session's events over time (this process's own, over Redis)."""
         self.open = False
         self.alarms = Alarms(self._ring)
         self.placer = Placer(self)
@@ -170,6 +173,7 @@ class DialSession:
         tg.start_soon(self.alarms.run)
         tg.start_soon(coordinator.run)
         tg.start_soon(inbox.run)
+        tg.start_soon(self._sample_timeline)
         self._resume(items)
         router = self.options.router
         if router is not None:
@@ -315,12 +319,26 @@ class DialSession:
 
     async def report(self, indices: Iterable[int]) -> CampaignReport:
         """The report over ``indices``."""
+        outcomes = await self.coordinator.outcomes(indices)
+        self._sample_gauges()
         return CampaignReport.build(
             self.name,
-            await self.coordinator.outcomes(indices),
+            outcomes,
             rate_limited=self.placer.rate_limited,
             polls=self.poller.polls,
+            timeline=self.timeline.snapshot(),
         )
+
+    def _sample_gauges(self) -> None:
+        counts = self.coordinator.counts()
+        self.timeline.sample(counts[ItemState.LIVE], counts[ItemState.WAITING])
+
+    async def _sample_timeline(self) -> None:
+        """Sample the gauges about once per bucket of the timeline: the counts move by
+        events this process may not see (over Redis), so they are read, not tracked."""
+        while True:
+            self._sample_gauges()
+            await anyio.sleep(self.timeline.step)
 
     def stats(self) -> DialerStats:
         """A snapshot of the counters."""
@@ -455,8 +473,10 @@ class DialSession:
             return
         item = transition.item
         if transition.step is Step.REDIAL:
+            self.timeline.redial_scheduled()
             self.alarms.set(anyio.current_time() + transition.delay, Alarm.REDIAL, item.index)
             return
+        self.timeline.finished(completed=item.state is ItemState.COMPLETED)
         event = self.waiters.pop(item.index, None)
         if event is not None:
             event.set()
