@@ -1,17 +1,26 @@
-"""What a campaign run returns: :class:`CampaignReport`, with each item's :class:`CallOutcome`."""
+"""What a campaign run returns: :class:`CampaignReport`, with each item's :class:`CallOutcome`;
+the report as data (:meth:`CampaignReport.to_dict`) and as a JSON file.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import attrs
 
+from .._json import dumps
 from .._models import FailureReason
 from ._timeline import Timeline
 
-__all__ = ["CallOutcome", "CampaignReport"]
+__all__ = ["REPORT_VERSION", "CallOutcome", "CampaignReport"]
+
+REPORT_VERSION = 1
+"""The ``version`` of :meth:`CampaignReport.to_dict`'s layout (raised if a key changes
+meaning; new keys may appear without it)."""
 
 
 @attrs.frozen
@@ -43,6 +52,19 @@ class CallOutcome:
         """True when the call completed."""
         return self.status == "completed"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``next_at`` in ISO 8601, ``reason`` a plain string)."""
+        return {
+            "index": self.index,
+            "to": self.to,
+            "status": self.status,
+            "reason": None if self.reason is None else str(self.reason),
+            "attempts": self.attempts,
+            "call_ids": list(self.call_ids),
+            "next_at": None if self.next_at is None else self.next_at.isoformat(),
+            "duplicate_of": self.duplicate_of,
+        }
+
 
 @attrs.frozen
 class CampaignReport:
@@ -54,6 +76,11 @@ class CampaignReport:
     ``timeline`` is what this run did over time (creates, redials, 429s, live calls, per
     time bucket), recorded by this process: over Redis, each process's report holds its
     own. It takes no part in comparing reports, which compare by outcome and totals.
+
+    :meth:`to_json` writes the report as a file to keep or share::
+
+        report = await dialer.run(requests)
+        report.to_json("report.json")
     """
 
     campaign: str
@@ -120,3 +147,37 @@ class CampaignReport:
     def redials(self) -> int:
         """Attempts after each item's first."""
         return sum(max(0, o.attempts - 1) for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data: the totals, ``failed_by_reason``,
+        ``attempts_per_item`` (keys are attempt counts, as strings), ``timeline`` (see
+        :class:`~audian_async.dialer.Timeline`; None when not recorded) and every outcome.
+        What :meth:`to_json` writes."""
+        timeline = self.timeline
+        return {
+            "version": REPORT_VERSION,
+            "campaign": self.campaign,
+            "requested": len(self.outcomes),
+            "completed": self.completed,
+            "failed": self.failed,
+            "pending": self.pending,
+            "duplicates": self.duplicates,
+            "attempts": self.attempts,
+            "redials": self.redials,
+            "rate_limited": self.rate_limited,
+            "rate_limited_wait_seconds": (
+                None if timeline is None else round(sum(timeline.rate_limited_wait), 6)
+            ),
+            "polls": self.polls,
+            "failed_by_reason": self.reasons(),
+            "attempts_per_item": {str(k): v for k, v in self.attempts_per_item().items()},
+            "timeline": None if timeline is None else timeline.to_dict(),
+            "outcomes": [o.to_dict() for o in self.outcomes],
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The report as JSON (:meth:`to_dict`); written to ``path`` too when given."""
+        text = dumps(self.to_dict()).decode() + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text

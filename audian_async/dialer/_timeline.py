@@ -84,13 +84,10 @@ class Timeline:
         data: dict[str, Any] = {
             "started_at": self.started_at.isoformat(),
             "step": self.step,
-            "duration": round(self.duration, 6),
+            "duration": self.duration,
         }
         for name in (*COUNTERS, *GAUGES):
-            values = self.series(name)
-            # Seconds waited are sums of floats: rounded, so the file does not show noise.
-            exact = name != "rate_limited_wait"
-            data[name] = list(values) if exact else [round(v, 6) for v in values]
+            data[name] = list(self.series(name))
         return data
 
     @classmethod
@@ -240,10 +237,12 @@ class TimelineRecorder:
                 filled.append(last)
             gauges[name] = tuple(filled)
         counters = {name: tuple(counts) for name, counts in self._counters().items()}
+        # Sums of float seconds, rounded to the microsecond: no noise in a written report.
+        counters["rate_limited_wait"] = tuple(round(v, 6) for v in self.rate_limited_wait)
         return Timeline(
             started_at=self.started_at,
             step=self.step,
-            duration=max(0.0, self._clock() - self.start),
+            duration=round(max(0.0, self._clock() - self.start), 6),
             **counters,
             **gauges,
         )
