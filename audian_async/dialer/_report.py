@@ -1,5 +1,5 @@
 """What a campaign run returns: :class:`CampaignReport`, with each item's :class:`CallOutcome`;
-the report as data (:meth:`CampaignReport.to_dict`) and as a JSON file.
+the report as data (:meth:`CampaignReport.to_dict`), as JSON and as an HTML page.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import attrs
 
 from .._json import dumps
 from .._models import FailureReason
+from ._report_html import render_html
 from ._timeline import Timeline
 
-__all__ = ["REPORT_VERSION", "CallOutcome", "CampaignReport"]
+__all__ = ["REPORT_VERSION", "CallOutcome", "CampaignReport", "write_report"]
 
 REPORT_VERSION = 1
 """The ``version`` of :meth:`CampaignReport.to_dict`'s layout (raised if a key changes
@@ -77,10 +78,10 @@ class CampaignReport:
     time bucket), recorded by this process: over Redis, each process's report holds its
     own. It takes no part in comparing reports, which compare by outcome and totals.
 
-    :meth:`to_json` writes the report as a file to keep or share::
+    :meth:`to_json` and :meth:`to_html` write the report as a file to keep or share::
 
         report = await dialer.run(requests)
-        report.to_json("report.json")
+        report.to_html("report.html")     # one page, charts included, readable offline
     """
 
     campaign: str
@@ -152,7 +153,7 @@ class CampaignReport:
         """The report as JSON-ready data: the totals, ``failed_by_reason``,
         ``attempts_per_item`` (keys are attempt counts, as strings), ``timeline`` (see
         :class:`~audian_async.dialer.Timeline`; None when not recorded) and every outcome.
-        What :meth:`to_json` writes."""
+        What :meth:`to_json` writes and :meth:`to_html` draws."""
         timeline = self.timeline
         return {
             "version": REPORT_VERSION,
@@ -181,3 +182,27 @@ class CampaignReport:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The report as one self-contained HTML page: the totals, failures by reason,
+        attempts per item, and charts of live calls, creates per second, redials and 429s
+        over time. The charting library is inlined: the page needs no network. Written to
+        ``path`` too when given; returns the page."""
+        text = render_html(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def write_report(report: CampaignReport, path: str | os.PathLike[str]) -> Path:
+    """Write ``report`` to ``path`` as HTML (``.html``/``.htm``) or JSON (``.json``), by
+    its suffix; returns the path. Any other suffix is a :class:`ValueError`."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix in (".html", ".htm"):
+        report.to_html(target)
+    elif suffix == ".json":
+        report.to_json(target)
+    else:
+        raise ValueError(f"{target}: a report is .html, .htm or .json, not {suffix or 'none'!r}")
+    return target
