@@ -17,7 +17,7 @@ from .._models import FailureReason
 from ._report_html import render_html
 from ._timeline import Timeline
 
-__all__ = ["REPORT_VERSION", "CallOutcome", "CampaignReport", "write_report"]
+__all__ = ["REPORT_VERSION", "CallOutcome", "CampaignReport"]
 
 REPORT_VERSION = 1
 """The ``version`` of :meth:`CampaignReport.to_dict`'s layout (raised if a key changes
@@ -192,17 +192,3 @@ class CampaignReport:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
-
-
-def write_report(report: CampaignReport, path: str | os.PathLike[str]) -> Path:
-    """Write ``report`` to ``path`` as HTML (``.html``/``.htm``) or JSON (``.json``), by
-    its suffix; returns the path. Any other suffix is a :class:`ValueError`."""
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix in (".html", ".htm"):
-        report.to_html(target)
-    elif suffix == ".json":
-        report.to_json(target)
-    else:
-        raise ValueError(f"{target}: a report is .html, .htm or .json, not {suffix or 'none'!r}")
-    return target

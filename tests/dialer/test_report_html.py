@@ -7,94 +7,13 @@ opens a real campaign's page in Chromium and checks that the charts are drawn.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-
 from audian_async.dialer import CallOutcome, CampaignReport
-from audian_async.dialer._report import write_report
 from audian_async.dialer._report_html import CHART_JS_VERSION, render_html
 
-from .reports import known_report
-
-_VOID = frozenset({"meta", "link", "br", "img", "input", "hr", "source", "wbr"})
-
-
-class Page(HTMLParser):
-    """What a test reads of a report page: elements by id, table rows, scripts, links."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.attrs: dict[str, dict[str, str | None]] = {}
-        self.text: dict[str, str] = {}
-        self.rows: dict[str, dict[str, str]] = {}
-        self.scripts: list[tuple[dict[str, str | None], str]] = []
-        self.urls: list[str] = []
-        self.canvases: list[str] = []
-        self._open: list[tuple[str, str | None]] = []  # every element open, with its id
-        self._table: str | None = None
-        self._row: tuple[str, list[str]] | None = None
-        self._script: dict[str, str | None] | None = None
-        self._chunks: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        for name in ("src", "href"):
-            if found.get(name):
-                self.urls.append(str(found[name]))
-        element_id = found.get("id")
-        if element_id:
-            self.attrs[element_id] = found
-            self.text[element_id] = ""
-        if tag not in _VOID:
-            self._open.append((tag, element_id))
-        if tag == "canvas" and element_id:
-            self.canvases.append(element_id)
-        if tag == "table":
-            self._table = element_id
-        if tag == "tr" and found.get("data-key") is not None:
-            self._row = (str(found["data-key"]), [])
-        if tag == "script":
-            self._script, self._chunks = found, []
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open and self._open.pop()[0] != tag:
-            pass
-        if tag == "tr" and self._row is not None and self._table is not None:
-            key, cells = self._row
-            self.rows.setdefault(self._table, {})[key] = "".join(cells).strip()
-            self._row = None
-        if tag == "script" and self._script is not None:
-            self.scripts.append((self._script, "".join(self._chunks)))
-            self._script = None
-
-    def handle_data(self, data: str) -> None:
-        for _, element_id in self._open:
-            if element_id:
-                self.text[element_id] += data
-        if self._row is not None:
-            self._row[1].append(data + "|")
-        if self._script is not None:
-            self._chunks.append(data)
-
-    def count_in(self, table: str, key: str) -> int:
-        """The count cell of the row ``key`` of ``table``."""
-        cells = [c for c in self.rows[table][key].split("|") if c.strip()]
-        return int(cells[-1].replace(",", ""))
-
-    def total(self, key: str) -> int:
-        value = self.attrs[f"total-{key}"]["data-value"]
-        assert value is not None
-        return int(value)
-
-    def data(self) -> dict[str, object]:
-        [(_, text)] = [(a, t) for a, t in self.scripts if a.get("id") == "report-data"]
-        loaded: dict[str, object] = json.loads(text)
-        return loaded
+from .reports import Page, known_report
 
 
 def test_the_page_shows_the_reports_totals() -> None:
@@ -186,25 +105,6 @@ def test_to_html_writes_the_page(tmp_path: Path) -> None:
     text = report.to_html(path)
     assert path.read_text(encoding="utf-8") == text == render_html(report.to_dict())
     assert re.match(r"<!DOCTYPE html>\s*<html lang=\"en\">", text)
-
-
-@pytest.mark.parametrize(
-    ("name", "kind"), [("r.html", "html"), ("R.HTM", "html"), ("r.json", "json")]
-)
-def test_write_report_picks_the_format_by_suffix(tmp_path: Path, name: str, kind: str) -> None:
-    report = known_report()
-    path = write_report(report, tmp_path / name)
-    text = path.read_text(encoding="utf-8")
-    if kind == "json":
-        assert json.loads(text) == report.to_dict()
-    else:
-        assert text.startswith("<!DOCTYPE html>")
-
-
-def test_write_report_refuses_other_suffixes(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"\.html, \.htm or \.json"):
-        write_report(known_report(), tmp_path / "report.pdf")
-    assert not (tmp_path / "report.pdf").exists()
 
 
 def test_the_inlined_chart_js_is_the_published_file() -> None:
