@@ -51,3 +51,22 @@ async def place_calls() -> None:
         hint: str | None = exc.hint
         bare: au.ValidationError = exc.without_hint()
         del field, hint, bare
+
+
+def write_reports(report: au.CampaignReport) -> None:
+    from pathlib import Path
+
+    from audian_async.dialer import Timeline
+
+    page: str = report.to_html("report.html")
+    text: str = report.to_json(Path("report.json"))
+    data: dict[str, object] = report.to_dict()
+    per_item: dict[int, int] = report.attempts_per_item()
+    redials: int = report.redials
+    timeline: Timeline | None = report.timeline
+    if timeline is not None:
+        creates: tuple[int, ...] = timeline.creates
+        live: tuple[float, ...] = timeline.series("live")
+        step: float = timeline.step
+        del creates, live, step
+    del page, text, data, per_item, redials
