@@ -91,7 +91,7 @@ def summary_table(report: CampaignReport, elapsed: float) -> Any:
         if due:
             table.add_row("  next due", f"{min(due):%Y-%m-%d %H:%M:%S} UTC")
     table.add_row("attempts (calls placed)", str(report.attempts))
-    table.add_row("redials", str(sum(max(0, o.attempts - 1) for o in report.outcomes)))
+    table.add_row("redials", str(report.redials))
     table.add_row("429s waited out", str(report.rate_limited))
     table.add_row("status polls", str(report.polls))
     table.add_row("wall time", f"{elapsed:.1f}s")
@@ -113,17 +113,5 @@ def report_json(report: CampaignReport, elapsed: float, **extra: Any) -> dict[st
         "polls": report.polls,
         "elapsed_seconds": round(elapsed, 3),
         **extra,
-        "outcomes": [
-            {
-                "index": o.index,
-                "to": o.to,
-                "status": o.status,
-                "reason": o.reason,
-                "attempts": o.attempts,
-                "call_ids": list(o.call_ids),
-                "next_at": None if o.next_at is None else o.next_at.isoformat(),
-                "duplicate_of": o.duplicate_of,
-            }
-            for o in report.outcomes
-        ],
+        "outcomes": [o.to_dict() for o in report.outcomes],
     }

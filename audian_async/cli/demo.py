@@ -2,8 +2,9 @@
 
 It starts the sandbox and a webhook receiver on loopback, dials a few hundred calls across
 the sandbox's magic numbers (some with an IVR menu, some recorded), redials busy and
-unanswered calls with backoff, and prints the summary, the recordings received and where the
-campaign's SQLite file is.
+unanswered calls with backoff, and prints the summary, the recordings received, where the
+campaign's SQLite file is, and where its report is: a page with charts, written beside the
+state file in the temp directory unless ``--report`` names another place.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .._serving import serve_webhooks
 from ..dialer import Dialer, RetryPolicy, SQLiteStore
 from ._errors import audian_error_in
 from ._progress import Progress, summary_table
+from ._reports import REPORT_SUFFIXES, write_report
 
 __all__ = ["add_arguments", "run"]
 
@@ -55,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="campaign state file (in the temp directory by default)",
     )
     parser.add_argument("--max-active", type=int, default=50, help="live calls at most (50)")
+    parser.add_argument(
+        "--report",
+        default=str(Path(tempfile.gettempdir()) / "audian-demo-report.html"),
+        help="where to write the campaign's report: a page with charts (.html) or its data "
+        "(.json); in the temp directory by default",
+    )
 
 
 def _ivr() -> CallControl:
@@ -109,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_active < 1:
         print("error: --max-active must be >= 1", file=sys.stderr)
+        return 2
+    if Path(args.report).suffix.lower() not in REPORT_SUFFIXES:
+        print(f"error: --report {args.report}: name a .html or .json file", file=sys.stderr)
         return 2
     try:
         return anyio.run(_demo, args)
@@ -189,6 +200,9 @@ async def _demo(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"peak live calls in the sandbox: {peak} (limit {args.max_active})")
     console.print(f"campaign state: {db_path} (campaign {campaign!r})")
+    written = await anyio.to_thread.run_sync(write_report, report, args.report)
+    # Printed whole, never wrapped: the path is there to be copied into a browser.
+    console.print(f"report: {written}", soft_wrap=True)
     return 0
 
 

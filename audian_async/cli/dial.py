@@ -37,6 +37,7 @@ from ..webhooks import EventRouter, WebhookApp
 from ._csv import CsvError, read_requests
 from ._errors import audian_error_in
 from ._progress import Progress, report_json, summary_table
+from ._reports import REPORT_SUFFIXES, write_report
 
 __all__ = ["add_arguments", "run"]
 
@@ -69,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--db", default=DEFAULT_DB_PATH, help=argparse.SUPPRESS)  # older name
     parser.add_argument("--json", action="store_true", help="print a JSON report, no live display")
+    parser.add_argument(
+        "--report",
+        metavar="PATH",
+        help="also write the campaign's report to PATH: a page with charts (.html, one "
+        "file that opens offline) or the same data as JSON (.json)",
+    )
     parser.add_argument("--region", help="region for national numbers, e.g. US")
     parser.add_argument("--webhook-host", default="127.0.0.1", help="receiver address (127.0.0.1)")
     parser.add_argument(
@@ -133,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_active < 1:
         print("error: --max-active must be >= 1", file=sys.stderr)
+        return 2
+    if args.report is not None and Path(args.report).suffix.lower() not in REPORT_SUFFIXES:
+        # Before dialing: a campaign must not run for hours to end on a report it cannot write.
+        print(f"error: --report {args.report}: name a .html or .json file", file=sys.stderr)
         return 2
     campaign = args.campaign or _default_campaign(path, text)
     try:
@@ -216,6 +227,14 @@ async def _dial(
         from rich.console import Console
 
         Console().print(summary_table(report, elapsed))
+    if args.report is not None:
+        try:
+            written = write_report(report, args.report)
+        except OSError as exc:
+            print(f"error: cannot write {args.report}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        # On stderr: with --json, stdout holds the JSON report alone.
+        print(f"report: {written}", file=sys.stderr)
     if report.pending:
         print(
             f"stopped with {report.pending} calls pending: run the same command again to "

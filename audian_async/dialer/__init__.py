@@ -9,6 +9,7 @@ from ._machine import CallOutcome, CampaignReport, ItemRecord, ItemState, idempo
 from ._policy import RetryPolicy
 from ._redis_store import RedisStore
 from ._store import CampaignStore, MemoryStore, SQLiteStore, SuppressionStore
+from ._timeline import Timeline
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -25,5 +26,6 @@ __all__ = [
     "RetryPolicy",
     "SQLiteStore",
     "SuppressionStore",
+    "Timeline",
     "idempotency_key",
 ]

@@ -444,4 +444,5 @@ class Dialer:
             plan.outcomes(report.outcomes),
             rate_limited=report.rate_limited,
             polls=report.polls,
+            timeline=report.timeline,
         )

@@ -20,6 +20,7 @@ from ._coordinator import Coordinator
 from ._machine import Item, Transition
 from ._settings import DialerSettings
 from ._suppression import Suppression
+from ._timeline import TimelineRecorder
 
 __all__ = ["Host", "Tracker"]
 
@@ -72,6 +73,10 @@ class Host(Protocol):
     @property
     def poller(self) -> Tracker:
         """The session's poller."""
+
+    @property
+    def timeline(self) -> TimelineRecorder:
+        """Where the session counts what it does over time, for the report."""
 
     def abort(self, exc: AudianError) -> None:
         """Stop the campaign for good with ``exc``."""

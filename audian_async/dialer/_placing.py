@@ -257,18 +257,24 @@ class Placer:
         """How long to wait out a create the API provably did not act on."""
         delay = None
         if isinstance(exc, RateLimitedError):
-            self.rate_limited += 1
-            if self.session.metrics is not None:
-                self.session.metrics.rate_limited()
             delay = exc.retry_after
         elif isinstance(exc, APIStatusError):
             delay = parse_retry_after(exc.headers.get("retry-after"))
-        return _create_backoff(waits) if delay is None else delay
+        wait = _create_backoff(waits) if delay is None else delay
+        if isinstance(exc, RateLimitedError):
+            self.rate_limited += 1
+            self.session.timeline.rate_limited(wait)
+            if self.session.metrics is not None:
+                self.session.metrics.rate_limited()
+        return wait
 
     async def _placed(self, item: Item, call: Call, *, poll_soon: bool) -> None:
         session, coordinator = self.session, self.coordinator
         now = time.time()  # wall clock, as the state machine records it
+        before = len(item.call_ids)
         transition = await coordinator.placed(item, call.call_id, now)
+        if len(item.call_ids) > before:  # accepted as this item's attempt (not a replay)
+            session.timeline.created(redial=before > 0)
         if item.state is ItemState.FAILED and item.reason == "duplicate_call_id":
             logger.error(
                 "item %d: the API returned call %s, already tracked for another attempt or "

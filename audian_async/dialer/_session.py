@@ -40,6 +40,7 @@ from ._polling import Poller
 from ._redis_coordinator import RedisCoordinator
 from ._redis_store import RedisStore
 from ._settings import DialerSettings
+from ._timeline import TimelineRecorder
 
 __all__ = ["DialSession", "DialerStats"]
 
@@ -128,6 +129,8 @@ class DialSession:
             options.meter_provider, name, self._live_calls
         )
         """Where this session's measurements go; None (decided now) when nobody listens."""
+        self.timeline = TimelineRecorder()
+        """This session's events over time (this process's own, over Redis)."""
         self.open = False
         self.alarms = Alarms(self._ring)
         self.placer = Placer(self)
@@ -178,6 +181,7 @@ class DialSession:
         tg.start_soon(self.alarms.run)
         tg.start_soon(coordinator.run)
         tg.start_soon(inbox.run)
+        tg.start_soon(self._sample_timeline)
         self._resume(items)
         router = self.options.router
         if router is not None:
@@ -326,12 +330,26 @@ class DialSession:
 
     async def report(self, indices: Iterable[int]) -> CampaignReport:
         """The report over ``indices``."""
+        outcomes = await self.coordinator.outcomes(indices)
+        self._sample_gauges()
         return CampaignReport.build(
             self.name,
-            await self.coordinator.outcomes(indices),
+            outcomes,
             rate_limited=self.placer.rate_limited,
             polls=self.poller.polls,
+            timeline=self.timeline.snapshot(),
         )
+
+    def _sample_gauges(self) -> None:
+        counts = self.coordinator.counts()
+        self.timeline.sample(counts[ItemState.LIVE], counts[ItemState.WAITING])
+
+    async def _sample_timeline(self) -> None:
+        """Sample the gauges about once per bucket of the timeline: the counts move by
+        events this process may not see (over Redis), so they are read, not tracked."""
+        while True:
+            self._sample_gauges()
+            await anyio.sleep(self.timeline.step)
 
     def stats(self) -> DialerStats:
         """A snapshot of the counters."""
@@ -469,10 +487,13 @@ class DialSession:
         if transition.step is Step.REDIAL:
             if metrics is not None:
                 metrics.redialed()
+            self.timeline.redial_scheduled()
             self.alarms.set(anyio.current_time() + transition.delay, Alarm.REDIAL, item.index)
             return
+        completed = item.state is ItemState.COMPLETED
         if metrics is not None:
-            metrics.finished(item.state is ItemState.COMPLETED, item.reason)
+            metrics.finished(completed, item.reason)
+        self.timeline.finished(completed=completed)
         event = self.waiters.pop(item.index, None)
         if event is not None:
             event.set()

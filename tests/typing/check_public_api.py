@@ -65,3 +65,22 @@ def instrumented() -> None:
     app = WebhookApp(router, secret="whsec_x", tracer_provider=get_tracer_provider())
     dialer = au.Dialer(client, router, meter_provider=get_meter_provider())
     del app, dialer
+
+
+def write_reports(report: au.CampaignReport) -> None:
+    from pathlib import Path
+
+    from audian_async.dialer import Timeline
+
+    page: str = report.to_html("report.html")
+    text: str = report.to_json(Path("report.json"))
+    data: dict[str, object] = report.to_dict()
+    per_item: dict[int, int] = report.attempts_per_item()
+    redials: int = report.redials
+    timeline: Timeline | None = report.timeline
+    if timeline is not None:
+        creates: tuple[int, ...] = timeline.creates
+        live: tuple[float, ...] = timeline.series("live")
+        step: float = timeline.step
+        del creates, live, step
+    del page, text, data, per_item, redials
