@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import wave
 from collections.abc import AsyncIterator
 
@@ -58,7 +59,14 @@ async def test_the_page_and_the_dashboard_url(sb: Sandbox, http: httpx.AsyncClie
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    # Everything the page names is served, from the package (no CDN).
+    for asset in re.findall(r"/_dashboard/static/([\w./-]+)", page.text):
+        served = await http.get(f"/_dashboard/static/{asset}")
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith(("text/javascript", "text/css"))
+    assert "https:" not in page.text
     assert (await http.get("/_dashboard/static/no-such-file.js")).status_code == 404
+    assert (await http.get("/_dashboard/static/../_dashboard.py")).status_code == 404
     assert (await http.post("/")).status_code == 405
     assert (await http.get("/_dashboard/api/nothing")).status_code == 404
     # Dashboard requests are not API requests: not counted, not journaled.
