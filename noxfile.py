@@ -48,7 +48,13 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark, printing figures and ratios against in-run baselines."""
     session.install("-e", ".[bench]")
-    for script in ("client_create", "webhooks_bench", "sandbox_capacity", "dialer_campaign"):
+    for script in (
+        "client_create",
+        "webhooks_bench",
+        "sandbox_capacity",
+        "sandbox_journal",
+        "dialer_campaign",
+    ):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
 
 

@@ -136,12 +136,14 @@ def banner(
     speed: float,
     caller_ids: Iterable[str] = (),
     faults: str = "",
+    dashboard: str = "",
 ) -> str:
     """What the command prints once the sandbox listens."""
     owned = [OWNED_CALLER_ID, *sorted(set(caller_ids) - {OWNED_CALLER_ID})]
     lines = [
         "Audian sandbox running",
         f"  base URL        {base_url}",
+        f"  dashboard       {dashboard or base_url.removesuffix('/v2') + '/'}",
         f"  OpenAPI         {base_url.removesuffix('/v2')}/openapi.json",
         f"  API key         {api_key}",
         f"  webhook secret  {secret}",
@@ -211,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             sandbox.speed,
             sandbox.app.caller_ids,
             _describe(faults),
+            sandbox.dashboard_url,
         ),
         flush=True,
     )

@@ -13,6 +13,7 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any, Unpack
 
 import anyio
@@ -22,11 +23,14 @@ from .._asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read
 from .._convert import format_datetime, parse_call_request
 from .._errors import ValidationError
 from .._json import canonical, dumps, loads
-from .._models import CallRequest
+from .._models import CallRequest, CallStatus
 from .._validation import MAX_BATCH, validate_call_request
 from ._audio import make_wav
+from ._calls import CallState
 from ._chance import Chance
+from ._dashboard import Dashboard
 from ._engine import Engine
+from ._journal import Journal, RequestRecord
 from ._magic import OWNED_CALLER_ID
 from ._openapi import openapi_bytes
 from ._records import SandboxEvent
@@ -207,12 +211,23 @@ class SandboxApp:
             "injected_errors": 0,
             "no_replies": 0,
         }
+        self.journal = Journal()
+        """The bounded recent history the dashboard shows (requests and call changes)."""
+        self.deliverer.on_record = self.journal.poke
+        self.dashboard = Dashboard(self)
+        """The dashboard served at ``/`` and ``/_dashboard/`` (see docs/dashboard.md)."""
         self._wake = anyio.Event()
         # How often each request content was seen: (digest, occurrence) is a request's
         # identity for seeded choices, whatever order concurrent requests arrive in.
         self._seen: OrderedDict[bytes, int] = OrderedDict()
 
+    def _created(self, call: CallState) -> None:
+        # A call that starts now already told the journal through its first event.
+        if call.status is CallStatus.SCHEDULED:
+            self.journal.call_changed(call.call_id)
+
     def _emit(self, event: SandboxEvent) -> None:
+        self.journal.call_changed(event.call_id)
         self.deliverer.enqueue(event)
 
     # --- ASGI ---------------------------------------------------------------------------
@@ -226,6 +241,7 @@ class SandboxApp:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
+        self.journal.closed = False  # a restarted sandbox serves live streams again
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self._run_timers)
@@ -267,16 +283,34 @@ class SandboxApp:
                     await self._wake.wait()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if not path.startswith("/v2/") and self.dashboard.serves(path):
+            await self.dashboard(scope, receive, send)
+            return
+        # The journal's whole cost on the hot path: one small object, two clock reads and
+        # a ring append (see benchmarks/sandbox_capacity.py and docs/dashboard.md).
+        record = RequestRecord(scope["method"], path)
+        started = perf_counter()
+        try:
+            record.status = await self._respond(scope, receive, send, record)
+        finally:
+            record.latency = perf_counter() - started
+            self.journal.add_request(record)
+
+    async def _respond(
+        self, scope: Scope, receive: Receive, send: Send, record: RequestRecord
+    ) -> int | None:
+        """Answer one API request; return the status sent (None: the client left first)."""
         stats = self.stats
         stats["requests"] += 1
-        method = scope["method"]
+        method = record.method
         if method == "POST":
             stats["posts"] += 1
         faults = self.faults
         if faults.latency > 0:
             await anyio.sleep(faults.latency)
         try:
-            route, arg, allowed = _route(scope["path"])
+            route, arg, allowed = _route(record.path)
             if route is None:
                 raise _Reply(404, "not_found", "No such endpoint")
             if method not in allowed:
@@ -284,35 +318,33 @@ class SandboxApp:
                 raise _Reply(405, "method_not_allowed", f"Use {allowed[0]}", [allow])
             if route == _ROUTE_DOCUMENT:
                 # The published contract: no API key, and no API route for faults to hit.
-                await self._send(send, 200, openapi_bytes())
-                return
+                return await self._send(send, 200, openapi_bytes())
             headers = scope["headers"]
             if route != _ROUTE_RECORDING:
                 self._authenticate(headers)
             body = await self._read_body(headers, receive) if method == "POST" else b""
-            identity = self._identity(route, scope["path"], body)
+            identity = self._identity(route, record.path, body)
             if faults.error_for(route, *identity, seed=self.settings.seed):
                 stats["injected_errors"] += 1
+                record.fault = "error"
                 raise _injected(faults.error_status)
             if route == _ROUTE_RECORDING:
                 # The recording URL is a capability (an unguessable id), as download links
                 # in webhooks usually are: no API key needed.
-                await self._send(send, *self._recording(arg))
-                return
+                return await self._send(send, *self._recording(arg))
             if route == _ROUTE_GET:
-                await self._send(send, 200, dumps(self._get(arg)))
-                return
-            status, payload = self._post(route, identity, headers, body)
+                return await self._send(send, 200, dumps(self._get(arg)))
+            status, payload = self._post(route, identity, headers, body, record)
         except _Reply as reply:
             if reply.status == 429:
                 stats["rate_limited"] += 1
-            await self._send(send, reply.status, reply.body(), reply.headers)
-            return
+            record.error = reply.error
+            return await self._send(send, reply.status, reply.body(), reply.headers)
         if faults.no_reply_for(route, *identity, seed=self.settings.seed):
             stats["no_replies"] += 1
-            await self._hold(receive, send)
-            return
-        await self._send(send, status, payload)
+            record.fault = "no_reply"
+            return await self._hold(receive, send)
+        return await self._send(send, status, payload)
 
     @staticmethod
     async def _send(
@@ -321,19 +353,20 @@ class SandboxApp:
         body: bytes,
         extra: Iterable[tuple[bytes, bytes]] = (),
         content_type: bytes = b"application/json",
-    ) -> None:
+    ) -> int:
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         headers.extend(extra)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return status
 
-    async def _hold(self, receive: Receive, send: Send) -> None:
+    async def _hold(self, receive: Receive, send: Send) -> int | None:
         with anyio.move_on_after(self.faults.no_reply_hold):
             while (await receive())["type"] != "http.disconnect":
                 pass
-            return  # the client gave up: it never sees the reply
+            return None  # the client gave up: it never sees the reply
         reply = _Reply(504, "gateway_timeout", "The reply was lost (injected fault)")
-        await self._send(send, 504, reply.body())
+        return await self._send(send, 504, reply.body())
 
     def _authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         given = b""
@@ -405,6 +438,7 @@ class SandboxApp:
         identity: tuple[str, int],
         headers: Iterable[tuple[bytes, bytes]],
         body: bytes,
+        record: RequestRecord,
     ) -> tuple[int, bytes]:
         key = ""
         for name, value in headers:
@@ -414,6 +448,7 @@ class SandboxApp:
         if len(key) > 255:
             raise _Reply(400, "invalid_request", "Idempotency-Key: at most 255 characters")
         if key:
+            record.idempotency_key = key
             seen = self.idempotency.get((route, key))
             if seen is not None:
                 # The same JSON may come back written differently (another client, another
@@ -426,6 +461,7 @@ class SandboxApp:
                         "This Idempotency-Key was already used with a different request body",
                     )
                 self.stats["idempotent_replays"] += 1
+                record.replay = True
                 return seen[2], seen[3]
         data = self._json(body)
         try:
@@ -487,6 +523,7 @@ class SandboxApp:
         now = datetime.now(UTC)  # one instant for the checks and the call's created_at
         request = self._check(data, now)
         call = self.engine.create(request, wall=now, identity=identity)
+        self._created(call)
         self.stats["calls_created"] += 1
         return self.engine.wire(call)
 
@@ -517,6 +554,7 @@ class SandboxApp:
                 results.append(failure)
                 continue
             call = self.engine.create(request, wall=now, identity=(*identity, index))
+            self._created(call)
             self.stats["calls_created"] += 1
             queued += 1
             results.append({"call_id": call.call_id, "status": call.status.value})

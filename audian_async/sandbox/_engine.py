@@ -96,6 +96,9 @@ class Engine:
         self.scheduled = 0
         self._due: deque[CallState] = deque()  # scheduled calls due, waiting for a line
         self.calls_created = 0
+        self.completed = 0  # calls ended, by outcome, evicted ones included
+        self.failed = 0
+        self.recordings_made = 0  # the cursor of readers of `recordings`
         self.chance = Chance(seed)
         self._serial = 0  # every call made, stored or not: the identity its ids derive from
         self._attempts: dict[str, int] = {}
@@ -281,6 +284,10 @@ class Engine:
         call.status = status
         call.ended = self.scheduler.now()
         self._set_live(call, -1)
+        if status is CallStatus.COMPLETED:
+            self.completed += 1
+        else:
+            self.failed += 1
         due = self._due
         while due and not self.at_limit:
             waiting = due.popleft()
@@ -370,6 +377,7 @@ class Engine:
     def _recording_done(self, call: CallState, recording: SandboxRecording) -> None:
         """Store a finished recording and announce it with ``recording.completed``."""
         self.recordings[recording.recording_id] = recording
+        self.recordings_made += 1
         while len(self.recordings) > self.max_stored_calls:
             self.recordings.popitem(last=False)
         call.recordings.append(recording.recording_id)

@@ -47,7 +47,9 @@ class Delivery:
 
     ``status_code`` is the receiver's HTTP status, or None when the attempt failed with
     ``error`` (timeout, refused...) or was ``dropped`` by the ``drop_rate`` knob (never sent).
-    ``duplicate`` marks the extra copy sent by the ``duplicate_rate`` knob.
+    ``duplicate`` marks the extra copy sent by the ``duplicate_rate`` knob. ``latency`` is
+    how many seconds the attempt took (None when nothing was sent) and ``signature`` the
+    ``webhook-signature`` header it carried.
     """
 
     webhook_id: str
@@ -60,11 +62,17 @@ class Delivery:
     dropped: bool = False
     duplicate: bool = False
     at: float = attrs.field(factory=time.time)
+    latency: float | None = None
+    signature: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when the receiver acknowledged this attempt with a 2xx."""
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _nothing() -> None:
+    """The default ``on_record``."""
 
 
 class _Job:
@@ -311,6 +319,8 @@ class WebhookDeliverer:
         self.workers = workers
         self.max_pending = max_pending
         self.records: deque[Delivery] = deque(maxlen=max_records)
+        self.recorded = 0  # every record ever made: the cursor of readers of `records`
+        self.on_record: Callable[[], None] = _nothing
         self.pending = 0
         self.delivered = 0
         self._lanes: dict[tuple[str, str], deque[_Job]] = {}
@@ -377,7 +387,10 @@ class WebhookDeliverer:
         error: str | None = None,
         dropped: bool = False,
         duplicate: bool = False,
+        latency: float | None = None,
+        signature: str | None = None,
     ) -> None:
+        self.recorded += 1
         self.records.append(
             Delivery(
                 webhook_id=job.webhook_id,
@@ -389,8 +402,11 @@ class WebhookDeliverer:
                 error=error,
                 dropped=dropped,
                 duplicate=duplicate,
+                latency=latency,
+                signature=signature,
             )
         )
+        self.on_record()
 
     # --- consuming ----------------------------------------------------------------------
 
@@ -437,6 +453,8 @@ class WebhookDeliverer:
         endpoint = self._endpoints[job.url]
         status: int | None = None
         error: str | None = None
+        signature: str | None = None
+        started = time.perf_counter()
         try:
             timestamp = int(time.time())
             signature = sign(self._key, job.webhook_id, timestamp, job.body)
@@ -457,7 +475,14 @@ class WebhookDeliverer:
             logger.exception("webhook %s to %s: unexpected failure", job.webhook_id, job.url)
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
-        self._record(job, status_code=status, error=error, duplicate=job.duplicated)
+        self._record(
+            job,
+            status_code=status,
+            error=error,
+            duplicate=job.duplicated,
+            latency=time.perf_counter() - started,
+            signature=signature,
+        )
         if ok:
             self.delivered += 1
             if not job.duplicated and self.chance.decide(

@@ -107,6 +107,23 @@ class Sandbox:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v2"
 
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's page, e.g. ``http://127.0.0.1:54321/`` (see ``docs/dashboard.md``).
+
+        It lists live calls, webhook deliveries, the request journal and recordings as they
+        happen, and changes the fault knobs; its JSON API lives under ``/_dashboard/api/``.
+        It answers loopback addresses only, so a sandbox bound to every interface is still
+        reached here at ``127.0.0.1``.
+        """
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
     def start(self) -> None:
         """Bind, start the server thread and wait until it answers (blocking)."""
         if self._server is not None:
@@ -143,6 +160,8 @@ class Sandbox:
         if self._server is None:
             return
         try:
+            # Open dashboard streams would hold the graceful shutdown until its timeout.
+            self._call(self.app.dashboard.close)
             self._server.stop()  # inspection keeps going through its loop while it drains
         finally:
             self._server = None

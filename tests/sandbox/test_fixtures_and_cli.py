@@ -95,6 +95,10 @@ def test_the_cli_serves_the_reference_example() -> None:
             document = re.search(r"OpenAPI\s+(\S+)", banner)
             assert document is not None
             assert httpx.get(document[1]).json()["openapi"].startswith("3.1")
+            dashboard = re.search(r"dashboard\s+(\S+)", banner)
+            assert dashboard is not None
+            assert dashboard[1] == f"http://127.0.0.1:{port}/"
+            assert "text/html" in httpx.get(dashboard[1]).headers["content-type"]
             # The reference's basic example, as curl would send it.
             response = httpx.post(
                 f"{base_url}/calls",
