@@ -568,7 +568,7 @@ async def test_steps_work_after_the_server_forgets_the_scripts(
 ) -> None:
     state = await opened(redis, ns, 2)
     await redis.client.script_flush()
-    claim = await claimed(state)  # NOSCRIPT: coredis loads the script and retries
+    claim = await claimed(state)  # NOSCRIPT: the script is loaded again and retried
     await redis.client.script_flush()
     assert await state.placed("p1", claim.index, claim.attempt, "c1", NOW) is not None
 
