@@ -167,8 +167,7 @@ class RedisCoordinator:
         """Nothing is written behind: every step is stored when it returns."""
 
     async def _refresh(self) -> None:
-        counts = await self._retrying(self.state.counts)
-        live = await self._retrying(self.state.live)
+        counts, live = await self._retrying(self.state.status)
         self._peak = max(self._peak, live)
         if counts != self._counts:
             self._counts = counts

@@ -35,6 +35,7 @@ __all__ = [
     "PLACED",
     "REFUSED",
     "RENEW",
+    "STATUS",
     "TAKE_OVER",
     "UNPLACED",
 ]
@@ -523,6 +524,13 @@ return {'ok', taken}
 """
 )
 
+STATUS = r"""
+-- KEYS: live, meta
+-- What a process re-reads a few times a second, in one round trip: the campaign's counts
+-- and the namespace's live calls. Reads only (no TIME, no write).
+return {redis.call('HGETALL', KEYS[2]), tonumber(redis.call('GET', KEYS[1]) or '0')}
+"""
+
 ALL = (
     OPEN_BEGIN,
     OPEN_CHUNK,
@@ -538,5 +546,6 @@ ALL = (
     UNPLACED,
     RENEW,
     TAKE_OVER,
+    STATUS,
 )
 """Every script, loaded once when a connection opens."""

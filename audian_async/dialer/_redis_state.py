@@ -531,6 +531,12 @@ class RedisCampaignState:
         meta = await self._command("hgetall", self._meta)
         return counts_of({str(k): str(v) for k, v in meta.items()})
 
+    async def status(self) -> tuple[CampaignCounts, int]:
+        """The campaign's totals and the namespace's live-call slots in use, in one round
+        trip (what a process re-reads a few times a second)."""
+        reply = await self._run(lua.STATUS, self._keys[:2], [])
+        return counts_of(pairs(reply[0])), int(reply[1])
+
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""
         value = await self._command("get", self._keys[0])

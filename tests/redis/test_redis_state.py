@@ -624,3 +624,15 @@ def test_bad_settings_are_refused() -> None:
         RedisCampaignState(connection, "c", retention=0)
     with pytest.raises(RuntimeError, match="async with RedisConnection"):
         _ = connection.client
+
+
+async def test_the_status_is_the_counts_and_the_live_calls_in_one_round_trip(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 3)
+    await live_item(state, "c1")
+    before = state.round_trips
+    counts, live = await state.status()
+    assert state.round_trips - before == 1
+    assert (counts, live) == (await state.counts(), await state.live())
+    assert (counts.states[ItemState.LIVE], counts.states[ItemState.PENDING], live) == (1, 2, 1)
