@@ -333,7 +333,7 @@ PLACED = (
     COMMON
     + r"""
 -- KEYS: live, meta, req, items, ready, leases, owner, call key, early key
--- ARGV: process id, index, attempt, call id, retention ms, decisions JSON, campaign digest
+-- ARGV: process id, index, attempt, call id, retention ms, decisions JSON (or ''), digest
 local K = campaign_keys()
 local index = ARGV[2]
 local attempt = tonumber(ARGV[3])
@@ -350,12 +350,17 @@ if redis.call('EXISTS', KEYS[8]) == 1 then
   -- placed nothing of its own, and tracking that call twice would free its slot twice.
   return final(K, KEYS[1], index, rec, 'failed', 'duplicate_call_id')
 end
+local early = redis.call('GET', KEYS[9])
+if early and ARGV[6] == '' then
+  -- A terminal event overtook the create reply (rare): nothing is written yet, and the
+  -- caller sends again with the redial decisions, which it spares building otherwise.
+  return {'decide'}
+end
 table.insert(rec.call_ids, call_id)
 set_state(K, rec, 'live')
 redis.call('HINCRBY', K.meta, 'attempts', 1)
 redis.call('HSET', K.owner, index, ARGV[1])
 redis.call('SET', KEYS[8], ARGV[7] .. ':' .. index, 'PX', tonumber(ARGV[5]))
-local early = redis.call('GET', KEYS[9])
 if early then
   -- A terminal event overtook the create reply: apply it now.
   redis.call('DEL', KEYS[9])

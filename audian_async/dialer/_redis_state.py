@@ -398,17 +398,14 @@ class RedisCampaignState:
         """
         ttl = self.retention if retention is None else _positive(retention, "retention")
         call_id = _id(call_id, "call_id")
-        reply = await self._script(
-            lua.PLACED,
-            [self._tag + "call:" + call_id, self._tag + "early:" + call_id],
-            process_id,
-            int(index),
-            int(attempt),
-            call_id,
-            _ms(ttl),
-            self._decisions(decisions),
-            self.digest,
-        )
+        keys = [self._tag + "call:" + call_id, self._tag + "early:" + call_id]
+        args: list[str | int] = [process_id, int(index), int(attempt), call_id, _ms(ttl), ""]
+        args.append(self.digest)
+        reply = await self._script(lua.PLACED, keys, *args)
+        if reply[0] == "decide":
+            # A terminal event came first: only now are the redial decisions needed.
+            args[5] = self._decisions(decisions)
+            reply = await self._script(lua.PLACED, keys, *args)
         return self._change(reply)
 
     async def ended(

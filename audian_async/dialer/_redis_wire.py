@@ -77,16 +77,14 @@ def supported(url: str) -> bool:
 
 def encode(args: Sequence[str | int | bytes]) -> bytes:
     """One command in RESP: an array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode("utf-8", "surrogatepass")
-        else:
-            data = b"%d" % arg
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+    parts = [
+        a if isinstance(a, bytes) else a.encode("utf-8", "surrogatepass") if isinstance(a, str)
+        else b"%d" % a
+        for a in args
+    ]  # fmt: skip
+    return b"*%d\r\n" % len(parts) + b"".join(
+        [b"$%d\r\n%s\r\n" % (len(data), data) for data in parts]
+    )
 
 
 def _parse(buf: bytearray, pos: int) -> tuple[Any, int] | None:

@@ -435,7 +435,9 @@ async def test_an_early_event_is_applied_by_placed(redis: RedisConnection, ns: s
     state = await opened(redis, ns, 2)
     first = await claimed(state)
     assert await state.ended("early-1", "failed", "busy", NOW) is None  # kept for placed
+    trips = state.round_trips
     change = await state.placed("p1", first.index, first.attempt, "early-1", LATER)
+    assert state.round_trips - trips == 2  # the decisions are sent only once needed
     assert change is not None
     assert (change.state, change.delay) == (ItemState.WAITING, 60.0)
     assert change.record.call_ids == ("early-1",)
