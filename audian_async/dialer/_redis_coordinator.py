@@ -31,6 +31,7 @@ from .._convert import request_to_wire
 from .._json import dumps
 from .._models import CallRequest, CallStatus, FailureReason, as_reason
 from .._validation import CheckedCallRequest
+from ._caller_ids import CallerIdPool
 from ._coordinator import restored_request
 from ._machine import (
     SUPPRESSED,
@@ -51,6 +52,7 @@ from ._redis_state import (
     CampaignCounts,
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     RedisCampaignState,
 )
@@ -84,6 +86,7 @@ class RedisCoordinator:
         max_active_calls: int,
         calls_per_second: float | None,
         create_deadline: float,
+        caller_ids: CallerIdPool | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -92,6 +95,8 @@ class RedisCoordinator:
         self.pace_interval = 1.0 / calls_per_second if calls_per_second else 0.0
         self.create_deadline = create_deadline
         self.lease = store.lease
+        self.caller_ids = caller_ids
+        self._pool_arguments = () if caller_ids is None else tuple(caller_ids.claim_arguments())
         self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.connection = RedisConnection(store.url)
         self.state = RedisCampaignState(
@@ -229,6 +234,7 @@ class RedisCoordinator:
         item.call_ids = list(record.call_ids)
         item.reason = as_reason(record.reason)
         item.next_at = record.next_at
+        item.caller_id = record.caller_id
         for call_id in item.call_ids:
             self._by_call_id[call_id] = item
         return item
@@ -236,7 +242,8 @@ class RedisCoordinator:
     def _request(self, index: int, wire: str | None) -> CallRequest | CheckedCallRequest | None:
         if self._requests is not None and index < len(self._requests):
             return self._requests[index]
-        return None if wire is None else restored_request(wire, self._region, pooled=False)
+        pooled = self.caller_ids is not None
+        return None if wire is None else restored_request(wire, self._region, pooled=pooled)
 
     async def add(self, request: CheckedCallRequest) -> Item:
         """A new item of a service campaign, at an index reserved in Redis (processes
@@ -269,7 +276,12 @@ class RedisCoordinator:
         """Claim the next due item with its slot and pace (one round trip)."""
         now = anyio.current_time()
         result = await self._retrying(
-            self.state.claim, self.process_id, self.limit, self.lease, self.pace_interval
+            self.state.claim,
+            self.process_id,
+            self.limit,
+            self.lease,
+            self.pace_interval,
+            self._pool_arguments,
         )
         if isinstance(result, Claimed):
             item = self._local(result.record, result.request)
@@ -278,7 +290,7 @@ class RedisCoordinator:
             self._pace_waits[item.index] = result.pace_wait
             self._check_at = now  # there may be more
             return item
-        if isinstance(result, NoSlot):
+        if isinstance(result, NoSlot | NoCallerId):
             self._check_at = now + SLOT_POLL
         else:
             due = IDLE_POLL if result.due_in is None else min(result.due_in, IDLE_POLL)
@@ -309,7 +321,8 @@ class RedisCoordinator:
             await anyio.sleep(wait)
 
     async def assign_caller_id(self, item: Item) -> None:
-        """Caller-ID pools are not shared through Redis (the Dialer refuses the mix)."""
+        """The claim took the item's caller ID with its slot (counted per caller ID over the
+        namespace), and recorded it: nothing is left to choose."""
 
     async def holds(self, item: Item) -> bool:
         """Whether the item's lease is this process's, renewed recently enough.

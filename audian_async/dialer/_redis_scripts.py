@@ -78,6 +78,7 @@ local function load(K, index)
   if rec.reason == cjson.null then rec.reason = nil end
   if rec.next_at == cjson.null then rec.next_at = nil end
   if type(rec.call_ids) ~= 'table' then rec.call_ids = {} end
+  if rec.caller_id == cjson.null then rec.caller_id = nil end
   return rec
 end
 
@@ -99,9 +100,11 @@ local function encode(rec)
   if rec.next_at then next_at = string.format('%.0f', rec.next_at) end
   local not_due = ''
   if rec.not_due then not_due = ',"not_due":true' end
+  local caller_id = ''
+  if rec.caller_id then caller_id = ',"caller_id":' .. cjson.encode(rec.caller_id) end
   return '{"state":' .. cjson.encode(rec.state) .. ',"attempt":' ..
     string.format('%d', rec.attempt) .. ',"call_ids":' .. ids .. ',"reason":' .. reason ..
-    ',"next_at":' .. next_at .. not_due .. '}'
+    ',"next_at":' .. next_at .. not_due .. caller_id .. '}'
 end
 
 local function save(K, index, rec)
@@ -122,15 +125,62 @@ local function free_slot(live)
   if n > 0 then redis.call('DECR', live) end
 end
 
--- The item's call ended (or never was): free its slot, unless it was a scheduled call
--- still waiting for its time, which held none.
+-- The namespace's live calls per pooled caller ID (a hash beside ``live``, the same hash
+-- tag): caller IDs are the account's, shared by every campaign like its live-call limit.
+local function caller_ids_key(live)
+  return string.sub(live, 1, -5) .. 'caller_ids'
+end
+
+-- The live call of ``rec`` no longer counts on its pooled caller ID (if it has one).
+local function free_caller_id(live, rec)
+  if not rec.caller_id then return end
+  local key = caller_ids_key(live)
+  local n = tonumber(redis.call('HGET', key, rec.caller_id) or '0')
+  if n > 1 then
+    redis.call('HINCRBY', key, rec.caller_id, -1)
+  else
+    redis.call('HDEL', key, rec.caller_id)
+  end
+end
+
+-- The pool's caller ID for callee ``to``: given as (number, '+' country code, '+' country
+-- code and area code or '') triples from ARGV[first], it is the first one of the callee's
+-- area, else of its country, else any, the least busy within that group, skipping those
+-- at ``cap`` (0: none); nil when every one is at the cap. Country codes are a prefix
+-- code, and so are a country's area codes (they are dialled without a separator): a
+-- prefix match is the same test as comparing the parsed codes.
+local function choose_caller_id(live, to, cap, first)
+  local key = caller_ids_key(live)
+  local best, best_rank, best_count = nil, 3, 0
+  for a = first, #ARGV - 2, 3 do
+    local number, country, area = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    local count = tonumber(redis.call('HGET', key, number) or '0')
+    if cap <= 0 or count < cap then
+      local rank = 2
+      if area ~= '' and string.sub(to, 1, #area) == area then
+        rank = 0
+      elseif string.sub(to, 1, #country) == country then
+        rank = 1
+      end
+      if rank < best_rank or (rank == best_rank and count < best_count) then
+        best, best_rank, best_count = number, rank, count
+      end
+    end
+  end
+  return best
+end
+
+-- The item's call ended (or never was): free its slot and its caller ID, unless it was a
+-- scheduled call still waiting for its time, which held neither.
 local function call_over(K, live, rec)
   if rec.not_due then
     rec.not_due = nil
     redis.call('HINCRBY', K.meta, 'scheduled', -1)
   else
     free_slot(live)
+    free_caller_id(live, rec)
   end
+  rec.caller_id = nil
 end
 
 local function release(K, index)
@@ -290,7 +340,8 @@ CLAIM = (
     COMMON
     + r"""
 -- KEYS: live, meta, req, items, ready, leases, owner, pace
--- ARGV: process id, live-call limit, lease ms, pace interval ms
+-- ARGV: process id, live-call limit, lease ms, pace interval ms, caller-ID cap (0: none),
+--       then the caller-ID pool as (number, country prefix, area prefix) triples, if any
 local K = campaign_keys()
 local live = tonumber(redis.call('GET', KEYS[1]) or '0')
 if live >= tonumber(ARGV[2]) then return {'no_slot'} end
@@ -300,11 +351,23 @@ while true do
   if #first == 0 then return {'empty'} end
   local due = tonumber(first[2])
   if due > now then return {'not_due', due - now} end
-  redis.call('ZREM', K.ready, first[1])
   local index = tostring(tonumber(first[1]))
   local rec = load(K, index)
   -- Only pending and waiting items are ever in ``ready``; anything else is skipped.
-  if rec and (rec.state == 'pending' or rec.state == 'waiting') then
+  local claimable = rec and (rec.state == 'pending' or rec.state == 'waiting')
+  rec = claimable and rec or nil
+  if rec and #ARGV > 5 then
+    -- A request without its own caller ID takes one of the pool with the slot, or waits
+    -- in ``ready`` while every one is at the cap (as would any other such item).
+    local request = cjson.decode(redis.call('HGET', K.req, index) or '{}')
+    if request.from == nil or request.from == cjson.null then
+      rec.caller_id = choose_caller_id(KEYS[1], request.to or '', tonumber(ARGV[5]), 6)
+      if not rec.caller_id then return {'no_caller_id'} end
+      redis.call('HINCRBY', caller_ids_key(KEYS[1]), rec.caller_id, 1)
+    end
+  end
+  redis.call('ZREM', K.ready, first[1])
+  if rec then
     redis.call('INCR', KEYS[1])
     local wait = 0
     local interval = tonumber(ARGV[4])
@@ -412,6 +475,7 @@ if rec.not_due then return {'none'} end
 rec.not_due = true
 redis.call('HINCRBY', K.meta, 'scheduled', 1)
 free_slot(KEYS[1])
+free_caller_id(KEYS[1], rec)  -- the record keeps it for when the call starts
 save(K, ARGV[1], rec)
 return {'ok'}
 """
@@ -430,6 +494,7 @@ rec.not_due = nil
 redis.call('HINCRBY', K.meta, 'scheduled', -1)
 -- Taken even over the limit: the API starts the call whatever the dialers hold.
 redis.call('INCR', KEYS[1])
+if rec.caller_id then redis.call('HINCRBY', caller_ids_key(KEYS[1]), rec.caller_id, 1) end
 save(K, ARGV[1], rec)
 return {'ok'}
 """
@@ -478,6 +543,8 @@ rec.next_at = nil
 if state == 'waiting' or due_in > 0 then rec.next_at = due end
 set_state(K, rec, state)
 free_slot(KEYS[1])
+free_caller_id(KEYS[1], rec)
+rec.caller_id = nil
 release(K, index)
 redis.call('ZADD', K.ready, due, member(index))
 return {'changed', tonumber(index), rec.state, due_in, save(K, index, rec)}

@@ -52,6 +52,7 @@ from ._redis_records import (
     CampaignCounts,
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     NothingDue,
     OpenedCampaign,
@@ -66,6 +67,7 @@ __all__ = [
     "Change",
     "Claimed",
     "Decisions",
+    "NoCallerId",
     "NoSlot",
     "NothingDue",
     "OpenedCampaign",
@@ -334,8 +336,13 @@ class RedisCampaignState:
     # --- placing -------------------------------------------------------------------------
 
     async def claim(
-        self, process_id: str, limit: int, lease: float, pace_interval: float = 0.0
-    ) -> Claimed | NoSlot | NothingDue:
+        self,
+        process_id: str,
+        limit: int,
+        lease: float,
+        pace_interval: float = 0.0,
+        caller_ids: Sequence[str | int] = (),
+    ) -> Claimed | NoSlot | NoCallerId | NothingDue:
         """Claim the next due item for ``process_id``, in one round trip.
 
         Atomically: checks that fewer than ``limit`` live-call slots of the namespace are in
@@ -343,17 +350,30 @@ class RedisCampaignState:
         the time until the next one otherwise), takes a slot, books the namespace's pace
         (``pace_interval`` seconds between creates; the wait is returned), and moves the item
         to ``placing`` with a new attempt, leased for ``lease`` seconds after that wait.
+
+        ``caller_ids`` is a pool's :meth:`~._caller_ids.CallerIdPool.claim_arguments`: an
+        item whose request has no ``from_`` then also takes the pool's caller ID for its
+        callee (recorded as its ``caller_id``), counted on the namespace's live calls per
+        caller ID, or stays due (:class:`NoCallerId`) while every one is at the cap.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit", f"must be a positive integer, got {limit!r}")
         lease = _positive(lease, "lease")
         pace = _ms(pace_interval)
         reply = await self._script(
-            lua.CLAIM, [self._tag + "pace"], _id(process_id, "process_id"), limit, _ms(lease), pace
+            lua.CLAIM,
+            [self._tag + "pace"],
+            _id(process_id, "process_id"),
+            limit,
+            _ms(lease),
+            pace,
+            *(caller_ids or (0,)),
         )
         status = reply[0]
         if status == "no_slot":
             return NoSlot()
+        if status == "no_caller_id":
+            return NoCallerId()
         if status == "empty":
             return NothingDue(None)
         if status == "not_due":
@@ -533,6 +553,12 @@ class RedisCampaignState:
         trip (what a process re-reads a few times a second)."""
         reply = await self._run(lua.STATUS, self._keys[:2], [])
         return counts_of(pairs(reply[0])), int(reply[1])
+
+    async def caller_id_calls(self) -> dict[str, int]:
+        """Live calls per pooled caller ID over the whole namespace (those with none left
+        out)."""
+        found = await self._command("hgetall", self._tag + "caller_ids")
+        return {str(k): int(v) for k, v in found.items()}
 
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from audian_async import AudianError, Dialer, RedisStore
+from audian_async import AudianError, CallRequest, Dialer, RedisStore
 from audian_async._json import dumps, loads
 from audian_async.dialer import CampaignReport
 from audian_async.sandbox import Sandbox, generate_webhook_secret
@@ -283,3 +283,40 @@ async def test_controls_over_redis_suppression_window_finish_and_handler_redials
 
 async def test_reminders_for_later_hold_no_slot_over_redis(redis_url: str, ns: str) -> None:
     await reminders_do_not_block_the_calls_due_now(lambda: RedisStore(redis_url, namespace=ns))
+
+
+POOL = ["+12125550170", "+13125550170"]  # New York, Chicago
+
+
+async def test_two_dialers_share_a_caller_id_pool_and_its_cap(redis_url: str, ns: str) -> None:
+    callees = [f"+1{area}555{3200 + i:04d}" for area in ("212", "312", "415") for i in range(6)]
+    requests = [CallRequest(from_=None, to=to) for to in callees]
+    async with sandbox_with_receiver(caller_ids=POOL) as (sb, router):
+        dialers = [
+            Dialer(
+                sb.client,
+                r,
+                retry=FAST,
+                store=RedisStore(redis_url, namespace=ns, lease=2.0),
+                caller_ids=POOL,
+                max_active_per_caller_id=2,
+                max_active_calls=10,  # more than the pool carries: its cap is what holds
+            )
+            for r in (router, EventRouter())
+        ]
+        reports: list[CampaignReport] = []
+
+        async def run(dialer: Dialer) -> None:
+            reports.append(await dialer.run(requests, campaign="pooled"))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for dialer in dialers:
+                    tg.start_soon(run, dialer)
+        calls = list(sb.calls.values())
+        peaks = sb.peak_live_calls_by_caller_id
+    assert reports[0].outcomes == reports[1].outcomes
+    assert reports[0].completed == len(callees)
+    assert len(calls) == len(callees)  # none placed twice
+    assert {str(c.call.from_) for c in calls} == set(POOL)
+    assert max(peaks.values()) <= 2  # one cap over both processes, from the API's records

@@ -16,11 +16,13 @@ import pytest
 
 from audian_async import AudianError, RetryPolicy
 from audian_async.dialer import _redis_scripts as lua
+from audian_async.dialer._caller_ids import CallerIdPool
 from audian_async.dialer._machine import ItemState
 from audian_async.dialer._redis_connection import RedisConnection
 from audian_async.dialer._redis_state import (
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     NothingDue,
     RedisCampaignState,
@@ -638,3 +640,42 @@ async def test_the_status_is_the_counts_and_the_live_calls_in_one_round_trip(
     assert state.round_trips - before == 1
     assert (counts, live) == (await state.counts(), await state.live())
     assert (counts.states[ItemState.LIVE], counts.states[ItemState.PENDING], live) == (1, 2, 1)
+
+
+async def test_a_claim_takes_the_callers_local_caller_id_under_its_cap_with_the_slot(
+    redis: RedisConnection, ns: str
+) -> None:
+    pool = CallerIdPool(["+12125550170", "+14155552671"], max_active=1)
+    callees = ['{"to":"+14155550100"}', '{"to":"+14155550101"}', '{"to":"+14155550102"}']
+    state = RedisCampaignState(redis, "pooled", namespace=ns)
+    await state.open([*callees, '{"to":"+14155550103","from":"+14155552671"}'])
+    args = pool.claim_arguments()
+    first = await state.claim("p1", 10, 30.0, caller_ids=args)
+    second = await state.claim("p1", 10, 30.0, caller_ids=args)
+    assert isinstance(first, Claimed)
+    assert isinstance(second, Claimed)
+    assert first.record.caller_id == "+14155552671"  # the callee's own area first
+    assert second.record.caller_id == "+12125550170"  # the local one is at its cap
+    assert isinstance(await state.claim("p1", 10, 30.0, caller_ids=args), NoCallerId)
+    assert await state.caller_id_calls() == {"+14155552671": 1, "+12125550170": 1}
+    assert await state.live() == 2  # no slot taken by the claim that found no caller ID
+    change = await state.placed("p1", first.index, first.attempt, "pc1", NOW)
+    assert change is not None
+    assert change.record.caller_id == "+14155552671"
+    await state.ended("pc1", "completed", None, NOW)
+    assert await state.caller_id_calls() == {"+12125550170": 1}  # freed with the slot
+    third = await state.claim("p1", 10, 30.0, caller_ids=args)
+    assert isinstance(third, Claimed)
+    assert third.record.caller_id == "+14155552671"
+    await state.unplaced("p1", second.index)
+    assert await state.caller_id_calls() == {"+14155552671": 1}
+    await state.unplaced("p1", third.index)
+    assert await state.caller_id_calls() == {}
+    own = None
+    for _ in range(3):  # the two put back, and the item with its own caller ID
+        claim = await state.claim("p1", 10, 30.0, caller_ids=args)
+        assert isinstance(claim, Claimed)
+        own = claim if claim.index == 3 else own
+    assert own is not None
+    assert own.record.caller_id is None
+    assert await state.caller_id_calls() == {"+14155552671": 1, "+12125550170": 1}
