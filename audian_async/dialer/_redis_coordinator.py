@@ -385,7 +385,7 @@ class RedisCoordinator:
     ) -> Transition | None:
         """Apply a terminal status, wherever the call was placed."""
         item = self._by_call_id.get(call_id)
-        decisions = self._decisions(item, reason)
+        decisions = self._decisions(item, status, reason)
         change = await self._retrying(self.state.ended, call_id, status, reason, decisions)
         if item is not None:
             item.plan = None
@@ -394,13 +394,15 @@ class RedisCoordinator:
         return self._transition(change)
 
     def _decisions(
-        self, item: Item | None, reason: FailureReason | str | None
+        self, item: Item | None, status: CallStatus | str | None, reason: FailureReason | str | None
     ) -> RetryPolicy | dict[str, tuple[float | None, ...]]:
-        # A handler's plan for the call (redial()/finish()) replaces the policy's decision.
+        # A handler's plan for the call (redial()/finish()) replaces the policy's decision;
+        # the row of a completed call is under "completed" (the policy never redials one).
         plan = None if item is None else item.plan
         if plan is None:
             return self.policy
-        why = str(as_reason(reason) or "unknown")
+        completed = str(status) == CallStatus.COMPLETED.value
+        why = "completed" if completed else str(as_reason(reason) or "unknown")
         if plan.finish:
             return {}
         after = plan.redial_after
@@ -463,7 +465,7 @@ class RedisCoordinator:
         self, call_id: str, after: float | None, now: float
     ) -> tuple[bool, Transition | None]:
         """A redial after a call still going on (applied when its end arrives here)."""
-        item = self._by_call_id.get(call_id)
+        item = self._by_call_id.get(call_id) or await self._located(call_id)
         if item is None or item.call_ids[-1] != call_id:
             return False, None
         if item.state in (ItemState.WAITING, ItemState.PLACING):
@@ -475,9 +477,16 @@ class RedisCoordinator:
         item.plan = Plan(redial_after=after)
         return True, None
 
+    async def _located(self, call_id: str) -> Item | None:
+        """The item of ``call_id``, read from Redis when this process never held it (a
+        receiver's handler deciding on a call another process placed); None when the call
+        is unknown or another campaign's. One round trip, only for such decisions."""
+        record = await self._retrying(self.state.record_for_call, call_id)
+        return None if record is None else self._local(record, None)
+
     async def finish(self, call_id: str) -> Transition | None:
         """End the item with its call going on (no redial after it)."""
-        item = self._by_call_id.get(call_id)
+        item = self._by_call_id.get(call_id) or await self._located(call_id)
         if item is not None and item.state is ItemState.LIVE:
             item.plan = Plan(finish=True)
         return None

@@ -14,7 +14,9 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
     {ns}:pace             next free create time of the shared pace (server ms)
     {ns}:call:<call_id>   "<cd>:<index>": which item placed a call (TTL: retention)
     {ns}:early:<call_id>  "<status>\\n<reason>": a terminal event ahead of its create reply
-    {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user)
+    {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user);
+                          a claim fails a due item calling one (whoever added it, and when)
+    {ns}:caller_ids       hash: pooled caller ID -> its live calls, over all campaigns
     {ns}:c:<cd>:meta      hash: name, digest, nonce, retention, total, unfinished, attempts,
                           and the count of items in each state
     {ns}:c:<cd>:req       hash: index -> request wire JSON
@@ -34,20 +36,28 @@ the namespace in one slot: keep the tag in any new key.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .._errors import AudianError, ValidationError
-from .._json import dumps
-from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
+from .._models import CallStatus, FailureReason, as_status, is_terminal
 from .._redis import check_namespace
 from . import _redis_scripts as lua
 from ._machine import ItemRecord, ItemState
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection
+from ._redis_decisions import (
+    Decisions,
+    _decisions_json,
+    _id,
+    _ms,
+    _normal_reason,
+    _positive,
+    campaign_digest,
+    redial_decisions,
+    requests_digest,
+)
 from ._redis_records import (
     CampaignCounts,
     Change,
@@ -88,81 +98,6 @@ CHUNK_BYTES = 1 << 20
 blocks the server while it runs, so a 100,000-item campaign is written in many short steps."""
 BATCH = 1_000
 """Fields read (or leases renewed) per command by the bounded bulk reads."""
-
-Decisions = Mapping[str, Sequence[float | None]]
-"""For each failure reason, the redial delay in seconds after 1, 2, ... attempts, or None
-for "not redialed" (a reason absent, or attempts past the end, are never redialed)."""
-
-
-def campaign_digest(campaign: str) -> str:
-    """The ``cd`` of ``campaign`` in its keys: short, fixed-size, any name allowed."""
-    return hashlib.blake2b(campaign.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-
-
-def requests_digest(requests: Iterable[str]) -> str:
-    """A digest of a request list (wire JSON strings, in order): the same list in every
-    process, and only it, gives the same digest. Each request is length-prefixed, so no
-    split of the same characters into other requests collides."""
-    digest = hashlib.blake2b(digest_size=16)
-    for wire in requests:
-        data = wire.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _normal_reason(reason: FailureReason | str | None) -> str:
-    # The state machine's rule: a failure without a reason is "unknown".
-    return str(as_reason(reason) or "unknown")
-
-
-def redial_decisions(
-    policy: RetryPolicy, reasons: Iterable[FailureReason | str | None] | None = None
-) -> dict[str, tuple[float | None, ...]]:
-    """The redial decisions of ``policy`` for ``reasons`` (default: every reason it
-    redials), as the scripts apply them.
-
-    Only the script knows how many attempts an item made, so the caller passes, for each
-    reason, the delay before the next call after 1, 2, ... ``max_attempts - 1`` attempts
-    (None where :meth:`RetryPolicy.should_redial` says no). A reason never redialed maps
-    to ``()``. Jittered delays are drawn afresh on each call, as the policy would.
-    """
-    chosen = sorted(policy.retry_on) if reasons is None else [_normal_reason(r) for r in reasons]
-    table: dict[str, tuple[float | None, ...]] = {}
-    for reason in chosen:
-        row = tuple(
-            policy.delay(reason, attempts) if policy.should_redial(reason, attempts) else None
-            for attempts in range(1, policy.max_attempts)
-        )
-        table[reason] = row if any(d is not None for d in row) else ()
-    return table
-
-
-def _decisions_json(decisions: Decisions) -> str:
-    # Milliseconds, -1 for never: the script compares numbers only.
-    table = {
-        str(reason): [-1 if d is None else max(0, math.ceil(d * 1000)) for d in row]
-        for reason, row in decisions.items()
-    }
-    return dumps(table).decode() if table else "{}"
-
-
-def _ms(seconds: float) -> int:
-    return max(0, math.ceil(seconds * 1000))
-
-
-def _id(value: str, field: str) -> str:
-    # Ids become key names and hash values: an empty one would alias another key.
-    if not isinstance(value, str) or not value:
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _positive(value: float, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValidationError(field, f"must be a positive number, got {value!r}")
-    return float(value)
-
 
 # --- the campaign state -------------------------------------------------------------------
 
@@ -559,6 +494,18 @@ class RedisCampaignState:
         out)."""
         found = await self._command("hgetall", self._tag + "caller_ids")
         return {str(k): int(v) for k, v in found.items()}
+
+    async def record_for_call(self, call_id: str) -> ItemRecord | None:
+        """The record of the item of this campaign that placed ``call_id``, or None (a call
+        not recorded, or another campaign's)."""
+        reply = await self._run(
+            lua.CALL_RECORD,
+            [self._tag + "call:" + _id(call_id, "call_id"), self._items],
+            [self.digest],
+        )
+        if reply[0] != "ok":
+            return None
+        return record_of(int(reply[1]), str(reply[2]))
 
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""

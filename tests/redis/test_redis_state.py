@@ -679,3 +679,37 @@ async def test_a_claim_takes_the_callers_local_caller_id_under_its_cap_with_the_
     assert own is not None
     assert own.record.caller_id is None
     assert await state.caller_id_calls() == {"+14155552671": 1, "+12125550170": 1}
+
+
+async def test_a_number_suppressed_by_any_process_is_failed_by_the_next_claim(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 3)
+    other = RedisCampaignState(redis, "camp", namespace=ns)  # another process's view
+    await other.add_suppressed("+14155550000")  # item 0's number
+    claim = await claimed(state)
+    assert claim.index == 1  # item 0 failed on the way, without a slot
+    [record] = await state.records([0])
+    assert (record.state, record.reason) == ("failed", "suppressed")
+    counts = await state.counts()
+    assert (counts.unfinished, counts.states[ItemState.FAILED], await state.live()) == (2, 1, 1)
+
+
+async def test_a_completed_call_is_redialed_on_the_applications_decision(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 1)
+    await live_item(state, "done-1")
+    again = await state.ended("done-1", "completed", None, {"completed": (0.0, 0.0)})
+    assert again is not None
+    assert (again.state, again.record.reason) == (ItemState.WAITING, None)
+    second = await claimed(state)
+    await state.placed("p1", second.index, second.attempt, "done-2", NOW)
+    # The policy alone never redials a completed call.
+    final = await state.ended("done-2", "completed", None, NOW)
+    assert final is not None
+    assert final.state is ItemState.COMPLETED
+    record = await state.record_for_call("done-2")
+    assert record is not None
+    assert record.call_ids == ("done-1", "done-2")
+    assert await state.record_for_call("unknown") is None
