@@ -145,6 +145,15 @@ class CallerIdPool:
         """Whether ``caller_id`` (E.164) is one of the pool's numbers."""
         return caller_id in self._index
 
+    def claim_arguments(self) -> list[str | int]:
+        """The pool as a shared claim takes it (see the ``CLAIM`` script): the cap (0 for
+        none), then each caller ID in order with its ``+<country code>`` and
+        ``+<country code><area code>`` prefixes (``""`` without an area code)."""
+        arguments: list[str | int] = [self.max_active or 0]
+        for number, (country, area) in zip(self._numbers, self._localities, strict=True):
+            arguments += [number, f"+{country}", f"+{country}{area}" if area else ""]
+        return arguments
+
     def active(self, caller_id: str) -> int:
         """How many live calls ``caller_id`` carries now (0 for a number never taken)."""
         return self._active.get(caller_id, 0)

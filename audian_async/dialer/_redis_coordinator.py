@@ -31,6 +31,7 @@ from .._convert import request_to_wire
 from .._json import dumps
 from .._models import CallRequest, CallStatus, FailureReason, as_reason
 from .._validation import CheckedCallRequest
+from ._caller_ids import CallerIdPool
 from ._coordinator import restored_request
 from ._machine import (
     SUPPRESSED,
@@ -51,6 +52,7 @@ from ._redis_state import (
     CampaignCounts,
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     RedisCampaignState,
 )
@@ -84,6 +86,7 @@ class RedisCoordinator:
         max_active_calls: int,
         calls_per_second: float | None,
         create_deadline: float,
+        caller_ids: CallerIdPool | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -92,6 +95,8 @@ class RedisCoordinator:
         self.pace_interval = 1.0 / calls_per_second if calls_per_second else 0.0
         self.create_deadline = create_deadline
         self.lease = store.lease
+        self.caller_ids = caller_ids
+        self._pool_arguments = () if caller_ids is None else tuple(caller_ids.claim_arguments())
         self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.connection = RedisConnection(store.url)
         self.state = RedisCampaignState(
@@ -167,8 +172,7 @@ class RedisCoordinator:
         """Nothing is written behind: every step is stored when it returns."""
 
     async def _refresh(self) -> None:
-        counts = await self._retrying(self.state.counts)
-        live = await self._retrying(self.state.live)
+        counts, live = await self._retrying(self.state.status)
         self._peak = max(self._peak, live)
         if counts != self._counts:
             self._counts = counts
@@ -230,6 +234,7 @@ class RedisCoordinator:
         item.call_ids = list(record.call_ids)
         item.reason = as_reason(record.reason)
         item.next_at = record.next_at
+        item.caller_id = record.caller_id
         for call_id in item.call_ids:
             self._by_call_id[call_id] = item
         return item
@@ -237,7 +242,8 @@ class RedisCoordinator:
     def _request(self, index: int, wire: str | None) -> CallRequest | CheckedCallRequest | None:
         if self._requests is not None and index < len(self._requests):
             return self._requests[index]
-        return None if wire is None else restored_request(wire, self._region, pooled=False)
+        pooled = self.caller_ids is not None
+        return None if wire is None else restored_request(wire, self._region, pooled=pooled)
 
     async def add(self, request: CheckedCallRequest) -> Item:
         """A new item of a service campaign, at an index reserved in Redis (processes
@@ -270,7 +276,12 @@ class RedisCoordinator:
         """Claim the next due item with its slot and pace (one round trip)."""
         now = anyio.current_time()
         result = await self._retrying(
-            self.state.claim, self.process_id, self.limit, self.lease, self.pace_interval
+            self.state.claim,
+            self.process_id,
+            self.limit,
+            self.lease,
+            self.pace_interval,
+            self._pool_arguments,
         )
         if isinstance(result, Claimed):
             item = self._local(result.record, result.request)
@@ -279,7 +290,7 @@ class RedisCoordinator:
             self._pace_waits[item.index] = result.pace_wait
             self._check_at = now  # there may be more
             return item
-        if isinstance(result, NoSlot):
+        if isinstance(result, NoSlot | NoCallerId):
             self._check_at = now + SLOT_POLL
         else:
             due = IDLE_POLL if result.due_in is None else min(result.due_in, IDLE_POLL)
@@ -310,7 +321,8 @@ class RedisCoordinator:
             await anyio.sleep(wait)
 
     async def assign_caller_id(self, item: Item) -> None:
-        """Caller-ID pools are not shared through Redis (the Dialer refuses the mix)."""
+        """The claim took the item's caller ID with its slot (counted per caller ID over the
+        namespace), and recorded it: nothing is left to choose."""
 
     async def holds(self, item: Item) -> bool:
         """Whether the item's lease is this process's, renewed recently enough.
@@ -373,7 +385,7 @@ class RedisCoordinator:
     ) -> Transition | None:
         """Apply a terminal status, wherever the call was placed."""
         item = self._by_call_id.get(call_id)
-        decisions = self._decisions(item, reason)
+        decisions = self._decisions(item, status, reason)
         change = await self._retrying(self.state.ended, call_id, status, reason, decisions)
         if item is not None:
             item.plan = None
@@ -382,13 +394,15 @@ class RedisCoordinator:
         return self._transition(change)
 
     def _decisions(
-        self, item: Item | None, reason: FailureReason | str | None
+        self, item: Item | None, status: CallStatus | str | None, reason: FailureReason | str | None
     ) -> RetryPolicy | dict[str, tuple[float | None, ...]]:
-        # A handler's plan for the call (redial()/finish()) replaces the policy's decision.
+        # A handler's plan for the call (redial()/finish()) replaces the policy's decision;
+        # the row of a completed call is under "completed" (the policy never redials one).
         plan = None if item is None else item.plan
         if plan is None:
             return self.policy
-        why = str(as_reason(reason) or "unknown")
+        completed = str(status) == CallStatus.COMPLETED.value
+        why = "completed" if completed else str(as_reason(reason) or "unknown")
         if plan.finish:
             return {}
         after = plan.redial_after
@@ -451,7 +465,7 @@ class RedisCoordinator:
         self, call_id: str, after: float | None, now: float
     ) -> tuple[bool, Transition | None]:
         """A redial after a call still going on (applied when its end arrives here)."""
-        item = self._by_call_id.get(call_id)
+        item = self._by_call_id.get(call_id) or await self._located(call_id)
         if item is None or item.call_ids[-1] != call_id:
             return False, None
         if item.state in (ItemState.WAITING, ItemState.PLACING):
@@ -463,9 +477,16 @@ class RedisCoordinator:
         item.plan = Plan(redial_after=after)
         return True, None
 
+    async def _located(self, call_id: str) -> Item | None:
+        """The item of ``call_id``, read from Redis when this process never held it (a
+        receiver's handler deciding on a call another process placed); None when the call
+        is unknown or another campaign's. One round trip, only for such decisions."""
+        record = await self._retrying(self.state.record_for_call, call_id)
+        return None if record is None else self._local(record, None)
+
     async def finish(self, call_id: str) -> Transition | None:
         """End the item with its call going on (no redial after it)."""
-        item = self._by_call_id.get(call_id)
+        item = self._by_call_id.get(call_id) or await self._located(call_id)
         if item is not None and item.state is ItemState.LIVE:
             item.plan = Plan(finish=True)
         return None

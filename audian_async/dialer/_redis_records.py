@@ -15,6 +15,7 @@ __all__ = [
     "CampaignCounts",
     "Change",
     "Claimed",
+    "NoCallerId",
     "NoSlot",
     "NothingDue",
     "OpenedCampaign",
@@ -52,6 +53,12 @@ class OpenedCampaign:
 @attrs.frozen
 class NoSlot:
     """:meth:`~RedisCampaignState.claim`: the namespace's live-call limit is reached."""
+
+
+@attrs.frozen
+class NoCallerId:
+    """:meth:`~RedisCampaignState.claim`: the next due item needs a caller ID of the pool,
+    and every one carries ``max_active_per_caller_id`` live calls."""
 
 
 @attrs.frozen
@@ -112,6 +119,7 @@ def record_of(index: int, raw: str, request: str | None = None) -> ItemRecord:
         reason=data.get("reason"),
         next_at=None if next_at is None else next_at / 1000,
         request=request,
+        caller_id=data.get("caller_id"),
     )
 
 

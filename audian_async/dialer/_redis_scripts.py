@@ -1,10 +1,13 @@
 """The Lua scripts behind :class:`~._redis_state.RedisCampaignState`, one per atomic step.
 
-Every script starts with :data:`COMMON` (helpers) and works on the keys of one namespace,
-all carrying the hash tag ``{namespace}`` so that they share one cluster slot. Most scripts
-get the keys of their campaign as ``KEYS``, in the order of :data:`CAMPAIGN_KEYS`;
-``ENDED`` learns the campaign from the call key, so it builds that campaign's keys from the
-namespace prefix (same slot, thanks to the hash tag).
+Every script starts with :data:`~._redis_lua.COMMON` (helpers) and works on the keys of one
+namespace, all carrying the hash tag ``{namespace}`` so that they share one cluster slot.
+Most scripts get the keys of their campaign as ``KEYS``, in the order of
+:data:`CAMPAIGN_KEYS`; ``ENDED`` learns the campaign from the call key, so it builds that
+campaign's keys from the namespace prefix (same slot, thanks to the hash tag), as do the
+namespace's per-caller-ID counts and suppressed set, reached from the ``live`` key's name.
+An item record may also hold ``caller_id`` (the pool's, for its current call) and
+``not_due`` (a scheduled call holding no slot yet).
 
 Conventions:
 
@@ -22,9 +25,12 @@ Conventions:
 
 from __future__ import annotations
 
+from ._redis_lua import COMMON
+
 __all__ = [
     "ADD",
     "ALL",
+    "CALL_RECORD",
     "CAMPAIGN_KEYS",
     "CLAIM",
     "ENDED",
@@ -35,6 +41,7 @@ __all__ = [
     "PLACED",
     "REFUSED",
     "RENEW",
+    "STATUS",
     "TAKE_OVER",
     "UNPLACED",
 ]
@@ -45,144 +52,6 @@ CAMPAIGN_KEYS = ("meta", "req", "items", "ready", "leases", "owner")
 PENDING_RECORD = '{"state":"pending","attempt":0,"call_ids":[],"reason":null,"next_at":null}'
 """The record of a new item (written as a constant: no encoding per item of a big open)."""
 
-COMMON = r"""
--- Scripts read TIME, then write: Redis 5+ replicates their effects, not the script;
--- before 5 this call asks for that (since 7 it is a no-op).
-if redis.replicate_commands then redis.replicate_commands() end
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function keys_from(prefix)
-  return {meta = prefix .. 'meta', req = prefix .. 'req', items = prefix .. 'items',
-          ready = prefix .. 'ready', leases = prefix .. 'leases', owner = prefix .. 'owner'}
-end
-
--- KEYS[1] is always the namespace's live-call counter, KEYS[2..7] the campaign's keys.
-local function campaign_keys()
-  return {meta = KEYS[2], req = KEYS[3], items = KEYS[4], ready = KEYS[5],
-          leases = KEYS[6], owner = KEYS[7]}
-end
-
-local function member(index)
-  return string.format('%012d', tonumber(index))
-end
-
-local function load(K, index)
-  local raw = redis.call('HGET', K.items, index)
-  if not raw then return nil end
-  local rec = cjson.decode(raw)
-  if rec.reason == cjson.null then rec.reason = nil end
-  if rec.next_at == cjson.null then rec.next_at = nil end
-  if type(rec.call_ids) ~= 'table' then rec.call_ids = {} end
-  return rec
-end
-
--- The record of item ``index`` while ``call_id`` is its live call, else nil.
-local function live_record(K, index, call_id)
-  local rec = load(K, index)
-  if not rec or rec.state ~= 'live' or rec.call_ids[#rec.call_ids] ~= call_id then
-    return nil
-  end
-  return rec
-end
-
-local function encode(rec)
-  local ids = '[]'
-  if #rec.call_ids > 0 then ids = cjson.encode(rec.call_ids) end
-  local reason = 'null'
-  if rec.reason then reason = cjson.encode(rec.reason) end
-  local next_at = 'null'
-  if rec.next_at then next_at = string.format('%.0f', rec.next_at) end
-  local not_due = ''
-  if rec.not_due then not_due = ',"not_due":true' end
-  return '{"state":' .. cjson.encode(rec.state) .. ',"attempt":' ..
-    string.format('%d', rec.attempt) .. ',"call_ids":' .. ids .. ',"reason":' .. reason ..
-    ',"next_at":' .. next_at .. not_due .. '}'
-end
-
-local function save(K, index, rec)
-  local raw = encode(rec)
-  redis.call('HSET', K.items, index, raw)
-  return raw
-end
-
--- Move the item to another state, keeping the per-state counts of the campaign.
-local function set_state(K, rec, state)
-  redis.call('HINCRBY', K.meta, rec.state, -1)
-  redis.call('HINCRBY', K.meta, state, 1)
-  rec.state = state
-end
-
-local function free_slot(live)
-  local n = tonumber(redis.call('GET', live) or '0')
-  if n > 0 then redis.call('DECR', live) end
-end
-
--- The item's call ended (or never was): free its slot, unless it was a scheduled call
--- still waiting for its time, which held none.
-local function call_over(K, live, rec)
-  if rec.not_due then
-    rec.not_due = nil
-    redis.call('HINCRBY', K.meta, 'scheduled', -1)
-  else
-    free_slot(live)
-  end
-end
-
-local function release(K, index)
-  redis.call('ZREM', K.leases, index)
-  redis.call('HDEL', K.owner, index)
-end
-
-local function persist(K)
-  for _, key in pairs(K) do redis.call('PERSIST', key) end
-end
-
--- One more item has its outcome; the last one starts the campaign's retention clock.
-local function finished(K)
-  local left = redis.call('HINCRBY', K.meta, 'unfinished', -1)
-  if left <= 0 then
-    local ttl = tonumber(redis.call('HGET', K.meta, 'retention') or '0')
-    if ttl > 0 then
-      for _, key in pairs(K) do redis.call('PEXPIRE', key, ttl) end
-    end
-  end
-end
-
-local function final(K, live, index, rec, state, reason)
-  rec.reason = reason
-  rec.next_at = nil
-  set_state(K, rec, state)
-  call_over(K, live, rec)
-  release(K, index)
-  finished(K)
-  return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
-end
-
--- The item's current call ended with a terminal status. ``decisions`` maps a reason to
--- the redial delay (ms, or -1 for never) for each count of attempts placed so far.
-local function apply_end(K, live, index, rec, status, reason, decisions, now)
-  if status == 'completed' then
-    return final(K, live, index, rec, 'completed', nil)
-  end
-  local row = decisions[reason]
-  local delay = nil
-  if type(row) == 'table' then delay = row[#rec.call_ids] end
-  if type(delay) ~= 'number' or delay < 0 then
-    return final(K, live, index, rec, 'failed', reason)
-  end
-  rec.reason = reason
-  rec.next_at = now + delay
-  set_state(K, rec, 'waiting')
-  call_over(K, live, rec)
-  release(K, index)
-  redis.call('ZADD', K.ready, rec.next_at, member(index))
-  return {'changed', tonumber(index), rec.state, delay, save(K, index, rec)}
-end
-"""
 
 OPEN_BEGIN = (
     COMMON
@@ -289,21 +158,53 @@ CLAIM = (
     COMMON
     + r"""
 -- KEYS: live, meta, req, items, ready, leases, owner, pace
--- ARGV: process id, live-call limit, lease ms, pace interval ms
+-- ARGV: process id, live-call limit, lease ms, pace interval ms, caller-ID cap (0: none),
+--       then the caller-ID pool as (number, country prefix, area prefix) triples, if any
 local K = campaign_keys()
 local live = tonumber(redis.call('GET', KEYS[1]) or '0')
 if live >= tonumber(ARGV[2]) then return {'no_slot'} end
 local now = now_ms()
+-- A number suppressed by any process (dialer.suppress()) is never called again: a due
+-- item calling it fails here, without a slot, whichever process suppressed it and when.
+local suppressed = suppressed_key(KEYS[1])
+local any_suppressed = redis.call('EXISTS', suppressed) == 1
+local skipped = 0
 while true do
   local first = redis.call('ZRANGE', K.ready, 0, 0, 'WITHSCORES')
   if #first == 0 then return {'empty'} end
   local due = tonumber(first[2])
   if due > now then return {'not_due', due - now} end
-  redis.call('ZREM', K.ready, first[1])
   local index = tostring(tonumber(first[1]))
   local rec = load(K, index)
   -- Only pending and waiting items are ever in ``ready``; anything else is skipped.
-  if rec and (rec.state == 'pending' or rec.state == 'waiting') then
+  local claimable = rec and (rec.state == 'pending' or rec.state == 'waiting')
+  rec = claimable and rec or nil
+  local request = nil
+  if rec and (any_suppressed or #ARGV > 5) then
+    request = cjson.decode(redis.call('HGET', K.req, index) or '{}')
+  end
+  if rec and any_suppressed and type(request.to) == 'string'
+      and redis.call('SISMEMBER', suppressed, request.to) == 1 then
+    rec.reason = 'suppressed'
+    rec.next_at = nil
+    set_state(K, rec, 'failed')
+    save(K, index, rec)
+    finished(K)
+    skipped = skipped + 1
+    -- A script blocks the server: after many at once, let the caller ask again.
+    if skipped >= 1000 then return {'not_due', 0} end
+    rec = nil
+  elseif rec and #ARGV > 5 then
+    -- A request without its own caller ID takes one of the pool with the slot, or waits
+    -- in ``ready`` while every one is at the cap (as would any other such item).
+    if request.from == nil or request.from == cjson.null then
+      rec.caller_id = choose_caller_id(KEYS[1], request.to or '', tonumber(ARGV[5]), 6)
+      if not rec.caller_id then return {'no_caller_id'} end
+      redis.call('HINCRBY', caller_ids_key(KEYS[1]), rec.caller_id, 1)
+    end
+  end
+  redis.call('ZREM', K.ready, first[1])
+  if rec then
     redis.call('INCR', KEYS[1])
     local wait = 0
     local interval = tonumber(ARGV[4])
@@ -332,7 +233,7 @@ PLACED = (
     COMMON
     + r"""
 -- KEYS: live, meta, req, items, ready, leases, owner, call key, early key
--- ARGV: process id, index, attempt, call id, retention ms, decisions JSON, campaign digest
+-- ARGV: process id, index, attempt, call id, retention ms, decisions JSON (or ''), digest
 local K = campaign_keys()
 local index = ARGV[2]
 local attempt = tonumber(ARGV[3])
@@ -349,12 +250,17 @@ if redis.call('EXISTS', KEYS[8]) == 1 then
   -- placed nothing of its own, and tracking that call twice would free its slot twice.
   return final(K, KEYS[1], index, rec, 'failed', 'duplicate_call_id')
 end
+local early = redis.call('GET', KEYS[9])
+if early and ARGV[6] == '' then
+  -- A terminal event overtook the create reply (rare): nothing is written yet, and the
+  -- caller sends again with the redial decisions, which it spares building otherwise.
+  return {'decide'}
+end
 table.insert(rec.call_ids, call_id)
 set_state(K, rec, 'live')
 redis.call('HINCRBY', K.meta, 'attempts', 1)
 redis.call('HSET', K.owner, index, ARGV[1])
 redis.call('SET', KEYS[8], ARGV[7] .. ':' .. index, 'PX', tonumber(ARGV[5]))
-local early = redis.call('GET', KEYS[9])
 if early then
   -- A terminal event overtook the create reply: apply it now.
   redis.call('DEL', KEYS[9])
@@ -406,6 +312,7 @@ if rec.not_due then return {'none'} end
 rec.not_due = true
 redis.call('HINCRBY', K.meta, 'scheduled', 1)
 free_slot(KEYS[1])
+free_caller_id(KEYS[1], rec)  -- the record keeps it for when the call starts
 save(K, ARGV[1], rec)
 return {'ok'}
 """
@@ -424,6 +331,7 @@ rec.not_due = nil
 redis.call('HINCRBY', K.meta, 'scheduled', -1)
 -- Taken even over the limit: the API starts the call whatever the dialers hold.
 redis.call('INCR', KEYS[1])
+if rec.caller_id then redis.call('HINCRBY', caller_ids_key(KEYS[1]), rec.caller_id, 1) end
 save(K, ARGV[1], rec)
 return {'ok'}
 """
@@ -472,6 +380,8 @@ rec.next_at = nil
 if state == 'waiting' or due_in > 0 then rec.next_at = due end
 set_state(K, rec, state)
 free_slot(KEYS[1])
+free_caller_id(KEYS[1], rec)
+rec.caller_id = nil
 release(K, index)
 redis.call('ZADD', K.ready, due, member(index))
 return {'changed', tonumber(index), rec.state, due_in, save(K, index, rec)}
@@ -523,6 +433,27 @@ return {'ok', taken}
 """
 )
 
+CALL_RECORD = r"""
+-- KEYS: call key, the campaign's items
+-- ARGV: campaign digest
+-- The record of the item that placed a call, if this campaign's (reads only).
+local where = redis.call('GET', KEYS[1])
+if not where then return {'none'} end
+local sep = string.find(where, ':', 1, true)
+if string.sub(where, 1, sep - 1) ~= ARGV[1] then return {'none'} end
+local index = string.sub(where, sep + 1)
+local raw = redis.call('HGET', KEYS[2], index)
+if not raw then return {'none'} end
+return {'ok', tonumber(index), raw}
+"""
+
+STATUS = r"""
+-- KEYS: live, meta
+-- What a process re-reads a few times a second, in one round trip: the campaign's counts
+-- and the namespace's live calls. Reads only (no TIME, no write).
+return {redis.call('HGETALL', KEYS[2]), tonumber(redis.call('GET', KEYS[1]) or '0')}
+"""
+
 ALL = (
     OPEN_BEGIN,
     OPEN_CHUNK,
@@ -538,5 +469,7 @@ ALL = (
     UNPLACED,
     RENEW,
     TAKE_OVER,
+    STATUS,
+    CALL_RECORD,
 )
 """Every script, loaded once when a connection opens."""

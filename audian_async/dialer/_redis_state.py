@@ -14,7 +14,9 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
     {ns}:pace             next free create time of the shared pace (server ms)
     {ns}:call:<call_id>   "<cd>:<index>": which item placed a call (TTL: retention)
     {ns}:early:<call_id>  "<status>\\n<reason>": a terminal event ahead of its create reply
-    {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user)
+    {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user);
+                          a claim fails a due item calling one (whoever added it, and when)
+    {ns}:caller_ids       hash: pooled caller ID -> its live calls, over all campaigns
     {ns}:c:<cd>:meta      hash: name, digest, nonce, retention, total, unfinished, attempts,
                           and the count of items in each state
     {ns}:c:<cd>:req       hash: index -> request wire JSON
@@ -34,24 +36,33 @@ the namespace in one slot: keep the tag in any new key.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .._errors import AudianError, ValidationError
-from .._json import dumps
-from .._models import CallStatus, FailureReason, as_reason, as_status, is_terminal
+from .._models import CallStatus, FailureReason, as_status, is_terminal
 from .._redis import check_namespace
 from . import _redis_scripts as lua
 from ._machine import ItemRecord, ItemState
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection
+from ._redis_decisions import (
+    Decisions,
+    _decisions_json,
+    _id,
+    _ms,
+    _normal_reason,
+    _positive,
+    campaign_digest,
+    redial_decisions,
+    requests_digest,
+)
 from ._redis_records import (
     CampaignCounts,
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     NothingDue,
     OpenedCampaign,
@@ -66,6 +77,7 @@ __all__ = [
     "Change",
     "Claimed",
     "Decisions",
+    "NoCallerId",
     "NoSlot",
     "NothingDue",
     "OpenedCampaign",
@@ -86,81 +98,6 @@ CHUNK_BYTES = 1 << 20
 blocks the server while it runs, so a 100,000-item campaign is written in many short steps."""
 BATCH = 1_000
 """Fields read (or leases renewed) per command by the bounded bulk reads."""
-
-Decisions = Mapping[str, Sequence[float | None]]
-"""For each failure reason, the redial delay in seconds after 1, 2, ... attempts, or None
-for "not redialed" (a reason absent, or attempts past the end, are never redialed)."""
-
-
-def campaign_digest(campaign: str) -> str:
-    """The ``cd`` of ``campaign`` in its keys: short, fixed-size, any name allowed."""
-    return hashlib.blake2b(campaign.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-
-
-def requests_digest(requests: Iterable[str]) -> str:
-    """A digest of a request list (wire JSON strings, in order): the same list in every
-    process, and only it, gives the same digest. Each request is length-prefixed, so no
-    split of the same characters into other requests collides."""
-    digest = hashlib.blake2b(digest_size=16)
-    for wire in requests:
-        data = wire.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _normal_reason(reason: FailureReason | str | None) -> str:
-    # The state machine's rule: a failure without a reason is "unknown".
-    return str(as_reason(reason) or "unknown")
-
-
-def redial_decisions(
-    policy: RetryPolicy, reasons: Iterable[FailureReason | str | None] | None = None
-) -> dict[str, tuple[float | None, ...]]:
-    """The redial decisions of ``policy`` for ``reasons`` (default: every reason it
-    redials), as the scripts apply them.
-
-    Only the script knows how many attempts an item made, so the caller passes, for each
-    reason, the delay before the next call after 1, 2, ... ``max_attempts - 1`` attempts
-    (None where :meth:`RetryPolicy.should_redial` says no). A reason never redialed maps
-    to ``()``. Jittered delays are drawn afresh on each call, as the policy would.
-    """
-    chosen = sorted(policy.retry_on) if reasons is None else [_normal_reason(r) for r in reasons]
-    table: dict[str, tuple[float | None, ...]] = {}
-    for reason in chosen:
-        row = tuple(
-            policy.delay(reason, attempts) if policy.should_redial(reason, attempts) else None
-            for attempts in range(1, policy.max_attempts)
-        )
-        table[reason] = row if any(d is not None for d in row) else ()
-    return table
-
-
-def _decisions_json(decisions: Decisions) -> str:
-    # Milliseconds, -1 for never: the script compares numbers only.
-    table = {
-        str(reason): [-1 if d is None else max(0, math.ceil(d * 1000)) for d in row]
-        for reason, row in decisions.items()
-    }
-    return dumps(table).decode() if table else "{}"
-
-
-def _ms(seconds: float) -> int:
-    return max(0, math.ceil(seconds * 1000))
-
-
-def _id(value: str, field: str) -> str:
-    # Ids become key names and hash values: an empty one would alias another key.
-    if not isinstance(value, str) or not value:
-        raise ValidationError(field, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _positive(value: float, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValidationError(field, f"must be a positive number, got {value!r}")
-    return float(value)
-
 
 # --- the campaign state -------------------------------------------------------------------
 
@@ -334,8 +271,13 @@ class RedisCampaignState:
     # --- placing -------------------------------------------------------------------------
 
     async def claim(
-        self, process_id: str, limit: int, lease: float, pace_interval: float = 0.0
-    ) -> Claimed | NoSlot | NothingDue:
+        self,
+        process_id: str,
+        limit: int,
+        lease: float,
+        pace_interval: float = 0.0,
+        caller_ids: Sequence[str | int] = (),
+    ) -> Claimed | NoSlot | NoCallerId | NothingDue:
         """Claim the next due item for ``process_id``, in one round trip.
 
         Atomically: checks that fewer than ``limit`` live-call slots of the namespace are in
@@ -343,17 +285,30 @@ class RedisCampaignState:
         the time until the next one otherwise), takes a slot, books the namespace's pace
         (``pace_interval`` seconds between creates; the wait is returned), and moves the item
         to ``placing`` with a new attempt, leased for ``lease`` seconds after that wait.
+
+        ``caller_ids`` is a pool's :meth:`~._caller_ids.CallerIdPool.claim_arguments`: an
+        item whose request has no ``from_`` then also takes the pool's caller ID for its
+        callee (recorded as its ``caller_id``), counted on the namespace's live calls per
+        caller ID, or stays due (:class:`NoCallerId`) while every one is at the cap.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit", f"must be a positive integer, got {limit!r}")
         lease = _positive(lease, "lease")
         pace = _ms(pace_interval)
         reply = await self._script(
-            lua.CLAIM, [self._tag + "pace"], _id(process_id, "process_id"), limit, _ms(lease), pace
+            lua.CLAIM,
+            [self._tag + "pace"],
+            _id(process_id, "process_id"),
+            limit,
+            _ms(lease),
+            pace,
+            *(caller_ids or (0,)),
         )
         status = reply[0]
         if status == "no_slot":
             return NoSlot()
+        if status == "no_caller_id":
+            return NoCallerId()
         if status == "empty":
             return NothingDue(None)
         if status == "not_due":
@@ -398,17 +353,14 @@ class RedisCampaignState:
         """
         ttl = self.retention if retention is None else _positive(retention, "retention")
         call_id = _id(call_id, "call_id")
-        reply = await self._script(
-            lua.PLACED,
-            [self._tag + "call:" + call_id, self._tag + "early:" + call_id],
-            process_id,
-            int(index),
-            int(attempt),
-            call_id,
-            _ms(ttl),
-            self._decisions(decisions),
-            self.digest,
-        )
+        keys = [self._tag + "call:" + call_id, self._tag + "early:" + call_id]
+        args: list[str | int] = [process_id, int(index), int(attempt), call_id, _ms(ttl), ""]
+        args.append(self.digest)
+        reply = await self._script(lua.PLACED, keys, *args)
+        if reply[0] == "decide":
+            # A terminal event came first: only now are the redial decisions needed.
+            args[5] = self._decisions(decisions)
+            reply = await self._script(lua.PLACED, keys, *args)
         return self._change(reply)
 
     async def ended(
@@ -530,6 +482,30 @@ class RedisCampaignState:
         """The campaign's totals (all zero for a campaign not in Redis)."""
         meta = await self._command("hgetall", self._meta)
         return counts_of({str(k): str(v) for k, v in meta.items()})
+
+    async def status(self) -> tuple[CampaignCounts, int]:
+        """The campaign's totals and the namespace's live-call slots in use, in one round
+        trip (what a process re-reads a few times a second)."""
+        reply = await self._run(lua.STATUS, self._keys[:2], [])
+        return counts_of(pairs(reply[0])), int(reply[1])
+
+    async def caller_id_calls(self) -> dict[str, int]:
+        """Live calls per pooled caller ID over the whole namespace (those with none left
+        out)."""
+        found = await self._command("hgetall", self._tag + "caller_ids")
+        return {str(k): int(v) for k, v in found.items()}
+
+    async def record_for_call(self, call_id: str) -> ItemRecord | None:
+        """The record of the item of this campaign that placed ``call_id``, or None (a call
+        not recorded, or another campaign's)."""
+        reply = await self._run(
+            lua.CALL_RECORD,
+            [self._tag + "call:" + _id(call_id, "call_id"), self._items],
+            [self.digest],
+        )
+        if reply[0] != "ok":
+            return None
+        return record_of(int(reply[1]), str(reply[2]))
 
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""

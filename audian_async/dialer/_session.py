@@ -112,6 +112,7 @@ class DialSession:
                 max_active_calls=options.max_active_calls,
                 calls_per_second=options.calls_per_second,
                 create_deadline=options.create_deadline,
+                caller_ids=options.caller_ids,
             )
         else:
             self.coordinator = LocalCoordinator(

@@ -77,10 +77,6 @@ class DialerSettings:
             raise ValidationError("router", f"must be an EventRouter or None, got {self.router!r}")
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError("retry", "must be a RetryPolicy")
-        if isinstance(self.store, RedisStore) and self.caller_ids is not None:
-            raise ValidationError(
-                "caller_ids", "a caller-ID pool is not shared through a RedisStore yet"
-            )
         _count(self.max_active_calls, "max_active_calls")
         _count(self.max_pending, "max_pending")
         if self.calls_per_second is not None:

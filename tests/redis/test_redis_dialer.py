@@ -15,13 +15,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from audian_async import AudianError, Dialer, RedisStore
+from audian_async import AudianError, CallRequest, Dialer, RedisStore
 from audian_async._json import dumps, loads
 from audian_async.dialer import CampaignReport
 from audian_async.sandbox import Sandbox, generate_webhook_secret
-from audian_async.webhooks import CallFailed, EventRouter
+from audian_async.webhooks import CallCompleted, CallFailed, EventRouter
 
-from ..dialer.support import BUSY, FAST, NO_ANSWER, req, sandbox_with_receiver
+from ..dialer.support import BUSY, FAST, NO_ANSWER, calls_per_number, req, sandbox_with_receiver
 from ..dialer.test_scheduled import reminders_do_not_block_the_calls_due_now
 from ..loopback import free_port, until
 from ..redis_server import redis_process
@@ -283,3 +283,108 @@ async def test_controls_over_redis_suppression_window_finish_and_handler_redials
 
 async def test_reminders_for_later_hold_no_slot_over_redis(redis_url: str, ns: str) -> None:
     await reminders_do_not_block_the_calls_due_now(lambda: RedisStore(redis_url, namespace=ns))
+
+
+POOL = ["+12125550170", "+13125550170"]  # New York, Chicago
+
+
+async def test_two_dialers_share_a_caller_id_pool_and_its_cap(redis_url: str, ns: str) -> None:
+    callees = [f"+1{area}555{3200 + i:04d}" for area in ("212", "312", "415") for i in range(6)]
+    requests = [CallRequest(from_=None, to=to) for to in callees]
+    async with sandbox_with_receiver(caller_ids=POOL) as (sb, router):
+        dialers = [
+            Dialer(
+                sb.client,
+                r,
+                retry=FAST,
+                store=RedisStore(redis_url, namespace=ns, lease=2.0),
+                caller_ids=POOL,
+                max_active_per_caller_id=2,
+                max_active_calls=10,  # more than the pool carries: its cap is what holds
+            )
+            for r in (router, EventRouter())
+        ]
+        reports: list[CampaignReport] = []
+
+        async def run(dialer: Dialer) -> None:
+            reports.append(await dialer.run(requests, campaign="pooled"))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for dialer in dialers:
+                    tg.start_soon(run, dialer)
+        calls = list(sb.calls.values())
+        peaks = sb.peak_live_calls_by_caller_id
+    assert reports[0].outcomes == reports[1].outcomes
+    assert reports[0].completed == len(callees)
+    assert len(calls) == len(callees)  # none placed twice
+    assert {str(c.call.from_) for c in calls} == set(POOL)
+    assert max(peaks.values()) <= 2  # one cap over both processes, from the API's records
+
+
+async def test_a_receiver_redials_completed_calls_another_process_placed(
+    redis_url: str, ns: str
+) -> None:
+    numbers = _numbers(8, 0, 0)
+    requests = [req(n) for n in numbers]
+    async with sandbox_with_receiver() as (sb, router):
+        # Both place calls (the placer most of them); the receiver's handler decides on
+        # each call wherever it was placed, finding the other's in Redis.
+        store = RedisStore(redis_url, namespace=ns, lease=2.0)
+        receiver = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=1)
+        placer = Dialer(sb.client, EventRouter(), retry=FAST, store=store, max_active_calls=4)
+        redialed: list[bool] = []
+
+        @router.on("call.completed")
+        async def once_more(event: CallCompleted) -> None:
+            if event.data.get("tags", {}).get("audian_attempt") == "1":
+                redialed.append(await receiver.redial(event.call_id, after=0))
+
+        reports: list[CampaignReport] = []
+
+        async def run(dialer: Dialer) -> None:
+            reports.append(await dialer.run(requests, campaign="again"))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for dialer in (placer, receiver):
+                    tg.start_soon(run, dialer)
+        calls = _calls_per_item(sb, "again")
+    assert reports[0].outcomes == reports[1].outcomes
+    assert [(o.status, o.attempts) for o in reports[0].outcomes] == [("completed", 2)] * 8
+    assert calls == dict.fromkeys(range(8), 2)
+    assert redialed == [True] * 8
+
+
+async def test_a_number_suppressed_at_run_time_is_never_called_by_the_other_processes(
+    redis_url: str, ns: str
+) -> None:
+    numbers = [BUSY, *_numbers(6, 0, 0)]
+    requests = [req(n) for n in numbers]
+    async with sandbox_with_receiver() as (sb, router):
+        store = RedisStore(redis_url, namespace=ns, lease=2.0)
+        dialers = [
+            Dialer(sb.client, r, retry=FAST, store=store, max_active_calls=2)
+            for r in (router, EventRouter())
+        ]
+        suppressing = dialers[1]  # not the receiver: the busy call's end reaches it via Redis
+
+        @router.on("call.failed")
+        async def opt_out(event: CallFailed) -> None:
+            await suppressing.suppress(BUSY)  # as if the callee asked, told to another process
+
+        reports: list[CampaignReport] = []
+
+        async def run(dialer: Dialer) -> None:
+            reports.append(await dialer.run(requests, campaign="opt-out"))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for dialer in dialers:
+                    tg.start_soon(run, dialer)
+        busy_calls = calls_per_number(sb)[BUSY]
+    assert reports[0].outcomes == reports[1].outcomes
+    first = reports[0].outcomes[0]
+    assert (first.status, first.reason, first.attempts) == ("failed", "suppressed", 1)
+    assert busy_calls == 1  # its redial, wherever it was due, was never placed
+    assert reports[0].completed == 6

@@ -16,11 +16,13 @@ import pytest
 
 from audian_async import AudianError, RetryPolicy
 from audian_async.dialer import _redis_scripts as lua
+from audian_async.dialer._caller_ids import CallerIdPool
 from audian_async.dialer._machine import ItemState
 from audian_async.dialer._redis_connection import RedisConnection
 from audian_async.dialer._redis_state import (
     Change,
     Claimed,
+    NoCallerId,
     NoSlot,
     NothingDue,
     RedisCampaignState,
@@ -435,7 +437,9 @@ async def test_an_early_event_is_applied_by_placed(redis: RedisConnection, ns: s
     state = await opened(redis, ns, 2)
     first = await claimed(state)
     assert await state.ended("early-1", "failed", "busy", NOW) is None  # kept for placed
+    trips = state.round_trips
     change = await state.placed("p1", first.index, first.attempt, "early-1", LATER)
+    assert state.round_trips - trips == 2  # the decisions are sent only once needed
     assert change is not None
     assert (change.state, change.delay) == (ItemState.WAITING, 60.0)
     assert change.record.call_ids == ("early-1",)
@@ -568,7 +572,7 @@ async def test_steps_work_after_the_server_forgets_the_scripts(
 ) -> None:
     state = await opened(redis, ns, 2)
     await redis.client.script_flush()
-    claim = await claimed(state)  # NOSCRIPT: coredis loads the script and retries
+    claim = await claimed(state)  # NOSCRIPT: the script is loaded again and retried
     await redis.client.script_flush()
     assert await state.placed("p1", claim.index, claim.attempt, "c1", NOW) is not None
 
@@ -624,3 +628,88 @@ def test_bad_settings_are_refused() -> None:
         RedisCampaignState(connection, "c", retention=0)
     with pytest.raises(RuntimeError, match="async with RedisConnection"):
         _ = connection.client
+
+
+async def test_the_status_is_the_counts_and_the_live_calls_in_one_round_trip(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 3)
+    await live_item(state, "c1")
+    before = state.round_trips
+    counts, live = await state.status()
+    assert state.round_trips - before == 1
+    assert (counts, live) == (await state.counts(), await state.live())
+    assert (counts.states[ItemState.LIVE], counts.states[ItemState.PENDING], live) == (1, 2, 1)
+
+
+async def test_a_claim_takes_the_callers_local_caller_id_under_its_cap_with_the_slot(
+    redis: RedisConnection, ns: str
+) -> None:
+    pool = CallerIdPool(["+12125550170", "+14155552671"], max_active=1)
+    callees = ['{"to":"+14155550100"}', '{"to":"+14155550101"}', '{"to":"+14155550102"}']
+    state = RedisCampaignState(redis, "pooled", namespace=ns)
+    await state.open([*callees, '{"to":"+14155550103","from":"+14155552671"}'])
+    args = pool.claim_arguments()
+    first = await state.claim("p1", 10, 30.0, caller_ids=args)
+    second = await state.claim("p1", 10, 30.0, caller_ids=args)
+    assert isinstance(first, Claimed)
+    assert isinstance(second, Claimed)
+    assert first.record.caller_id == "+14155552671"  # the callee's own area first
+    assert second.record.caller_id == "+12125550170"  # the local one is at its cap
+    assert isinstance(await state.claim("p1", 10, 30.0, caller_ids=args), NoCallerId)
+    assert await state.caller_id_calls() == {"+14155552671": 1, "+12125550170": 1}
+    assert await state.live() == 2  # no slot taken by the claim that found no caller ID
+    change = await state.placed("p1", first.index, first.attempt, "pc1", NOW)
+    assert change is not None
+    assert change.record.caller_id == "+14155552671"
+    await state.ended("pc1", "completed", None, NOW)
+    assert await state.caller_id_calls() == {"+12125550170": 1}  # freed with the slot
+    third = await state.claim("p1", 10, 30.0, caller_ids=args)
+    assert isinstance(third, Claimed)
+    assert third.record.caller_id == "+14155552671"
+    await state.unplaced("p1", second.index)
+    assert await state.caller_id_calls() == {"+14155552671": 1}
+    await state.unplaced("p1", third.index)
+    assert await state.caller_id_calls() == {}
+    own = None
+    for _ in range(3):  # the two put back, and the item with its own caller ID
+        claim = await state.claim("p1", 10, 30.0, caller_ids=args)
+        assert isinstance(claim, Claimed)
+        own = claim if claim.index == 3 else own
+    assert own is not None
+    assert own.record.caller_id is None
+    assert await state.caller_id_calls() == {"+14155552671": 1, "+12125550170": 1}
+
+
+async def test_a_number_suppressed_by_any_process_is_failed_by_the_next_claim(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 3)
+    other = RedisCampaignState(redis, "camp", namespace=ns)  # another process's view
+    await other.add_suppressed("+14155550000")  # item 0's number
+    claim = await claimed(state)
+    assert claim.index == 1  # item 0 failed on the way, without a slot
+    [record] = await state.records([0])
+    assert (record.state, record.reason) == ("failed", "suppressed")
+    counts = await state.counts()
+    assert (counts.unfinished, counts.states[ItemState.FAILED], await state.live()) == (2, 1, 1)
+
+
+async def test_a_completed_call_is_redialed_on_the_applications_decision(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 1)
+    await live_item(state, "done-1")
+    again = await state.ended("done-1", "completed", None, {"completed": (0.0, 0.0)})
+    assert again is not None
+    assert (again.state, again.record.reason) == (ItemState.WAITING, None)
+    second = await claimed(state)
+    await state.placed("p1", second.index, second.attempt, "done-2", NOW)
+    # The policy alone never redials a completed call.
+    final = await state.ended("done-2", "completed", None, NOW)
+    assert final is not None
+    assert final.state is ItemState.COMPLETED
+    record = await state.record_for_call("done-2")
+    assert record is not None
+    assert record.call_ids == ("done-1", "done-2")
+    assert await state.record_for_call("unknown") is None
