@@ -5,12 +5,19 @@ HTTP server (benchmarks/_loopback_server.py) running in ANOTHER process, so the 
 client's own CPU: ``time.process_time()`` of the client process over the measured creates,
 divided by their number. Each variant runs in a fresh worker process (no shared heap, caches or
 pools) after a warm-up, and each figure is the median of ``--repeats`` runs, interleaved so
-that noise from a shared machine spreads over all variants alike.
+that noise from a shared machine spreads over all variants alike. A second table
+(``--mode one``, on by default) runs every variant in turn inside ONE process, as an
+application holding several clients would: the heap, the garbage collector's work and the
+interpreter's caches are then shared.
 
 Variants:
 
-* ``audian httpx``    AsyncAudian on stock httpx (our default; asyncio and trio)
+* ``audian auto``     AsyncAudian() as it comes: ``http_backend="auto"``, the aiohttp transport
+                      here (asyncio, the extra installed)
+* ``audian httpx``    AsyncAudian(http_backend="httpx"): stock httpx (what ``auto`` takes on trio)
 * ``audian aiohttp``  AsyncAudian(http_backend="aiohttp") (the ``aiohttp`` extra; asyncio)
+* ``audian injected`` AsyncAudian(http_client=httpx.AsyncClient(transport=
+                      httpx_aiohttp.AiohttpTransport())): a user's own client
 * ``raw httpx``       httpx.AsyncClient.post(json=...) and ``response.json()``
 * ``raw aiohttp``     aiohttp.ClientSession.post(json=...) and ``response.json()``
 * ``twilio``          Twilio's async client: ``await client.calls.create_async(...)``
@@ -48,8 +55,17 @@ FROM = "+14155552671"
 TO = "+14155552672"
 TAGS = {"campaign": "winter_sale", "agent_id": "agent_123"}
 
-VARIANTS = ["audian httpx", "audian aiohttp", "raw httpx", "raw aiohttp", "twilio", "telnyx"]
-OURS = ["audian httpx", "audian aiohttp"]
+VARIANTS = [
+    "audian auto",
+    "audian httpx",
+    "audian aiohttp",
+    "audian injected",
+    "raw httpx",
+    "raw aiohttp",
+    "twilio",
+    "telnyx",
+]
+OURS = ["audian auto", "audian httpx", "audian aiohttp", "audian injected"]
 BASELINES = ["twilio", "telnyx"]
 
 Create = Callable[[], Awaitable[Any]]
@@ -61,11 +77,20 @@ Create = Callable[[], Awaitable[Any]]
 async def _make_variant(variant: str, port: int, stack: Any) -> Create:
     """Build the client for ``variant`` and return a zero-argument coroutine placing one call."""
     base = f"http://127.0.0.1:{port}"
-    if variant in ("audian httpx", "audian aiohttp"):
+    if variant.startswith("audian "):
         import audian_async as au
 
-        backend = "aiohttp" if variant == "audian aiohttp" else "httpx"
-        client = au.AsyncAudian("bench-key", base_url=f"{base}/v2", http_backend=backend)
+        if variant == "audian injected":
+            import httpx
+            import httpx_aiohttp
+
+            hx = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport())
+            )
+            client = au.AsyncAudian("bench-key", base_url=f"{base}/v2", http_client=hx)
+        else:
+            backend = variant.removeprefix("audian ")
+            client = au.AsyncAudian("bench-key", base_url=f"{base}/v2", http_backend=backend)  # type: ignore[arg-type]
         await stack.enter_async_context(client)
         calls = client.calls
 
@@ -190,10 +215,33 @@ async def _worker_main(args: argparse.Namespace) -> dict[str, float]:
     return {"cpu": cpu, "wall": wall, "n": args.n}
 
 
+async def _measure(create: Create, n: int, concurrency: int, warmup: int) -> dict[str, float]:
+    await _drive(create, warmup, concurrency)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    await _drive(create, n, concurrency)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"cpu": cpu, "wall": wall, "n": n}
+
+
+async def _one_process_main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Every variant in turn in this one process (all clients open at once, as in an app)."""
+    from contextlib import AsyncExitStack
+
+    variants = args.worker_all.split(",")
+    results: dict[str, dict[str, float]] = {}
+    async with AsyncExitStack() as stack:
+        creates = {v: await _make_variant(v, args.port, stack) for v in variants}
+        for variant, create in creates.items():
+            results[variant] = await _measure(create, args.n, args.concurrency, args.warmup)
+    return results
+
+
 def _worker(args: argparse.Namespace) -> None:
     import anyio
 
-    result = anyio.run(_worker_main, args, backend="asyncio")
+    main = _one_process_main if args.worker_all else _worker_main
+    result = anyio.run(main, args, backend="asyncio")
     print(json.dumps(result), flush=True)
 
 
@@ -266,8 +314,28 @@ def run_worker(
     return result
 
 
+def run_one_process(
+    variants: list[str], port: int, n: int, concurrency: int, warmup: int
+) -> dict[str, dict[str, float]]:
+    """One measurement of every variant, in turn, in one fresh process."""
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--worker-all", ",".join(variants),
+        "--port", str(port), "--n", str(n), "--concurrency", str(concurrency),
+        "--warmup", str(warmup),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"one-process run c={concurrency} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _available(variant: str) -> bool:
-    module = {"audian aiohttp": "httpx_aiohttp", "raw aiohttp": "aiohttp"}.get(variant)
+    module = {
+        "audian aiohttp": "httpx_aiohttp",
+        "audian injected": "httpx_aiohttp",
+        "raw aiohttp": "aiohttp",
+    }.get(variant)
     module = module or {"twilio": "twilio", "telnyx": "telnyx"}.get(variant)
     if module is None:
         return True
@@ -288,14 +356,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", default="16,128", help="comma-separated levels")
     parser.add_argument("--no-queue", action="store_true", help="skip the queue-growth test")
+    parser.add_argument(
+        "--mode",
+        choices=["fresh", "one", "both"],
+        default="both",
+        help="each variant in a fresh process, all in one process in turn, or both",
+    )
     # Internal: run one measurement in this process and print it as JSON.
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=300, help=argparse.SUPPRESS)
     parser.add_argument("--gc-off", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-all", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker:
+    if args.worker or args.worker_all:
         args.concurrency = int(args.concurrency)
         _worker(args)
         return 0
@@ -316,16 +391,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     with LoopbackServer() as server:
-        for _ in range(repeats):
-            for concurrency in levels:
-                for variant in variants:
-                    before = server.cpu_seconds()
-                    r = run_worker(variant, server.port, n, concurrency, warmup)
-                    after = server.cpu_seconds()
-                    if before is not None and after is not None:
-                        r["server_cpu"] = (after - before) / (n + warmup)
-                    results.setdefault((variant, concurrency), []).append(r)
-        print_table(results, variants, levels)
+        if args.mode in ("fresh", "both"):
+            for _ in range(repeats):
+                for concurrency in levels:
+                    for variant in variants:
+                        before = server.cpu_seconds()
+                        r = run_worker(variant, server.port, n, concurrency, warmup)
+                        after = server.cpu_seconds()
+                        if before is not None and after is not None:
+                            r["server_cpu"] = (after - before) / (n + warmup)
+                        results.setdefault((variant, concurrency), []).append(r)
+            print("\nEach variant in a fresh process:")
+            print_table(results, variants, levels)
+        if args.mode in ("one", "both"):
+            together: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for repeat in range(repeats):
+                for concurrency in levels:
+                    # Rotated each repeat: no variant always runs first (coldest) or last.
+                    order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
+                    runs = run_one_process(order, server.port, n, concurrency, warmup)
+                    for variant, r in runs.items():
+                        together.setdefault((variant, concurrency), []).append(r)
+            print("\nEvery variant in turn in one process:")
+            print_table(together, variants, levels)
 
         if not args.no_queue:
             small, large = (200, 2000) if args.quick else (1000, 10000)
