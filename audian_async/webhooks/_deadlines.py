@@ -138,7 +138,8 @@ class Deadline:
         deadline = loop.time() + self.timeout
         token = object()
         watch.running[token] = (task, deadline)
-        watch.arm(deadline)
+        if watch.timer is None:
+            watch.arm(deadline)
         try:
             result = await work(arg)
         except asyncio.CancelledError:
@@ -151,8 +152,9 @@ class Deadline:
             raise
         finally:
             watch.running.pop(token, None)
-            watch.overdue.pop(token, None)
-        if token in watch.expired:  # the work swallowed our cancellation, then returned
+            if watch.overdue:
+                watch.overdue.pop(token, None)
+        if watch.expired and token in watch.expired:  # the work swallowed our cancellation, then returned
             watch.expired.discard(token)
             task.uncancel()
             raise DeadlineExceeded
