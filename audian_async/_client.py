@@ -88,8 +88,10 @@ class AsyncAudian:
     ``default_region`` (``"US"``) lets national numbers in and normalises them to E.164.
     ``http_client`` replaces the client's own ``httpx.AsyncClient`` (proxies, custom
     transports, tests); it is not closed by :meth:`aclose`. ``http_backend`` picks the
-    transport under our own client (see ``HttpBackend``: the faster one needs an extra and
-    asyncio). ``max_connections`` sizes the pool and bounds the requests in flight.
+    transport under our own client (see ``HttpBackend``): ``"auto"``, the default, takes the
+    aiohttp transport on asyncio when the ``aiohttp`` extra is installed and stock httpx
+    otherwise; ``repr(client)`` shows it. ``max_connections`` sizes the pool and bounds the
+    requests in flight.
     ``tracer_provider`` (the ``otel`` extra) receives a span per HTTP request; by default the
     global provider, looked up at the first request (see docs/observability.md).
 

@@ -154,7 +154,8 @@ class Deadline:
             watch.running.pop(token, None)
             if watch.overdue:
                 watch.overdue.pop(token, None)
-        if watch.expired and token in watch.expired:  # the work swallowed our cancellation, then returned
+        # The work swallowed our cancellation, then returned.
+        if watch.expired and token in watch.expired:
             watch.expired.discard(token)
             task.uncancel()
             raise DeadlineExceeded
