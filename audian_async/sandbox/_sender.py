@@ -38,6 +38,7 @@ __all__ = ["Delivery", "WebhookDeliverer"]
 logger = logging.getLogger("audian_async.sandbox")
 
 _MAX_RESPONSE = 1 << 20
+_MAX_REDIRECT_URLS = 1024  # URLs whose redirect was logged, before they may be again
 _MAX_IDLE_PER_URL = 64
 
 
@@ -439,6 +440,8 @@ class WebhookDeliverer:
         where = "no Location" if response.location is None else f"Location {response.location}"
         error = f"redirect {response.status} ({where}) not followed: a failed delivery"
         if url not in self._redirecting:
+            if len(self._redirecting) >= _MAX_REDIRECT_URLS:  # bounded: URLs come per call
+                self._redirecting.clear()
             self._redirecting.add(url)
             logger.warning(
                 "webhook URL %s answered redirect %d (%s), which is not followed: every "
