@@ -74,16 +74,25 @@ def _global_api(module: str, env: str) -> Any:
     return api
 
 
+def _configured(explicit: Any, module: str, env: str, getter: str) -> Any:
+    """``explicit``, or else the global provider of ``module`` (``getter`` reads it); None
+    when that is not an SDK's."""
+    provider = explicit
+    if provider is None:
+        api = _global_api(module, env)
+        if api is None:
+            return None
+        provider = getattr(api, getter)()
+    return None if _unconfigured(provider) else provider
+
+
 def _tracer(explicit: TracerProvider | None) -> Tracer | None:
     """The package's tracer from ``explicit`` or the global provider; None when neither is
     an SDK's."""
-    provider: Any = explicit
+    provider = _configured(
+        explicit, "opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER", "get_tracer_provider"
+    )
     if provider is None:
-        api = _global_api("opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER")
-        if api is None:
-            return None
-        provider = api.get_tracer_provider()
-    if _unconfigured(provider):
         return None
     tracer: Tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
     return tracer
@@ -92,13 +101,10 @@ def _tracer(explicit: TracerProvider | None) -> Tracer | None:
 def _meter(explicit: MeterProvider | None) -> Meter | None:
     """The package's meter from ``explicit`` or the global provider; None when neither is
     an SDK's."""
-    provider: Any = explicit
+    provider = _configured(
+        explicit, "opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER", "get_meter_provider"
+    )
     if provider is None:
-        api = _global_api("opentelemetry.metrics", "OTEL_PYTHON_METER_PROVIDER")
-        if api is None:
-            return None
-        provider = api.get_meter_provider()
-    if _unconfigured(provider):
         return None
     meter: Meter = provider.get_meter(INSTRUMENTATION_NAME, __version__)
     return meter
