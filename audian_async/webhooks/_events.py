@@ -226,14 +226,6 @@ def _timestamp(value: object) -> datetime | None:
     return None  # absent or unreadable: the raw value is still in the payload
 
 
-def _status(data: Mapping[str, Any]) -> CallStatus | str | None:
-    # What the field's converter (as_status) makes of it, without going through __init__.
-    value = data.get("status")
-    if type(value) is str:
-        return _STATUSES.get(value, value)
-    return as_status(value) if isinstance(value, str) else None
-
-
 # The parser builds events without their __init__: every value is already what the field's
 # converter would make of it, and a webhook endpoint builds one per request. attrs' frozen
 # classes set their slots the same way.
@@ -253,7 +245,12 @@ def _base(
     _set(event, "id", event_id)
     _set(event, "timestamp", timestamp)
     _set(event, "call_id", call_id if type(call_id) is str else _as_str(call_id))
-    _set(event, "status", _STATUSES.get(status, status) if type(status) is str else _status(data))
+    # What the field's converter (as_status) makes of it, with a plain str looked up inline.
+    if type(status) is str:
+        status = _STATUSES.get(status, status)
+    else:  # a str subclass, or an odd value (None; the raw one is still in data)
+        status = as_status(status) if isinstance(status, str) else None
+    _set(event, "status", status)
     _set(event, "data", data)
     return event
 
