@@ -203,6 +203,10 @@ class Coordinator(Protocol):
     def item_for(self, call_id: str) -> Item | None:
         """The item that placed ``call_id``, if held in memory."""
 
+    async def locate(self, call_id: str) -> Item | None:
+        """The item of this campaign that placed ``call_id``: held in memory, else read
+        from shared state (another process placed it); None when the call is unknown."""
+
     @property
     def unfinished(self) -> int:
         """Items without an outcome."""
@@ -532,6 +536,10 @@ class LocalCoordinator:
 
     def item_for(self, call_id: str) -> Item | None:
         """The item that placed ``call_id``, if held in memory."""
+        return self.machine.item_for(call_id)
+
+    async def locate(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id`` (every item of the campaign is in memory)."""
         return self.machine.item_for(call_id)
 
     @property

@@ -31,9 +31,11 @@ from .._errors import (
     RateLimitedError,
     ValidationError,
 )
-from .._models import Call, CallStatus, is_terminal
+from .._models import Call, CallRequest, CallStatus, is_terminal
 from .._retry import backoff_delay, parse_retry_after
+from .._validation import CheckedCallRequest
 from ._host import Host
+from ._in_flight import CreatesInFlight
 from ._machine import Item, ItemState
 
 __all__ = ["Placer"]
@@ -72,6 +74,15 @@ class _Parked:
         self.item: Item | None = None
 
 
+class _Unclear:
+    """A create whose fate stayed unknown past its deadline (last sent at ``last_sent``)."""
+
+    __slots__ = ("last_sent",)
+
+    def __init__(self, last_sent: float) -> None:
+        self.last_sent = last_sent
+
+
 class Placer:
     """Hands ready items to placer tasks, each holding one live-call slot."""
 
@@ -85,6 +96,8 @@ class Placer:
         self._unreachable_since: float | None = None
         self._unreachable_logged = -math.inf
         self._parked: list[_Parked] = []
+        self.in_flight = CreatesInFlight()
+        """Creates sent whose call is not recorded yet."""
 
     async def run(self) -> None:
         """Take a slot, then a ready item, and give it to a parked task or a new one."""
@@ -132,7 +145,7 @@ class Placer:
         Never turns a create that may have placed a call into a final outcome while that call
         could be live: see the module docstring for the rules.
         """
-        session, coordinator = self.session, self.coordinator
+        coordinator = self.coordinator
         new_attempt = coordinator.fresh(item)
         # A create already sent (a placing item replayed) is never held back: it may have
         # placed the call. A new attempt is checked against the controls first.
@@ -146,7 +159,33 @@ class Placer:
             # the same key, instead of handing the slot to another item while the call is
             # live.
             await coordinator.durable()
-        create = session.client.calls.create
+        sent = await self._create(item, request, key, new_attempt=new_attempt)
+        if isinstance(sent, _Unclear):
+            await self._give_up(item, key, sent.last_sent)
+        elif sent is not None:
+            call, ticket = sent
+            try:
+                # A restored "placing" item replays a create sent by a process that died:
+                # its reply is the call as first created, and the call may have ended since,
+                # its webhook gone to that process. Poll it soon rather than after the whole
+                # call span.
+                await self._placed(item, call, poll_soon=not new_attempt)
+            finally:
+                self.in_flight.answered(ticket)
+
+    async def _create(
+        self,
+        item: Item,
+        request: CallRequest | CheckedCallRequest,
+        key: str,
+        *,
+        new_attempt: bool,
+    ) -> tuple[Call, int] | _Unclear | None:
+        """Send the item's create until the API answers it: the call (with the ticket of
+        its send, for :meth:`CreatesInFlight.answered` once the call is recorded), an
+        unclear create given up at its deadline, or None when the item was settled (or
+        left) here."""
+        session, coordinator = self.session, self.coordinator
         metrics = session.metrics
         waits = unclear = 0
         deadline = last_sent = 0.0
@@ -154,31 +193,30 @@ class Placer:
             if session.fatal is not None and not unclear:
                 # The campaign stopped while this create waited: nothing was placed.
                 await coordinator.unplaced(item)
-                return
+                return None
             if unclear and anyio.current_time() >= deadline:
-                await self._give_up(item, key, last_sent)
-                return
+                return _Unclear(last_sent)
             if not await coordinator.holds(item):
                 # Its lease went to another process (this one stalled or lost the shared
                 # state): that process replays the same key; this one sends nothing more.
                 logger.warning("item %d: lease lost; leaving it to its new holder", item.index)
-                return
+                return None
             await coordinator.pace(item)
             if new_attempt and session.paused and not unclear:
                 # Paused while this create waited its turn: nothing was sent that may have
                 # acted, so the item waits for resume() (or the next run) like the others.
                 await coordinator.unplaced(item)
                 coordinator.make_ready(item)
-                return
+                return None
             sent_at = anyio.current_time()
             try:
-                call = await create(request, idempotency_key=key)
+                sent = await self._send(request, key)
                 self._unreachable_since = None
                 if metrics is not None:
                     metrics.created(anyio.current_time() - sent_at)
             except ValidationError:
                 session.settle(await coordinator.refused(item, "invalid_request"))
-                return
+                return None
             except AudianError as exc:
                 if metrics is not None:
                     metrics.created(anyio.current_time() - sent_at, exc)
@@ -189,7 +227,7 @@ class Placer:
                         if not unclear:
                             await coordinator.unplaced(item)
                         session.abort(exc)
-                        return
+                        return None
                 else:
                     self._unreachable_since = None  # the API answered
                 if disposition is Disposition.NOT_ACTED:
@@ -214,22 +252,27 @@ class Placer:
                     if not unclear:
                         await coordinator.unplaced(item)
                     session.abort(exc)
-                    return
+                    return None
                 if unclear:
                     # A refusal of the replay says nothing of the first send, which may have
                     # placed the call: hold the slot until it must have ended.
                     logger.warning(
                         "item %d: create refused (%s) after an unclear send", item.index, exc
                     )
-                    await self._give_up(item, key, last_sent)
-                    return
+                    return _Unclear(last_sent)
                 session.settle(await coordinator.refused(item, _refusal_reason(exc)))
-                return
-            break
-        # A restored "placing" item replays a create sent by a process that died: its reply
-        # is the call as first created, and the call may have ended since, its webhook
-        # gone to that process. Poll it soon rather than after the whole call span.
-        await self._placed(item, call, poll_soon=not new_attempt)
+                return None
+            return sent
+
+    async def _send(self, request: CallRequest | CheckedCallRequest, key: str) -> tuple[Call, int]:
+        """Send one create; its ticket stays open until the caller recorded the call (a
+        webhook that overtakes the reply may ask for the call meanwhile)."""
+        ticket = self.in_flight.sent()
+        try:
+            return await self.session.client.calls.create(request, idempotency_key=key), ticket
+        except BaseException:
+            self.in_flight.answered(ticket)
+            raise
 
     async def _cleared(self, item: Item) -> bool:
         """Whether a new attempt of ``item`` may be created now; if not, its slot is given

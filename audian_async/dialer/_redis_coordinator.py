@@ -465,7 +465,7 @@ class RedisCoordinator:
         self, call_id: str, after: float | None, now: float
     ) -> tuple[bool, Transition | None]:
         """A redial after a call still going on (applied when its end arrives here)."""
-        item = self._by_call_id.get(call_id) or await self._located(call_id)
+        item = await self.locate(call_id)
         if item is None or item.call_ids[-1] != call_id:
             return False, None
         if item.state in (ItemState.WAITING, ItemState.PLACING):
@@ -486,7 +486,7 @@ class RedisCoordinator:
 
     async def finish(self, call_id: str) -> Transition | None:
         """End the item with its call going on (no redial after it)."""
-        item = self._by_call_id.get(call_id) or await self._located(call_id)
+        item = await self.locate(call_id)
         if item is not None and item.state is ItemState.LIVE:
             item.plan = Plan(finish=True)
         return None
@@ -525,6 +525,10 @@ class RedisCoordinator:
     def item_for(self, call_id: str) -> Item | None:
         """The item that placed ``call_id``, if held in memory."""
         return self._by_call_id.get(call_id)
+
+    async def locate(self, call_id: str) -> Item | None:
+        """The item that placed ``call_id``, from memory or else from Redis."""
+        return self._by_call_id.get(call_id) or await self._located(call_id)
 
     @property
     def unfinished(self) -> int:

@@ -415,6 +415,7 @@ class DialSession:
             return False
         if after is not None:
             after *= self.options.time_scale
+        await self._until_known(call_id)
         scheduled, transition = await self.coordinator.plan_redial(call_id, after, time.time())
         if transition is not None:  # a finished item reopened: unfinished again
             if self.idle.is_set():
@@ -424,14 +425,24 @@ class DialSession:
 
     async def finish(self, call_id: str) -> bool:
         """End the item that placed ``call_id`` now, or when its call ends."""
-        item = self.coordinator.item_for(call_id)
-        if not self.open or item is None or item.state.is_final:
+        if not self.open:
+            return False
+        await self._until_known(call_id)
+        item = await self.coordinator.locate(call_id)
+        if item is None or item.state.is_final:
             return False
         transition = await self.coordinator.finish(call_id)
         if transition is not None:
             self.held_for_window.pop(transition.item.index, None)
         self.settle(transition)
         return True
+
+    async def _until_known(self, call_id: str) -> None:
+        """Wait, if ``call_id`` is not known here, for the creates in flight to have their
+        replies recorded: its webhook may have overtaken the reply that names it."""
+        item_for = self.coordinator.item_for
+        if item_for(call_id) is None:
+            await self.placer.in_flight.wait_unless(lambda: item_for(call_id) is not None)
 
     async def suppress(self, number: str) -> int:
         """Never call ``number`` (E.164) again; end its waiting items now. Returns how many

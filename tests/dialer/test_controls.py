@@ -3,6 +3,7 @@ pause/resume/stop (asyncio and trio)."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,43 @@ async def test_finish_from_a_handler_ends_the_item_without_the_policy_redial() -
     outcome = report.outcomes[0]
     assert (outcome.status, outcome.reason, outcome.attempts) == ("failed", "busy", 1)
     assert calls_per_number(sb) == {BUSY: 1}  # busy is redialed by FAST, but not now
+
+
+async def test_a_handler_decides_on_a_call_whose_webhook_overtook_the_create_reply() -> None:
+    # The create's reply is held until the call's webhook is being handled: the handler asks
+    # about a call id the dialer has not heard of yet, and must not be told "unknown".
+    handled = threading.Event()
+
+    async def hold_create_reply(response: httpx.Response) -> None:
+        if is_create(response.request):
+            await anyio.to_thread.run_sync(handled.wait)
+
+    answers: dict[str, list[bool]] = {"finish": [], "redial": []}
+    async with (
+        sandbox_with_receiver() as (sb, router),
+        hooked_client(sb.base_url, sb.api_key, on_response=hold_create_reply) as client,
+    ):
+        dialer = Dialer(client, router, retry=FAST, store=MemoryStore())
+
+        @router.on("call.failed")
+        async def opted_out(event: CallFailed) -> None:
+            handled.set()
+            answers["finish"].append(await dialer.finish(event.call_id))
+
+        @router.on("call.completed")
+        async def again(event: CallCompleted) -> None:
+            handled.set()
+            if _attempt(event) == "1":
+                answers["redial"].append(await dialer.redial(event.call_id, after=0))
+
+        for number, expected in ((BUSY, ("failed", "busy", 1)), (PLAIN[0], ("completed", None, 2))):
+            handled.clear()
+            with anyio.fail_after(60):
+                report = await dialer.run([req(number)], campaign=f"overtaken-{number}")
+            outcome = report.outcomes[0]
+            assert (outcome.status, outcome.reason, outcome.attempts) == expected
+    assert answers == {"finish": [True], "redial": [True]}
+    assert calls_per_number(sb) == {BUSY: 1, PLAIN[0]: 2}
 
 
 async def test_finish_cancels_a_scheduled_redial() -> None:
