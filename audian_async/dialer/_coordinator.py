@@ -177,8 +177,9 @@ class Coordinator(Protocol):
     ) -> tuple[bool, Transition | None]:
         """One more attempt after ``call_id`` (see :meth:`DialMachine.plan_redial`)."""
 
-    async def finish(self, call_id: str) -> Transition | None:
-        """End the item of ``call_id`` now, or when its call ends."""
+    async def finish(self, call_id: str) -> tuple[bool, Transition | None]:
+        """End the item of ``call_id`` now, or when its call ends: whether it was (or
+        will be) ended by this, and the transition when it ended now."""
 
     async def suppress(self, item: Item) -> Transition | None:
         """Fail a pending or waiting item whose number is suppressed."""
@@ -481,9 +482,12 @@ class LocalCoordinator:
         scheduled, transition = self.machine.plan_redial(call_id, after, now)
         return scheduled, self._marked(transition)
 
-    async def finish(self, call_id: str) -> Transition | None:
+    async def finish(self, call_id: str) -> tuple[bool, Transition | None]:
         """End the item of ``call_id`` (a waiting item holds no slot)."""
-        return self._marked(self.machine.finish(call_id))
+        item = self.machine.item_for(call_id)
+        if item is None or item.state.is_final:
+            return False, None
+        return True, self._marked(self.machine.finish(call_id))
 
     async def suppress(self, item: Item) -> Transition | None:
         """Fail a suppressed pending or waiting item (it holds no slot)."""

@@ -32,6 +32,7 @@ from ._policy import RetryPolicy
 from ._report import CallOutcome, CampaignReport
 
 __all__ = [
+    "NOT_REOPENED",
     "SUPPRESSED",
     "TAG_ATTEMPT",
     "TAG_CAMPAIGN",
@@ -56,7 +57,7 @@ TAG_ATTEMPT = "audian_attempt"
 MAX_EARLY_EVENTS = 4096
 SUPPRESSED = "suppressed"
 """The reason of an item whose number is suppressed (never called again)."""
-_NOT_REOPENED = frozenset({SUPPRESSED, "lost", "create_unknown", "duplicate_call_id"})
+NOT_REOPENED = frozenset({SUPPRESSED, "lost", "create_unknown", "duplicate_call_id"})
 """Final reasons a handler's redial cannot undo: the number must not be called, or a call
 may still be going on."""
 
@@ -473,7 +474,7 @@ class DialMachine:
                 return False, None
             item.plan = Plan(redial_after=after)
             return True, None
-        if state.is_final and item.reason not in _NOT_REOPENED:
+        if state.is_final and item.reason not in NOT_REOPENED:
             return True, self._schedule(item, after, now)
         return False, None
 

@@ -34,13 +34,13 @@ from .._validation import CheckedCallRequest
 from ._caller_ids import CallerIdPool
 from ._coordinator import restored_request
 from ._machine import (
+    NOT_REOPENED,
     SUPPRESSED,
     CallOutcome,
     DialMachine,
     Item,
     ItemRecord,
     ItemState,
-    Plan,
     Step,
     Transition,
     new_item,
@@ -383,34 +383,12 @@ class RedisCoordinator:
         reason: FailureReason | str | None,
         now: float,
     ) -> Transition | None:
-        """Apply a terminal status, wherever the call was placed."""
-        item = self._by_call_id.get(call_id)
-        decisions = self._decisions(item, status, reason)
-        change = await self._retrying(self.state.ended, call_id, status, reason, decisions)
-        if item is not None:
-            item.plan = None
+        """Apply a terminal status, wherever the call was placed (a handler's plan for the
+        call, kept in Redis, comes before the policy)."""
+        change = await self._retrying(self.state.ended, call_id, status, reason, self.policy)
         if change is None or change.campaign != self.state.digest:
             return None
         return self._transition(change)
-
-    def _decisions(
-        self, item: Item | None, status: CallStatus | str | None, reason: FailureReason | str | None
-    ) -> RetryPolicy | dict[str, tuple[float | None, ...]]:
-        # A handler's plan for the call (redial()/finish()) replaces the policy's decision;
-        # the row of a completed call is under "completed" (the policy never redials one).
-        plan = None if item is None else item.plan
-        if plan is None:
-            return self.policy
-        completed = str(status) == CallStatus.COMPLETED.value
-        why = "completed" if completed else str(as_reason(reason) or "unknown")
-        if plan.finish:
-            return {}
-        after = plan.redial_after
-        row = tuple(
-            self.policy.delay(why, attempts) if after is None else after
-            for attempts in range(1, self.policy.max_attempts)
-        )
-        return {why: row}  # an empty row: never (max_attempts reached)
 
     async def scheduled(self, item: Item) -> None:
         """Free the namespace slot of a live item whose call is not due yet."""
@@ -464,18 +442,22 @@ class RedisCoordinator:
     async def plan_redial(
         self, call_id: str, after: float | None, now: float
     ) -> tuple[bool, Transition | None]:
-        """A redial after a call still going on (applied when its end arrives here)."""
+        """One more attempt after ``call_id``, decided in Redis: whichever process gets the
+        call's end applies it, and a finished item opens again."""
         item = await self.locate(call_id)
-        if item is None or item.call_ids[-1] != call_id:
+        if item is None or call_id not in item.call_ids:
             return False, None
-        if item.state in (ItemState.WAITING, ItemState.PLACING):
-            return True, None
-        if item.state is not ItemState.LIVE or len(item.call_ids) >= self.policy.max_attempts:
-            return False, None
-        if item.plan is not None and item.plan.finish:
-            return False, None
-        item.plan = Plan(redial_after=after)
-        return True, None
+        if after is None:
+            # The policy's backoff for the reason the call will have ended for.
+            policy, redial = self.policy, item.call_ids.index(call_id) + 1
+            delays = {reason: policy.delay(reason, redial) for reason in policy.reason_delays}
+            delays["*"] = policy.delay(None, redial)
+        else:
+            delays = {"*": after}
+        scheduled, change = await self._retrying(
+            self.state.redial, call_id, delays, self.policy.max_attempts, NOT_REOPENED
+        )
+        return scheduled, None if change is None else self._transition(change)
 
     async def _located(self, call_id: str) -> Item | None:
         """The item of ``call_id``, read from Redis when this process never held it (a
@@ -484,12 +466,11 @@ class RedisCoordinator:
         record = await self._retrying(self.state.record_for_call, call_id)
         return None if record is None else self._local(record, None)
 
-    async def finish(self, call_id: str) -> Transition | None:
-        """End the item with its call going on (no redial after it)."""
-        item = await self.locate(call_id)
-        if item is not None and item.state is ItemState.LIVE:
-            item.plan = Plan(finish=True)
-        return None
+    async def finish(self, call_id: str) -> tuple[bool, Transition | None]:
+        """End the item of ``call_id``, decided in Redis: now if it waits for a redial, else
+        with its call, whichever process gets that call's end."""
+        finished, change = await self._retrying(self.state.finish, call_id)
+        return finished, None if change is None else self._transition(change)
 
     async def suppress(self, item: Item) -> Transition | None:
         """Fail a claimed item whose number is suppressed (its slot freed)."""

@@ -42,6 +42,7 @@ local function load(K, index)
   if rec.next_at == cjson.null then rec.next_at = nil end
   if type(rec.call_ids) ~= 'table' then rec.call_ids = {} end
   if rec.caller_id == cjson.null then rec.caller_id = nil end
+  if type(rec.plan) ~= 'table' then rec.plan = nil end
   return rec
 end
 
@@ -65,9 +66,11 @@ local function encode(rec)
   if rec.not_due then not_due = ',"not_due":true' end
   local caller_id = ''
   if rec.caller_id then caller_id = ',"caller_id":' .. cjson.encode(rec.caller_id) end
+  local plan = ''
+  if rec.plan then plan = ',"plan":' .. cjson.encode(rec.plan) end
   return '{"state":' .. cjson.encode(rec.state) .. ',"attempt":' ..
     string.format('%d', rec.attempt) .. ',"call_ids":' .. ids .. ',"reason":' .. reason ..
-    ',"next_at":' .. next_at .. not_due .. caller_id .. '}'
+    ',"next_at":' .. next_at .. not_due .. caller_id .. plan .. '}'
 end
 
 local function save(K, index, rec)
@@ -181,17 +184,44 @@ local function final(K, live, index, rec, state, reason)
   return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
 end
 
+-- The redial delay (ms) a plan of the application gives after a call that ended for
+-- ``reason`` (nil: completed): its row for that reason, else its default ``*``.
+local function planned_delay(plan, reason)
+  local delays = plan.after
+  return tonumber(reason and delays[reason] or delays['*'])
+end
+
+-- Move a waiting or final item to ``waiting`` for a redial ``delay`` ms from ``now``.
+local function schedule(K, index, rec, delay, now)
+  rec.next_at = now + delay
+  set_state(K, rec, 'waiting')
+  redis.call('ZADD', K.ready, rec.next_at, member(index))
+  return {'changed', tonumber(index), rec.state, delay, save(K, index, rec)}
+end
+
 -- The item's current call ended with a terminal status. ``decisions`` maps a reason to
 -- the redial delay (ms, or -1 for never) for each count of attempts placed so far.
 --
--- A completed call is redialed only by the application's decision (a handler's redial()),
--- which the caller passes as the row of ``completed``; the policy never has one.
+-- The application's plan for the call (a handler's finish() or redial(), kept in the
+-- record by DECIDE so that whichever process gets the call's end applies it) comes first.
+-- Otherwise a completed call is redialed only if the caller passes a row for
+-- ``completed``; the policy never has one.
 local function apply_end(K, live, index, rec, status, reason, decisions, now)
-  if status == 'completed' then
-    if type(decisions.completed) ~= 'table' then
+  local plan = rec.plan
+  rec.plan = nil
+  if status == 'completed' then reason = nil end
+  if plan then
+    if plan.finish then
+      if reason then return final(K, live, index, rec, 'failed', reason) end
       return final(K, live, index, rec, 'completed', nil)
     end
-    reason = nil
+    rec.reason = reason
+    call_over(K, live, rec)
+    release(K, index)
+    return schedule(K, index, rec, planned_delay(plan, reason), now)
+  end
+  if status == 'completed' and type(decisions.completed) ~= 'table' then
+    return final(K, live, index, rec, 'completed', nil)
   end
   local row = decisions[reason or 'completed']
   local delay = nil
@@ -201,11 +231,8 @@ local function apply_end(K, live, index, rec, status, reason, decisions, now)
     return final(K, live, index, rec, 'failed', reason)
   end
   rec.reason = reason
-  rec.next_at = now + delay
-  set_state(K, rec, 'waiting')
   call_over(K, live, rec)
   release(K, index)
-  redis.call('ZADD', K.ready, rec.next_at, member(index))
-  return {'changed', tonumber(index), rec.state, delay, save(K, index, rec)}
+  return schedule(K, index, rec, delay, now)
 end
 """

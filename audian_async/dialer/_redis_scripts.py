@@ -7,7 +7,9 @@ Most scripts get the keys of their campaign as ``KEYS``, in the order of
 campaign's keys from the namespace prefix (same slot, thanks to the hash tag), as do the
 namespace's per-caller-ID counts and suppressed set, reached from the ``live`` key's name.
 An item record may also hold ``caller_id`` (the pool's, for its current call) and
-``not_due`` (a scheduled call holding no slot yet).
+``not_due`` (a scheduled call holding no slot yet), and ``plan`` (the application's
+decision on its call going on: ``{"finish": true}``, or ``{"after": {reason: ms, "*": ms}}``
+for a redial that many milliseconds after the call ends for that reason).
 
 Conventions:
 
@@ -33,6 +35,7 @@ __all__ = [
     "CALL_RECORD",
     "CAMPAIGN_KEYS",
     "CLAIM",
+    "DECIDE",
     "ENDED",
     "LOST",
     "OPEN_BEGIN",
@@ -433,6 +436,64 @@ return {'ok', taken}
 """
 )
 
+DECIDE = (
+    COMMON
+    + r"""
+-- KEYS: live, meta, req, items, ready, leases, owner, call key
+-- ARGV: digest, call id, 'finish' or 'redial', plan JSON (redial: {"after": {reason: ms,
+--       "*": ms}}), max attempts, then the final reasons a redial cannot reopen
+-- The application's decision on the item that placed a call (a handler's finish() or
+-- redial()), whichever process placed it and whichever will get the call's end: a call
+-- going on keeps it in its record as ``plan`` (applied by ``apply_end``), a waiting or
+-- finished item is changed now.
+local where = redis.call('GET', KEYS[8])
+if not where then return {'unknown'} end
+local sep = string.find(where, ':', 1, true)
+if string.sub(where, 1, sep - 1) ~= ARGV[1] then return {'unknown'} end
+local K = campaign_keys()
+local index = string.sub(where, sep + 1)
+local rec = load(K, index)
+if not rec then return {'unknown'} end
+local state = rec.state
+if ARGV[3] == 'finish' then
+  if state == 'completed' or state == 'failed' then return {'final'} end
+  if state == 'waiting' then
+    -- Its redial is cancelled: its last call's outcome is the item's.
+    redis.call('ZREM', K.ready, member(index))
+    rec.next_at = nil
+    local outcome = 'completed'
+    if rec.reason then outcome = 'failed' end
+    set_state(K, rec, outcome)
+    finished(K)
+    return {'changed', tonumber(index), rec.state, -1, save(K, index, rec)}
+  end
+  if state ~= 'live' and state ~= 'placing' then return {'unknown'} end
+  rec.plan = {finish = true}
+  save(K, index, rec)
+  return {'set'}
+end
+-- A redial: only after the item's latest call, once, and within max attempts.
+if rec.call_ids[#rec.call_ids] ~= ARGV[2] then return {'no'} end
+if state == 'waiting' or state == 'placing' then return {'yes'} end
+if #rec.call_ids >= tonumber(ARGV[5]) then return {'no'} end
+local plan = cjson.decode(ARGV[4])
+if state == 'live' then
+  if rec.plan and rec.plan.finish then return {'no'} end
+  rec.plan = plan
+  save(K, index, rec)
+  return {'yes'}
+end
+if state ~= 'completed' and state ~= 'failed' then return {'no'} end
+for i = 6, #ARGV do
+  if rec.reason == ARGV[i] then return {'no'} end
+end
+-- A finished item opens again: the campaign is unfinished, its keys kept.
+if tonumber(redis.call('HGET', K.meta, 'unfinished') or '0') <= 0 then persist(K) end
+redis.call('HINCRBY', K.meta, 'unfinished', 1)
+return schedule(K, index, rec, planned_delay(plan, rec.reason), now_ms())
+"""
+)
+
 CALL_RECORD = r"""
 -- KEYS: call key, the campaign's items
 -- ARGV: campaign digest
@@ -471,5 +532,6 @@ ALL = (
     TAKE_OVER,
     STATUS,
     CALL_RECORD,
+    DECIDE,
 )
 """Every script, loaded once when a connection opens."""

@@ -20,7 +20,8 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
     {ns}:c:<cd>:meta      hash: name, digest, nonce, retention, total, unfinished, attempts,
                           and the count of items in each state
     {ns}:c:<cd>:req       hash: index -> request wire JSON
-    {ns}:c:<cd>:items     hash: index -> record JSON (state, attempt, call_ids, reason, next_at)
+    {ns}:c:<cd>:items     hash: index -> record JSON (state, attempt, call_ids, reason, next_at,
+                          and a handler's plan for the call going on)
     {ns}:c:<cd>:ready     zset: pending/waiting items -> due time (server ms)
     {ns}:c:<cd>:leases    zset: placing/live items -> lease expiry (server ms)
     {ns}:c:<cd>:owner     hash: placing/live items -> id of the process holding them
@@ -37,16 +38,15 @@ the namespace in one slot: keep the tag in any new key.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .._errors import AudianError, ValidationError
+from .._json import dumps
 from .._models import CallStatus, FailureReason, as_status, is_terminal
-from .._redis import check_namespace
 from . import _redis_scripts as lua
-from ._machine import ItemRecord, ItemState
+from ._machine import ItemState
 from ._policy import RetryPolicy
-from ._redis_connection import RedisConnection
 from ._redis_decisions import (
     Decisions,
     _decisions_json,
@@ -58,6 +58,7 @@ from ._redis_decisions import (
     redial_decisions,
     requests_digest,
 )
+from ._redis_reads import BATCH, CampaignReads
 from ._redis_records import (
     CampaignCounts,
     Change,
@@ -88,21 +89,17 @@ __all__ = [
     "requests_digest",
 ]
 
-DEFAULT_RETENTION = 7 * 86_400.0
-"""Seconds a finished campaign (and a call's item mapping) stays readable."""
 EARLY_TTL = 3_600.0
 """Seconds a terminal event waits for the create reply of its call."""
 CHUNK_ITEMS = 1_000
 CHUNK_BYTES = 1 << 20
 """An open sends at most this many requests (or bytes of them) per script call: a script
 blocks the server while it runs, so a 100,000-item campaign is written in many short steps."""
-BATCH = 1_000
-"""Fields read (or leases renewed) per command by the bounded bulk reads."""
 
 # --- the campaign state -------------------------------------------------------------------
 
 
-class RedisCampaignState:
+class RedisCampaignState(CampaignReads):
     """The shared state of campaign ``campaign`` under ``namespace``, one script per step.
 
     ``retention`` is how long a finished campaign, and the mapping of each placed call to
@@ -110,44 +107,6 @@ class RedisCampaignState:
     campaign at once; each process identifies itself with a ``process_id`` of its choosing
     (unique per process), which owns the items it claims until its lease runs out.
     """
-
-    def __init__(
-        self,
-        connection: RedisConnection,
-        campaign: str,
-        *,
-        namespace: str = "audian",
-        retention: float = DEFAULT_RETENTION,
-    ) -> None:
-        if not isinstance(campaign, str) or not campaign:
-            raise ValidationError("campaign", "must be a non-empty string")
-        self.connection = connection
-        self.campaign = campaign
-        self.namespace = check_namespace(namespace)
-        self.retention = _positive(retention, "retention")
-        self.digest = campaign_digest(campaign)
-        """The campaign's ``cd``: compare it with :attr:`Change.campaign`."""
-        self.round_trips = 0
-        """Round trips to Redis made by this object's steps."""
-        self._tag = f"{{{self.namespace}}}:"
-        prefix = f"{self._tag}c:{self.digest}:"
-        self._keys = [self._tag + "live", *(prefix + name for name in lua.CAMPAIGN_KEYS)]
-        self._meta, self._req, self._items = self._keys[1], self._keys[2], self._keys[3]
-
-    def __repr__(self) -> str:
-        return f"RedisCampaignState({self.campaign!r}, namespace={self.namespace!r})"
-
-    async def _run(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> list[Any]:
-        self.round_trips += 1
-        return list(await self.connection.script(source, keys, args))
-
-    async def _script(self, source: str, extra: Sequence[str], *args: str | int) -> list[Any]:
-        # The scripts of one campaign get the live counter and the campaign's keys first.
-        return await self._run(source, [*self._keys, *extra], args)
-
-    async def _command(self, name: str, *args: Any) -> Any:
-        self.round_trips += 1
-        return await self.connection.command(name, *args)
 
     def _change(self, reply: Sequence[Any], campaign: str | None = None) -> Change | None:
         if reply[0] != "changed":
@@ -443,6 +402,48 @@ class RedisCampaignState:
         reply = await self._script(lua.UNPLACED, [], process_id, int(index), _ms(due_in))
         return self._change(reply)
 
+    # --- the application's decisions ----------------------------------------------------
+
+    async def finish(self, call_id: str) -> tuple[bool, Change | None]:
+        """End the item of this campaign that placed ``call_id`` (a handler's
+        :meth:`~audian_async.dialer.Dialer.finish`): a waiting item fails (or completes)
+        now with its last call's outcome, its redial cancelled; one whose call is going on
+        (or being created) ends with that call, whichever process gets its end.
+
+        Returns whether the item was (or will be) ended by this, and the change when it
+        ended now. False: the call is unknown (or another campaign's), or its item has its
+        outcome already.
+        """
+        keys = [self._tag + "call:" + _id(call_id, "call_id")]
+        reply = await self._script(lua.DECIDE, keys, self.digest, call_id, "finish", "", 0)
+        return reply[0] in ("set", "changed"), self._change(reply)
+
+    async def redial(
+        self,
+        call_id: str,
+        delays: Mapping[str, float],
+        max_attempts: int,
+        not_reopened: Iterable[str] = (),
+    ) -> tuple[bool, Change | None]:
+        """One more attempt after ``call_id``, the item's latest call (a handler's
+        :meth:`~audian_async.dialer.Dialer.redial`), within ``max_attempts``.
+
+        ``delays`` gives the seconds from the call's end to the redial by the reason it
+        ended for, its ``"*"`` entry for any other reason (and for a completed call). A
+        call going on keeps the decision in its record, for whichever process gets its
+        end; an item with its outcome already opens again, waiting (unless its reason is
+        one of ``not_reopened``). Returns whether a redial after ``call_id`` is scheduled
+        (already, or now), and the change of an item opened again.
+        """
+        if "*" not in delays:
+            raise ValidationError("delays", "needs a '*' entry")
+        plan = dumps({"after": {k: _ms(v) for k, v in delays.items()}}).decode()
+        keys = [self._tag + "call:" + _id(call_id, "call_id")]
+        reply = await self._script(
+            lua.DECIDE, keys, self.digest, call_id, "redial", plan, int(max_attempts), *not_reopened
+        )
+        return reply[0] in ("yes", "changed"), self._change(reply)
+
     # --- leases --------------------------------------------------------------------------
 
     async def renew(self, process_id: str, lease: float, indices: Iterable[int]) -> list[int]:
@@ -475,82 +476,3 @@ class RedisCampaignState:
             TakenItem(int(index), record_of(int(index), str(raw)), str(request))
             for index, raw, request in reply[1]
         ]
-
-    # --- reading -------------------------------------------------------------------------
-
-    async def counts(self) -> CampaignCounts:
-        """The campaign's totals (all zero for a campaign not in Redis)."""
-        meta = await self._command("hgetall", self._meta)
-        return counts_of({str(k): str(v) for k, v in meta.items()})
-
-    async def status(self) -> tuple[CampaignCounts, int]:
-        """The campaign's totals and the namespace's live-call slots in use, in one round
-        trip (what a process re-reads a few times a second)."""
-        reply = await self._run(lua.STATUS, self._keys[:2], [])
-        return counts_of(pairs(reply[0])), int(reply[1])
-
-    async def caller_id_calls(self) -> dict[str, int]:
-        """Live calls per pooled caller ID over the whole namespace (those with none left
-        out)."""
-        found = await self._command("hgetall", self._tag + "caller_ids")
-        return {str(k): int(v) for k, v in found.items()}
-
-    async def record_for_call(self, call_id: str) -> ItemRecord | None:
-        """The record of the item of this campaign that placed ``call_id``, or None (a call
-        not recorded, or another campaign's)."""
-        reply = await self._run(
-            lua.CALL_RECORD,
-            [self._tag + "call:" + _id(call_id, "call_id"), self._items],
-            [self.digest],
-        )
-        if reply[0] != "ok":
-            return None
-        return record_of(int(reply[1]), str(reply[2]))
-
-    async def live(self) -> int:
-        """Live-call slots in use over the whole namespace."""
-        value = await self._command("get", self._keys[0])
-        return int(value or 0)
-
-    async def suppressed(self) -> list[str]:
-        """The namespace's suppressed numbers (E.164), for every campaign."""
-        members = await self._command("smembers", self._tag + "suppressed")
-        return sorted(str(m) for m in members)
-
-    async def add_suppressed(self, number: str) -> None:
-        """Suppress ``number`` for every campaign of the namespace."""
-        await self._command("sadd", self._tag + "suppressed", [number])
-
-    async def request(self, index: int) -> str | None:
-        """The request wire JSON of item ``index``, or None."""
-        value = await self._command("hget", self._req, str(int(index)))
-        return None if value is None else str(value)
-
-    async def records(
-        self, indices: Iterable[int] | None = None, *, with_requests: bool = False
-    ) -> list[ItemRecord]:
-        """Records of items ``indices`` (default: all), ordered by index, with their
-        requests when ``with_requests``. Read a thousand at a time, so a big campaign never
-        makes one huge reply; items missing are left out."""
-        found: dict[int, str] = {}
-        if indices is None:
-            cursor = 0
-            while True:
-                cursor, batch = await self._command("hscan", self._items, cursor, None, BATCH)
-                found.update((int(k), str(v)) for k, v in batch.items())
-                if not cursor:
-                    break
-        else:
-            wanted = sorted({int(i) for i in indices})
-            for start in range(0, len(wanted), BATCH):
-                chunk = wanted[start : start + BATCH]
-                values = await self._command("hmget", self._items, [str(i) for i in chunk])
-                found.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
-        order = sorted(found)
-        requests: dict[int, str] = {}
-        if with_requests:
-            for start in range(0, len(order), BATCH):
-                chunk = order[start : start + BATCH]
-                values = await self._command("hmget", self._req, [str(i) for i in chunk])
-                requests.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
-        return [record_of(i, found[i], requests.get(i)) for i in order]

@@ -11,7 +11,7 @@ import math
 
 from .._errors import ValidationError
 from .._redis import check_namespace, check_url, shown_url
-from ._redis_state import DEFAULT_RETENTION
+from ._redis_reads import DEFAULT_RETENTION
 
 __all__ = ["RedisStore"]
 

@@ -428,14 +428,11 @@ class DialSession:
         if not self.open:
             return False
         await self._until_known(call_id)
-        item = await self.coordinator.locate(call_id)
-        if item is None or item.state.is_final:
-            return False
-        transition = await self.coordinator.finish(call_id)
+        finished, transition = await self.coordinator.finish(call_id)
         if transition is not None:
             self.held_for_window.pop(transition.item.index, None)
-        self.settle(transition)
-        return True
+            self.settle(transition)
+        return finished
 
     async def _until_known(self, call_id: str) -> None:
         """Wait, if ``call_id`` is not known here, for the creates in flight to have their

@@ -11,6 +11,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -19,7 +20,7 @@ from audian_async import AudianError, CallRequest, Dialer, RedisStore
 from audian_async._json import dumps, loads
 from audian_async.dialer import CampaignReport
 from audian_async.sandbox import Sandbox, generate_webhook_secret
-from audian_async.webhooks import CallCompleted, CallFailed, EventRouter
+from audian_async.webhooks import CallAnswered, CallCompleted, CallFailed, EventRouter
 
 from ..dialer.support import BUSY, FAST, NO_ANSWER, calls_per_number, req, sandbox_with_receiver
 from ..dialer.test_scheduled import reminders_do_not_block_the_calls_due_now
@@ -60,6 +61,21 @@ def _calls_per_item(sb: Sandbox, campaign: str) -> Counter[int]:
     return calls
 
 
+async def _run_together(
+    dialers: list[Dialer], requests: list[CallRequest], campaign: str, **options: Any
+) -> list[CampaignReport]:
+    """Run ``campaign`` in every dialer at once; their reports, in the order they ended."""
+    reports: list[CampaignReport] = []
+
+    async def run(dialer: Dialer) -> None:
+        reports.append(await dialer.run(requests, campaign=campaign, **options))
+
+    async with anyio.create_task_group() as tg:
+        for dialer in dialers:
+            tg.start_soon(run, dialer)
+    return reports
+
+
 async def test_two_dialers_share_a_campaign_its_limit_and_one_receiver(
     redis_url: str, ns: str
 ) -> None:
@@ -77,15 +93,8 @@ async def test_two_dialers_share_a_campaign_its_limit_and_one_receiver(
             )
             for r in (router, EventRouter())
         ]
-        reports: list[CampaignReport] = []
-
-        async def run(dialer: Dialer) -> None:
-            reports.append(await dialer.run(requests, campaign="shared", keep_duplicates=True))
-
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for dialer in dialers:
-                    tg.start_soon(run, dialer)
+            reports = await _run_together(dialers, requests, "shared", keep_duplicates=True)
         calls = _calls_per_item(sb, "shared")
         peak = sb.peak_live_calls
     first, second = reports
@@ -304,15 +313,8 @@ async def test_two_dialers_share_a_caller_id_pool_and_its_cap(redis_url: str, ns
             )
             for r in (router, EventRouter())
         ]
-        reports: list[CampaignReport] = []
-
-        async def run(dialer: Dialer) -> None:
-            reports.append(await dialer.run(requests, campaign="pooled"))
-
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for dialer in dialers:
-                    tg.start_soon(run, dialer)
+            reports = await _run_together(dialers, requests, "pooled")
         calls = list(sb.calls.values())
         peaks = sb.peak_live_calls_by_caller_id
     assert reports[0].outcomes == reports[1].outcomes
@@ -340,20 +342,45 @@ async def test_a_receiver_redials_completed_calls_another_process_placed(
             if event.data.get("tags", {}).get("audian_attempt") == "1":
                 redialed.append(await receiver.redial(event.call_id, after=0))
 
-        reports: list[CampaignReport] = []
-
-        async def run(dialer: Dialer) -> None:
-            reports.append(await dialer.run(requests, campaign="again"))
-
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for dialer in (placer, receiver):
-                    tg.start_soon(run, dialer)
+            reports = await _run_together([placer, receiver], requests, "again")
         calls = _calls_per_item(sb, "again")
     assert reports[0].outcomes == reports[1].outcomes
     assert [(o.status, o.attempts) for o in reports[0].outcomes] == [("completed", 2)] * 8
     assert calls == dict.fromkeys(range(8), 2)
     assert redialed == [True] * 8
+
+
+async def test_a_decision_of_any_process_is_applied_where_the_calls_end_lands(
+    redis_url: str, ns: str
+) -> None:
+    numbers = [BUSY, *_numbers(4, 0, 0)]
+    requests = [req(n) for n in numbers]
+    async with sandbox_with_receiver() as (sb, router):
+        # The receiver gets every webhook; the other process decides, on calls either
+        # placed, while they go on: the receiver applies those decisions at their end.
+        store = RedisStore(redis_url, namespace=ns, lease=2.0)
+        receiver = Dialer(sb.client, router, retry=FAST, store=store, max_active_calls=2)
+        decider = Dialer(sb.client, EventRouter(), retry=FAST, store=store, max_active_calls=2)
+        answers: list[tuple[str, bool]] = []
+
+        @router.on("call.answered")
+        async def once_more(event: CallAnswered) -> None:
+            if event.data.get("tags", {}).get("audian_attempt") == "1":
+                answers.append(("redial", await decider.redial(event.call_id, after=0)))
+
+        @router.on("call.failed")
+        async def opted_out(event: CallFailed) -> None:  # runs before the receiver's own
+            answers.append(("finish", await decider.finish(event.call_id)))
+
+        with anyio.fail_after(60):
+            reports = await _run_together([receiver, decider], requests, "decided")
+        calls = _calls_per_item(sb, "decided")
+    assert reports[0].outcomes == reports[1].outcomes
+    outcomes = [(o.status, o.reason, o.attempts) for o in reports[0].outcomes]
+    assert outcomes == [("failed", "busy", 1)] + [("completed", None, 2)] * 4
+    assert calls == {0: 1, 1: 2, 2: 2, 3: 2, 4: 2}
+    assert sorted(answers) == [("finish", True)] + [("redial", True)] * 4
 
 
 async def test_a_number_suppressed_at_run_time_is_never_called_by_the_other_processes(
@@ -373,15 +400,8 @@ async def test_a_number_suppressed_at_run_time_is_never_called_by_the_other_proc
         async def opt_out(event: CallFailed) -> None:
             await suppressing.suppress(BUSY)  # as if the callee asked, told to another process
 
-        reports: list[CampaignReport] = []
-
-        async def run(dialer: Dialer) -> None:
-            reports.append(await dialer.run(requests, campaign="opt-out"))
-
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for dialer in dialers:
-                    tg.start_soon(run, dialer)
+            reports = await _run_together(dialers, requests, "opt-out")
         busy_calls = calls_per_number(sb)[BUSY]
     assert reports[0].outcomes == reports[1].outcomes
     first = reports[0].outcomes[0]
