@@ -232,7 +232,7 @@ async def campaign(
                     await anyio.sleep(0.05)
 
             tg.start_soon(sample)
-            report = await dialer.run(reqs)
+            report = await dialer.run(reqs, keep_duplicates=True)
             peak_rss = max(peak_rss, rss_bytes())
             tg.cancel_scope.cancel()
         cpu = time.process_time() - cpu0
@@ -361,7 +361,7 @@ async def dialer_alone(count: int, speed: float, db_dir: Path, **options: Any) -
     cpu = time.process_time()
     async with anyio.create_task_group() as tg:
         tg.start_soon(deliver)
-        report = await dialer.run(reqs)
+        report = await dialer.run(reqs, keep_duplicates=True)
         tg.cancel_scope.cancel()
     return (time.process_time() - cpu) / report.attempts
 

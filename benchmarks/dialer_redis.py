@@ -15,6 +15,7 @@ Redis, as replicas behind a load balancer would. Per configuration:
 
     python benchmarks/dialer_redis.py            # 10,000 calls
     python benchmarks/dialer_redis.py --quick    # smoke run (1,000 calls)
+    python benchmarks/dialer_redis.py --calls 3000 --rounds 5
 
 Needs a redis-server binary on PATH (Debian's package). Only 127.0.0.1 is contacted.
 """
@@ -81,10 +82,10 @@ async def worker(args: argparse.Namespace) -> None:
             app = WebhookApp(router, secret=args.secret)
             async with serve_webhooks(app, "127.0.0.1", args.webhook_port, path="/"):
                 print("listening", flush=True)
-                report = await dialer.run(reqs, campaign=args.campaign)
+                report = await dialer.run(reqs, campaign=args.campaign, keep_duplicates=True)
         else:
             print("listening", flush=True)
-            report = await dialer.run(reqs, campaign=args.campaign)
+            report = await dialer.run(reqs, campaign=args.campaign, keep_duplicates=True)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     result = {
         "cpu": cpu,
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--active", type=int, default=500, help="max_active_calls")
     parser.add_argument("--speed", type=float, default=500.0, help="sandbox speed")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
@@ -192,7 +194,7 @@ def main() -> None:
         anyio.run(worker, args)
         return
     if args.quick:
-        args.calls = 1_000
+        args.calls, args.rounds = 1_000, 1
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("this benchmark needs redis-server (apt-get install redis-server)")
@@ -211,15 +213,21 @@ def main() -> None:
                 sys.exit("redis-server did not start")
             time.sleep(0.05)
         url = f"redis://127.0.0.1:{redis_port}/0"
-        rows = [run_config(args, 1, None, None)]
-        for workers in (1, 2, 4):
-            rows.append(run_config(args, workers, url, redis_port))
+        configs: list[tuple[int, str | None, int | None]] = [(1, None, None)]
+        configs += [(workers, url, redis_port) for workers in (1, 2, 4)]
+        # Rounds interleave the configurations, so that a noisy minute hits them all alike;
+        # each row is the round with the median CPU per attempt of its configuration.
+        runs: list[list[dict[str, Any]]] = [[] for _ in configs]
+        for _ in range(args.rounds):
+            for runs_of, config in zip(runs, configs, strict=True):
+                runs_of.append(run_config(args, *config))
+        rows = [sorted(r, key=lambda row: row["cpu_all"])[len(r) // 2] for r in runs]
     finally:
         server.terminate()
         server.wait(10)
     base_cpu = rows[0]["cpu_all"]
     print(f"\nscale-out benchmark: {args.calls:,} calls, max_active_calls={args.active}, "
-          f"sandbox x{args.speed:g}")  # fmt: skip
+          f"sandbox x{args.speed:g}, median of {args.rounds} interleaved rounds")  # fmt: skip
     header = (
         "mode", "wall s", "creates/s", "RT/attempt", "cmds/attempt",
         "CPU/attempt (receiver)", "CPU/attempt (others)", "vs embedded",

@@ -1,16 +1,19 @@
 """The Redis client of the dialer's shared state: one per process, counting round trips.
 
-:class:`RedisConnection` opens a coredis client from a URL, checks it with a ping, and
-loads the scripts of :mod:`._redis_scripts` once; every campaign state of the process runs
-its steps through it, so that "Redis round trips per attempt" can be measured.
+:class:`RedisConnection` connects to a URL, checks it with a ping, and loads the scripts of
+:mod:`._redis_scripts` once; every campaign state of the process runs its steps through
+it, so that "Redis round trips per attempt" can be measured.
 
-The steps themselves (script calls) go through :class:`~._redis_wire.WireClient`, which
-costs a fraction of coredis's CPU per call (see its docstring); coredis serves the plain
-reads, which are off the hot path, and any URL the wire client does not handle.
+For the URLs it reads (``redis://``, ``rediss://``, ``unix://`` with a user, password and
+database), it speaks RESP itself: on asyncio over one pipelined connection
+(:class:`~._redis_pipe.PipeClient`), on trio over a small pool of anyio streams
+(:class:`~._redis_wire.WireClient`), each a fraction of coredis's CPU per call (see their
+docstrings). coredis, imported only then, serves a URL with options those do not read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -22,7 +25,8 @@ import anyio
 from .._errors import AudianError
 from .._redis import check_url, open_client, shown_url
 from . import _redis_scripts as lua
-from ._redis_wire import ReplyError, WireClient, encode, supported
+from ._redis_pipe import PipeClient
+from ._redis_wire import ReplyError, WireClient, address_of, encode
 
 if TYPE_CHECKING:
     import coredis
@@ -37,13 +41,13 @@ class RedisUnavailableError(AudianError):
 
 
 class RedisConnection:
-    """A coredis client for the campaign states of one process, with a round-trip count.
+    """The Redis client of one process's campaign states, with a round-trip count.
 
     Enter it (``async with RedisConnection(url) as redis:``) on the event loop that uses
     it: it connects, pings, and loads the scripts once. A Redis that cannot be reached is an
-    :class:`~audian_async.AudianError` naming the URL without its password. Coredis
-    re-loads a script the server forgot (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``)
-    and retries the call once.
+    :class:`~audian_async.AudianError` naming the URL without its password. A script the
+    server forgot (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``) is loaded again and
+    the call sent once more.
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
@@ -53,7 +57,7 @@ class RedisConnection:
         self._client: coredis.Redis[str] | None = None
         self._stack: AsyncExitStack | None = None
         self._scripts: dict[str, Script[str]] = {}
-        self._wire: WireClient | None = None
+        self._wire: PipeClient | WireClient | None = None
         # Each script's SHA1, computed once.
         self._shas: dict[str, str] = {}
 
@@ -64,11 +68,37 @@ class RedisConnection:
         if self._stack is not None:
             raise RuntimeError("this RedisConnection is already open")
         stack = AsyncExitStack()
+        try:
+            address = address_of(self.url)
+        except ValueError:
+            address = None
+        if address is None:
+            await self._open_coredis(stack)
+        else:
+            wire: PipeClient | WireClient
+            if asyncio._get_running_loop() is not None:  # None under trio
+                wire = PipeClient(address)
+            else:
+                wire = WireClient(self.url)
+            self._wire = await stack.enter_async_context(wire)
+            try:
+                self.round_trips += 1 + len(lua.ALL)  # the ping, the scripts
+                await wire.call("PING")
+                for source in lua.ALL:
+                    # Loaded up front so that the first step of each kind is one round trip.
+                    await wire.call("SCRIPT", "LOAD", source)
+            except Exception as exc:
+                self._wire = None
+                await stack.aclose()
+                raise AudianError(f"cannot reach Redis at {shown_url(self.url)}: {exc}") from exc
+        self._stack = stack
+        return self
+
+    async def _open_coredis(self, stack: AsyncExitStack) -> None:
         self.round_trips += 1  # the ping
         client: coredis.Redis[str] = await open_client(self.url, stack, decode_responses=True)
         try:
             for source in lua.ALL:
-                # Loaded up front so that the first step of each kind is one round trip.
                 self.round_trips += 1
                 await client.script_load(source)
                 self._scripts[source] = client.register_script(source)
@@ -76,10 +106,7 @@ class RedisConnection:
             await stack.aclose()
             self._scripts.clear()
             raise AudianError(f"cannot reach Redis at {shown_url(self.url)}: {exc}") from exc
-        if supported(self.url):
-            self._wire = await stack.enter_async_context(WireClient(self.url))
-        self._client, self._stack = client, stack
-        return self
+        self._client = client
 
     async def __aexit__(
         self,
@@ -95,14 +122,11 @@ class RedisConnection:
     @property
     def is_open(self) -> bool:
         """True between entering and leaving the connection."""
-        return self._client is not None
+        return self._stack is not None
 
-    @property
-    def client(self) -> coredis.Redis[str]:
-        """The open client (for reads that need no script)."""
-        if self._client is None:
+    def _require_open(self) -> None:
+        if self._stack is None:
             raise RuntimeError("enter the connection first: 'async with RedisConnection(url):'")
-        return self._client
 
     total_round_trips = 0
     """Round trips made by every connection of this process (for benchmarks)."""
@@ -112,10 +136,11 @@ class RedisConnection:
         wire = self._wire
         if wire is not None:
             return await self._wire_script(wire, source, keys, args)
-        client = self.client
+        self._require_open()
+        assert self._client is not None
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = client.register_script(source)
+            script = self._scripts[source] = self._client.register_script(source)
         self.round_trips += 1
         RedisConnection.total_round_trips += 1
         try:
@@ -124,7 +149,11 @@ class RedisConnection:
             raise self._error(exc) from exc
 
     async def _wire_script(
-        self, wire: WireClient, source: str, keys: Sequence[str], args: Sequence[str | int]
+        self,
+        wire: PipeClient | WireClient,
+        source: str,
+        keys: Sequence[str],
+        args: Sequence[str | int],
     ) -> Any:
         sha = self._shas.get(source)
         if sha is None:
@@ -146,9 +175,81 @@ class RedisConnection:
             raise AudianError(f"Redis at {shown_url(self.url)} failed: {reply}")
         return reply
 
-    async def command(self, name: str, *args: Any) -> Any:
-        """Call the client's method ``name`` (a plain read): one round trip."""
-        method = getattr(self.client, name)
+    async def call(self, *args: str | int) -> Any:
+        """Send one command as is (``call("PTTL", key)``): one round trip; the reply as the
+        client decodes it (RESP2 values on the URLs read here)."""
+        self.round_trips += 1
+        RedisConnection.total_round_trips += 1
+        try:
+            wire = self._wire
+            if wire is not None:
+                return await wire.call(*args)
+            self._require_open()
+            assert self._client is not None
+            from coredis.response._callbacks import NoopCallback
+
+            name, *rest = args
+            request: Any = self._client.create_request(
+                str(name).encode(), *rest, callback=NoopCallback()
+            )
+            return await request
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    # The plain reads (off the hot path), in the same shapes over either client.
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """Every field of hash ``key``."""
+        if self._wire is None:
+            return {str(k): str(v) for k, v in (await self._coredis("hgetall", key)).items()}
+        return _pairs(await self.call("HGETALL", key))
+
+    async def hscan(self, key: str, cursor: int, count: int) -> tuple[int, dict[str, str]]:
+        """One step of a scan of hash ``key``: the next cursor (0: done) and some fields."""
+        if self._wire is None:
+            found, batch = await self._coredis("hscan", key, cursor, None, count)
+            return int(found), {str(k): str(v) for k, v in batch.items()}
+        found, flat = await self.call("HSCAN", key, cursor, "COUNT", count)
+        return int(found), _pairs(flat)
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """The values of ``fields`` of hash ``key`` (None where missing)."""
+        if self._wire is None:
+            values = await self._coredis("hmget", key, list(fields))
+        else:
+            values = await self.call("HMGET", key, *fields)
+        return [None if v is None else str(v) for v in values]
+
+    async def hget(self, key: str, field: str) -> str | None:
+        """Field ``field`` of hash ``key``, or None."""
+        if self._wire is None:
+            value = await self._coredis("hget", key, field)
+        else:
+            value = await self.call("HGET", key, field)
+        return None if value is None else str(value)
+
+    async def get(self, key: str) -> str | None:
+        """String ``key``, or None."""
+        value = await (self._coredis("get", key) if self._wire is None else self.call("GET", key))
+        return None if value is None else str(value)
+
+    async def smembers(self, key: str) -> set[str]:
+        """The members of set ``key``."""
+        members = await (
+            self._coredis("smembers", key) if self._wire is None else self.call("SMEMBERS", key)
+        )
+        return {str(m) for m in members}
+
+    async def sadd(self, key: str, member: str) -> None:
+        """Add ``member`` to set ``key``."""
+        if self._wire is None:
+            await self._coredis("sadd", key, [member])
+        else:
+            await self.call("SADD", key, member)
+
+    async def _coredis(self, name: str, *args: Any) -> Any:
+        self._require_open()
+        method = getattr(self._client, name)
         self.round_trips += 1
         RedisConnection.total_round_trips += 1
         try:
@@ -157,18 +258,25 @@ class RedisConnection:
             raise self._error(exc) from exc
 
     def _error(self, exc: Exception) -> Exception:
-        import coredis.exceptions
-
-        unreachable = (
-            coredis.exceptions.ConnectionError,
+        unreachable: tuple[type[BaseException], ...] = (
             TimeoutError,
             OSError,
             anyio.BrokenResourceError,
             anyio.ClosedResourceError,
             anyio.EndOfStream,
         )
+        failed: tuple[type[BaseException], ...] = (ReplyError,)
+        if self._client is not None:  # coredis is imported only when it serves the URL
+            import coredis.exceptions
+
+            unreachable += (coredis.exceptions.ConnectionError,)
+            failed += (coredis.exceptions.RedisError,)
         if isinstance(exc, unreachable):
             return RedisUnavailableError(f"Redis at {shown_url(self.url)} is unreachable: {exc}")
-        if isinstance(exc, coredis.exceptions.RedisError | ReplyError):
+        if isinstance(exc, failed):
             return AudianError(f"Redis at {shown_url(self.url)} failed: {exc}")
         return exc
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}

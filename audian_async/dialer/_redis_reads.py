@@ -67,14 +67,15 @@ class CampaignReads:
         # The scripts of one campaign get the live counter and the campaign's keys first.
         return await self._run(source, [*self._keys, *extra], args)
 
-    async def _command(self, name: str, *args: Any) -> Any:
+    @property
+    def _read(self) -> RedisConnection:
+        # A plain read: one round trip.
         self.round_trips += 1
-        return await self.connection.command(name, *args)
+        return self.connection
 
     async def counts(self) -> CampaignCounts:
         """The campaign's totals (all zero for a campaign not in Redis)."""
-        meta = await self._command("hgetall", self._meta)
-        return counts_of({str(k): str(v) for k, v in meta.items()})
+        return counts_of(await self._read.hgetall(self._meta))
 
     async def status(self) -> tuple[CampaignCounts, int]:
         """The campaign's totals and the namespace's live-call slots in use, in one round
@@ -85,8 +86,8 @@ class CampaignReads:
     async def caller_id_calls(self) -> dict[str, int]:
         """Live calls per pooled caller ID over the whole namespace (those with none left
         out)."""
-        found = await self._command("hgetall", self._tag + "caller_ids")
-        return {str(k): int(v) for k, v in found.items()}
+        found = await self._read.hgetall(self._tag + "caller_ids")
+        return {k: int(v) for k, v in found.items()}
 
     async def record_for_call(self, call_id: str) -> ItemRecord | None:
         """The record of the item of this campaign that placed ``call_id``, or None (a call
@@ -102,22 +103,19 @@ class CampaignReads:
 
     async def live(self) -> int:
         """Live-call slots in use over the whole namespace."""
-        value = await self._command("get", self._keys[0])
-        return int(value or 0)
+        return int(await self._read.get(self._keys[0]) or 0)
 
     async def suppressed(self) -> list[str]:
         """The namespace's suppressed numbers (E.164), for every campaign."""
-        members = await self._command("smembers", self._tag + "suppressed")
-        return sorted(str(m) for m in members)
+        return sorted(await self._read.smembers(self._tag + "suppressed"))
 
     async def add_suppressed(self, number: str) -> None:
         """Suppress ``number`` for every campaign of the namespace."""
-        await self._command("sadd", self._tag + "suppressed", [number])
+        await self._read.sadd(self._tag + "suppressed", number)
 
     async def request(self, index: int) -> str | None:
         """The request wire JSON of item ``index``, or None."""
-        value = await self._command("hget", self._req, str(int(index)))
-        return None if value is None else str(value)
+        return await self._read.hget(self._req, str(int(index)))
 
     async def records(
         self, indices: Iterable[int] | None = None, *, with_requests: bool = False
@@ -129,21 +127,21 @@ class CampaignReads:
         if indices is None:
             cursor = 0
             while True:
-                cursor, batch = await self._command("hscan", self._items, cursor, None, BATCH)
-                found.update((int(k), str(v)) for k, v in batch.items())
+                cursor, batch = await self._read.hscan(self._items, cursor, BATCH)
+                found.update((int(k), v) for k, v in batch.items())
                 if not cursor:
                     break
         else:
             wanted = sorted({int(i) for i in indices})
             for start in range(0, len(wanted), BATCH):
                 chunk = wanted[start : start + BATCH]
-                values = await self._command("hmget", self._items, [str(i) for i in chunk])
-                found.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
+                values = await self._read.hmget(self._items, [str(i) for i in chunk])
+                found.update((i, v) for i, v in zip(chunk, values, strict=True) if v)
         order = sorted(found)
         requests: dict[int, str] = {}
         if with_requests:
             for start in range(0, len(order), BATCH):
                 chunk = order[start : start + BATCH]
-                values = await self._command("hmget", self._req, [str(i) for i in chunk])
-                requests.update((i, str(v)) for i, v in zip(chunk, values, strict=True) if v)
+                values = await self._read.hmget(self._req, [str(i) for i in chunk])
+                requests.update((i, v) for i, v in zip(chunk, values, strict=True) if v)
         return [record_of(i, found[i], requests.get(i)) for i in order]

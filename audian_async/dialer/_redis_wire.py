@@ -26,7 +26,15 @@ import anyio
 import anyio.abc
 import attrs
 
-__all__ = ["ReplyError", "WireClient", "supported"]
+__all__ = [
+    "Address",
+    "ReplyError",
+    "WireClient",
+    "address_of",
+    "encode",
+    "parse_reply",
+    "supported",
+]
 
 MAX_CONNECTIONS = 8
 """Connections per client: Redis runs one command at a time, so more would only queue there."""
@@ -38,7 +46,9 @@ class ReplyError(Exception):
 
 
 @attrs.frozen
-class _Address:
+class Address:
+    """Where and how to connect, read from a Redis URL."""
+
     host: str | None
     port: int
     path: str | None  # a unix socket
@@ -48,7 +58,7 @@ class _Address:
     db: int
 
 
-def _address(url: str) -> _Address | None:
+def address_of(url: str) -> Address | None:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     if set(query) - {"db"}:
@@ -57,20 +67,20 @@ def _address(url: str) -> _Address | None:
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if parts.scheme == "unix":
-        return _Address(None, 0, parts.path, False, username, password, db)
+        return Address(None, 0, parts.path, False, username, password, db)
     if parts.scheme not in ("redis", "rediss"):
         return None
     path = parts.path.strip("/")
     if path:
         db = int(path)
     host, tls = parts.hostname or "127.0.0.1", parts.scheme == "rediss"
-    return _Address(host, parts.port or 6379, None, tls, username, password, db)
+    return Address(host, parts.port or 6379, None, tls, username, password, db)
 
 
 def supported(url: str) -> bool:
     """Whether :class:`WireClient` can connect to ``url`` (else coredis does)."""
     try:
-        return _address(url) is not None
+        return address_of(url) is not None
     except ValueError:
         return False
 
@@ -87,7 +97,7 @@ def encode(args: Sequence[str | int | bytes]) -> bytes:
     )
 
 
-def _parse(buf: bytearray, pos: int) -> tuple[Any, int] | None:
+def parse_reply(buf: bytearray, pos: int) -> tuple[Any, int] | None:
     """The reply starting at ``pos`` and where it ends, or None while it is incomplete.
     Bulk strings come back as ``str``; an error reply as a :class:`ReplyError` value."""
     end = buf.find(_CRLF, pos)
@@ -110,7 +120,7 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int] | None:
             return None, pos
         items = []
         for _ in range(size):
-            parsed = _parse(buf, pos)
+            parsed = parse_reply(buf, pos)
             if parsed is None:
                 return None
             item, pos = parsed
@@ -137,7 +147,7 @@ class _Link:
         buffer = self.buffer
         while True:
             if buffer:
-                parsed = _parse(buffer, 0)
+                parsed = parse_reply(buffer, 0)
                 if parsed is not None:
                     del buffer[: parsed[1]]
                     return parsed[0]
@@ -153,7 +163,7 @@ class WireClient:
     """
 
     def __init__(self, url: str, *, max_connections: int = MAX_CONNECTIONS) -> None:
-        address = _address(url)
+        address = address_of(url)
         if address is None:
             raise ValueError("this URL needs coredis")
         self._address = address

@@ -104,12 +104,12 @@ async def test_a_redial_opens_a_finished_item_again(redis: RedisConnection, ns: 
     await live_item(state, "c1")
     await state.ended("c1", "completed", None, NOW)
     meta = f"{{{ns}}}:c:{state.digest}:meta"
-    assert await redis.client.pttl(meta) > 0  # finished: its retention runs
+    assert await redis.call("PTTL", meta) > 0  # finished: its retention runs
     scheduled, change = await state.redial("c1", {"*": 0.0}, 3)
     assert scheduled
     assert change is not None
     assert (change.state, change.delay) == (ItemState.WAITING, 0.0)
-    assert await redis.client.pttl(meta) == -1  # unfinished again: kept
+    assert await redis.call("PTTL", meta) == -1  # unfinished again: kept
     counts = await state.counts()
     assert (counts.unfinished, counts.states[ItemState.COMPLETED]) == (1, 0)
     again = await claimed(state)

@@ -74,10 +74,9 @@ async def live_item(state: RedisCampaignState, call_id: str, pid: str = "p1") ->
 
 
 async def snapshot(redis: RedisConnection, ns: str) -> dict[str, Any]:
-    client = redis.client
     found: dict[str, Any] = {}
-    for key in sorted(await client.keys(f"{{{ns}}}:*")):
-        found[key] = (await client.type(key), await client.dump(key))
+    for key in sorted(await redis.call("KEYS", f"{{{ns}}}:*")):
+        found[key] = (await redis.call("TYPE", key), await redis.call("DUMP", key))
     return found
 
 
@@ -188,9 +187,9 @@ async def test_service_campaign_items_are_added_one_by_one(redis: RedisConnectio
     claim = await live_item(state, "c1")
     await state.ended("c1", "completed", None, NOW)
     meta = f"{{{ns}}}:c:{campaign_digest('svc')}:meta"
-    assert await redis.client.pttl(meta) > 0  # finished: retention runs
+    assert await redis.call("PTTL", meta) > 0  # finished: retention runs
     assert await state.add(1, wires(2)[1])
-    assert await redis.client.pttl(meta) == -1  # unfinished again: kept
+    assert await redis.call("PTTL", meta) == -1  # unfinished again: kept
     counts = await state.counts()
     assert (counts.total, counts.unfinished) == (2, 1)
     assert claim.index == 0
@@ -450,7 +449,7 @@ async def test_an_early_event_is_applied_by_placed(redis: RedisConnection, ns: s
     assert done is not None
     assert done.state is ItemState.COMPLETED
     assert await state.live() == 0
-    assert await redis.client.exists([f"{{{ns}}}:early:early-2"]) == 0
+    assert await redis.call("EXISTS", f"{{{ns}}}:early:early-2") == 0
 
 
 async def test_a_call_id_placed_twice_fails_the_second_item(
@@ -548,32 +547,31 @@ async def test_the_last_outcome_starts_the_retention_of_every_key(
     state = await opened(redis, ns, 2, retention=600.0)
     await live_item(state, "c1")
     await live_item(state, "c2")
-    client = redis.client
     prefix = f"{{{ns}}}:c:{state.digest}:"
-    assert 0 < await client.pttl(f"{{{ns}}}:call:c1") <= 600_000
+    assert 0 < await redis.call("PTTL", f"{{{ns}}}:call:c1") <= 600_000
     await state.ended("c1", "completed", None, NOW)
-    assert await client.pttl(prefix + "meta") == -1
+    assert await redis.call("PTTL", prefix + "meta") == -1
     await state.ended("c2", "failed", "declined", NOW)
-    keys = await client.keys(prefix + "*")
+    keys = await redis.call("KEYS", prefix + "*")
     assert {k.rpartition(":")[2] for k in keys} >= {"meta", "req", "items"}
     for key in keys:
-        assert 0 < await client.pttl(key) <= 600_000, key
+        assert 0 < await redis.call("PTTL", key) <= 600_000, key
     assert (await state.counts()).unfinished == 0
 
 
 async def test_an_early_event_expires(redis: RedisConnection, ns: str) -> None:
     state = await opened(redis, ns, 1)
     await state.ended("never-placed", "failed", "busy", NOW)
-    assert 0 < await redis.client.pttl(f"{{{ns}}}:early:never-placed") <= 3_600_000
+    assert 0 < await redis.call("PTTL", f"{{{ns}}}:early:never-placed") <= 3_600_000
 
 
 async def test_steps_work_after_the_server_forgets_the_scripts(
     redis: RedisConnection, ns: str
 ) -> None:
     state = await opened(redis, ns, 2)
-    await redis.client.script_flush()
+    await redis.call("SCRIPT", "FLUSH")
     claim = await claimed(state)  # NOSCRIPT: the script is loaded again and retried
-    await redis.client.script_flush()
+    await redis.call("SCRIPT", "FLUSH")
     assert await state.placed("p1", claim.index, claim.attempt, "c1", NOW) is not None
 
 
@@ -626,8 +624,7 @@ def test_bad_settings_are_refused() -> None:
         RedisCampaignState(connection, "c", namespace="a{b}")
     with pytest.raises(ValidationError, match="retention"):
         RedisCampaignState(connection, "c", retention=0)
-    with pytest.raises(RuntimeError, match="async with RedisConnection"):
-        _ = connection.client
+    assert not connection.is_open
 
 
 async def test_the_status_is_the_counts_and_the_live_calls_in_one_round_trip(

@@ -7,9 +7,9 @@ import pytest
 from audian_async.dialer._redis_wire import (
     ReplyError,
     WireClient,
-    _address,
-    _parse,
+    address_of,
     encode,
+    parse_reply,
     supported,
 )
 
@@ -35,25 +35,25 @@ def test_commands_are_arrays_of_bulk_strings() -> None:
     ],
 )
 def test_replies_of_every_type_are_parsed(raw: bytes, value: object) -> None:
-    assert _parse(bytearray(raw), 0) == (value, len(raw))
+    assert parse_reply(bytearray(raw), 0) == (value, len(raw))
     for cut in range(len(raw)):  # a reply split anywhere waits for the rest
-        assert _parse(bytearray(raw[:cut]), 0) is None
+        assert parse_reply(bytearray(raw[:cut]), 0) is None
 
 
 def test_an_error_reply_is_a_value_not_a_crash_of_the_parser() -> None:
-    parsed = _parse(bytearray(b"-NOSCRIPT No matching script\r\n"), 0)
+    parsed = parse_reply(bytearray(b"-NOSCRIPT No matching script\r\n"), 0)
     assert parsed is not None
     assert isinstance(parsed[0], ReplyError)
     assert str(parsed[0]).startswith("NOSCRIPT")
 
 
 def test_urls_it_reads_and_those_left_to_coredis() -> None:
-    a = _address("redis://user:p%40ss@example.com:6380/2")
+    a = address_of("redis://user:p%40ss@example.com:6380/2")
     assert a is not None
     assert (a.host, a.port, a.username, a.password, a.db, a.tls) == (
         "example.com", 6380, "user", "p@ss", 2, False,
     )  # fmt: skip
-    b = _address("unix:///run/redis.sock?db=3")
+    b = address_of("unix:///run/redis.sock?db=3")
     assert b is not None
     assert (b.path, b.db) == ("/run/redis.sock", 3)
     assert supported("rediss://:secret@h/0")
