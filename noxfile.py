@@ -54,6 +54,8 @@ def bench(session: nox.Session) -> None:
         "sandbox_capacity",
         "sandbox_journal",
         "dialer_campaign",
+        "dialer_redis",  # these two need redis-server on PATH
+        "redis_round_trip",
     ):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
 

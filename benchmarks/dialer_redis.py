@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,16 +40,9 @@ from audian_async.webhooks import EventRouter, WebhookApp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dialer_campaign import API_KEY, MAX_ATTEMPTS, requests, sandbox_process
+from local_redis import free_port, local_redis
 
 from audian_async.sandbox import generate_webhook_secret
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 # --- one worker (a process of its own) ---------------------------------------------------
 
@@ -195,24 +186,7 @@ def main() -> None:
         return
     if args.quick:
         args.calls, args.rounds = 1_000, 1
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("this benchmark needs redis-server (apt-get install redis-server)")
-    redis_port = free_port()
-    workdir = tempfile.mkdtemp()
-    server = subprocess.Popen(
-        [binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while subprocess.run(["redis-cli", "-p", str(redis_port), "PING"],
-                             capture_output=True).returncode:  # fmt: skip
-            if time.monotonic() > deadline:
-                sys.exit("redis-server did not start")
-            time.sleep(0.05)
-        url = f"redis://127.0.0.1:{redis_port}/0"
+    with local_redis() as (url, redis_port):
         configs: list[tuple[int, str | None, int | None]] = [(1, None, None)]
         configs += [(workers, url, redis_port) for workers in (1, 2, 4)]
         # Rounds interleave the configurations, so that a noisy minute hits them all alike;
@@ -222,9 +196,6 @@ def main() -> None:
             for runs_of, config in zip(runs, configs, strict=True):
                 runs_of.append(run_config(args, *config))
         rows = [sorted(r, key=lambda row: row["cpu_all"])[len(r) // 2] for r in runs]
-    finally:
-        server.terminate()
-        server.wait(10)
     base_cpu = rows[0]["cpu_all"]
     print(f"\nscale-out benchmark: {args.calls:,} calls, max_active_calls={args.active}, "
           f"sandbox x{args.speed:g}, median of {args.rounds} interleaved rounds")  # fmt: skip

@@ -26,7 +26,7 @@ async def blocked_clients(observer: WireClient) -> int:
 
 async def until_blocked(observer: WireClient, count: int) -> None:
     with anyio.fail_after(10):
-        while await blocked_clients(observer) != count:  # the server's state: polled
+        while await blocked_clients(observer) != count:  # noqa: ASYNC110 - the server's state
             await anyio.sleep(0.005)
 
 
