@@ -6,14 +6,13 @@ it, so that "Redis round trips per attempt" can be measured.
 
 For the URLs it reads (``redis://``, ``rediss://``, ``unix://`` with a user, password and
 database), it speaks RESP itself: on asyncio over one pipelined connection
-(:class:`~._redis_pipe.PipeClient`), on trio over a small pool of anyio streams
-(:class:`~._redis_wire.WireClient`), each a fraction of coredis's CPU per call (see their
+(:class:`~audian_async._resp_pipe.PipeClient`), on trio over a small pool of anyio streams
+(:class:`~audian_async._resp_wire.WireClient`), each a fraction of coredis's CPU per call (see their
 docstrings). coredis, imported only then, serves a URL with options those do not read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -24,9 +23,8 @@ import anyio
 
 from .._errors import AudianError
 from .._redis import check_url, open_client, shown_url
+from .._resp_wire import ReplyError, RespClient, encode, resp_client
 from . import _redis_scripts as lua
-from ._redis_pipe import PipeClient
-from ._redis_wire import ReplyError, WireClient, address_of, encode
 
 if TYPE_CHECKING:
     import coredis
@@ -57,7 +55,7 @@ class RedisConnection:
         self._client: coredis.Redis[str] | None = None
         self._stack: AsyncExitStack | None = None
         self._scripts: dict[str, Script[str]] = {}
-        self._wire: PipeClient | WireClient | None = None
+        self._wire: RespClient | None = None
         # Each script's SHA1, computed once.
         self._shas: dict[str, str] = {}
 
@@ -68,18 +66,10 @@ class RedisConnection:
         if self._stack is not None:
             raise RuntimeError("this RedisConnection is already open")
         stack = AsyncExitStack()
-        try:
-            address = address_of(self.url)
-        except ValueError:
-            address = None
-        if address is None:
+        wire = resp_client(self.url)
+        if wire is None:
             await self._open_coredis(stack)
         else:
-            wire: PipeClient | WireClient
-            if asyncio._get_running_loop() is not None:  # None under trio
-                wire = PipeClient(address)
-            else:
-                wire = WireClient(self.url)
             self._wire = await stack.enter_async_context(wire)
             try:
                 self.round_trips += 1 + len(lua.ALL)  # the ping, the scripts
@@ -150,7 +140,7 @@ class RedisConnection:
 
     async def _wire_script(
         self,
-        wire: PipeClient | WireClient,
+        wire: RespClient,
         source: str,
         keys: Sequence[str],
         args: Sequence[str | int],

@@ -6,8 +6,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from audian_async.dialer._redis_pipe import PipeClient
-from audian_async.dialer._redis_wire import ReplyError, WireClient, address_of
+from audian_async._resp_pipe import PipeClient
+from audian_async._resp_wire import ReplyError, WireClient, address_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

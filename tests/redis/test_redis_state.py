@@ -710,3 +710,20 @@ async def test_a_completed_call_is_redialed_on_the_applications_decision(
     assert record is not None
     assert record.call_ids == ("done-1", "done-2")
     assert await state.record_for_call("unknown") is None
+
+
+async def test_a_url_only_coredis_reads_serves_the_same_steps(redis_url: str, ns: str) -> None:
+    # A query option the project's RESP clients do not read: coredis serves this URL.
+    async with RedisConnection(redis_url + "?socket_timeout=5") as connection:
+        assert connection._wire is None
+        state = await opened(connection, ns, 2)
+        claim = await claimed(state)
+        await state.placed("p1", claim.index, claim.attempt, "c1", NOW)
+        done = await state.ended("c1", "completed", None, NOW)
+        assert done is not None
+        assert done.state is ItemState.COMPLETED
+        await state.add_suppressed("+14155550100")
+        assert await state.suppressed() == ["+14155550100"]
+        assert [r.state for r in await state.records()] == ["completed", "pending"]
+        assert (await state.counts()).unfinished == 1
+        assert await connection.call("PING") == "PONG"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audian_async.dialer._redis_wire import (
+from audian_async._resp_wire import (
     ReplyError,
     WireClient,
     address_of,

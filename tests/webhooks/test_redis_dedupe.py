@@ -104,3 +104,15 @@ def test_bad_settings_are_validation_errors() -> None:
 async def test_using_it_unopened_says_how_to_open_it() -> None:
     with pytest.raises(RuntimeError, match="async with RedisDedupeStore"):
         await RedisDedupeStore().seen("k")
+
+
+async def test_a_url_only_coredis_reads_is_served_by_coredis(redis_url: str, ns: str) -> None:
+    async with (
+        RedisDedupeStore(redis_url + "?socket_timeout=5", namespace=ns) as by_coredis,
+        RedisDedupeStore(redis_url, namespace=ns) as ours,
+    ):
+        assert not await by_coredis.seen("evt_1")
+        await ours.remember("evt_1")
+        assert await by_coredis.seen("evt_1")  # the same keys, whichever client wrote them
+        await by_coredis.remember("evt_2")
+        assert await ours.seen("evt_2")

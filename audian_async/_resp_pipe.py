@@ -1,4 +1,4 @@
-"""The dialer's RESP client on asyncio: one pipelined connection, replies matched in order.
+"""The project's RESP client on asyncio: one pipelined connection, replies matched in order.
 
 Redis answers the commands of one connection in the order it received them, so many tasks
 can share one connection: each appends a future to a queue and its command to the
@@ -6,8 +6,8 @@ outgoing buffer, and the protocol resolves the futures in order as replies arriv
 waits for its reply on one future (no lock, no stream wrapper, no checkpoint around the
 write), and the commands issued in one turn of the event loop leave in one ``write``. On
 the dialer's hot path that is a third of the CPU per round trip of
-:class:`~._redis_wire.WireClient`, which stays the client on trio (the benchmark in
-``docs/redis.md`` has the figures).
+:class:`~audian_async._resp_wire.WireClient`, which stays the client on trio
+(``benchmarks/redis_round_trip.py``; ``docs/redis.md`` has the figures).
 
 A waiter cancelled before its reply leaves its future in the queue: the reply still comes,
 in its turn, and is dropped, so the connection stays in step (no need to close it, unlike a
@@ -23,7 +23,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any, Self
 
-from ._redis_wire import Address, ReplyError, encode, parse_reply
+from ._resp_wire import Address, Commands, ReplyError, encode, parse_reply
 
 __all__ = ["PipeClient"]
 
@@ -87,12 +87,12 @@ class _RespProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-class PipeClient:
+class PipeClient(Commands):
     """RESP commands to the server at ``address`` over one pipelined connection.
 
     ``async with PipeClient(address) as client: await client.call("GET", "key")``, on the
     asyncio loop that uses it. Connection errors are raised as :class:`ConnectionError`
-    (``OSError``); an error reply as :class:`~._redis_wire.ReplyError`.
+    (``OSError``); an error reply as :class:`~audian_async._resp_wire.ReplyError`.
     """
 
     def __init__(self, address: Address) -> None:
@@ -114,13 +114,6 @@ class PipeClient:
         protocol, self._protocol = self._protocol, None
         if protocol is not None:
             protocol.close()
-
-    async def call(self, *args: str | int | bytes) -> Any:
-        """Send one command; return its reply (a :class:`ReplyError` reply is raised)."""
-        reply = await self.send(encode(args))
-        if isinstance(reply, ReplyError):
-            raise reply
-        return reply
 
     async def send(self, payload: bytes) -> Any:
         """Send an encoded command; return its reply, an error reply as a value."""
