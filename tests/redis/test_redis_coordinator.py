@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from audian_async import RetryPolicy, validate_call_request
 from audian_async.dialer import RedisStore
-from audian_async.dialer._machine import Item
+from audian_async.dialer._machine import Item, ItemState
 from audian_async.dialer._redis_coordinator import RedisCoordinator
+from audian_async.dialer._redis_state import RedisCampaignState
 
 from ..dialer.support import req
 
@@ -69,3 +71,37 @@ async def test_a_stalled_process_whose_lease_was_taken_does_not_place_the_item(
         assert await second.holds(taken[0]) is True
     finally:
         await second.close()
+
+
+async def test_a_renewal_that_crossed_a_new_claim_of_the_item_does_not_give_it_up(
+    claimed: tuple[RedisCoordinator, Item], redis_url: str, ns: str
+) -> None:
+    # The item's call ends in another process (the webhook went there) and its redial is due
+    # at once; this process still counts the item as held, renews, and claims it again
+    # while the renewal's answer ("not yours any more") is on its way.
+    first, item = claimed
+    await first.begin(item)
+    await first.placed(item, "call-1", time.time())
+    elsewhere = RedisCampaignState(first.connection, "leases", namespace=ns)
+    now = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0, jitter=False)
+    ended = await elsewhere.ended("call-1", "failed", "busy", now)
+    assert ended is not None
+    assert ended.state is ItemState.WAITING
+    renew = first.state.renew
+    claimed_again: list[Item | None] = []
+
+    async def renewal_overtaken(*args: Any) -> list[int]:
+        lost = await renew(*args)
+        assert lost == [item.index]  # true when Redis answered: the end released it
+        claimed_again.append(await first.claim())  # ... and its answer came in later
+        return lost
+
+    first.state.renew = renewal_overtaken  # type: ignore[method-assign]
+    await first._renew()
+    again = claimed_again[0]
+    assert again is not None
+    assert (again.index, again.state) == (item.index, ItemState.PLACING)
+    first.state.renew = renew  # type: ignore[method-assign]
+    assert await first.holds(again) is True
+    await first._renew()  # the next renewal keeps the fresh claim's lease
+    assert await first.holds(again) is True
