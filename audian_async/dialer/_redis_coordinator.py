@@ -52,6 +52,7 @@ from ._redis_state import (
     CampaignCounts,
     Change,
     Claimed,
+    Decided,
     NoCallerId,
     NoSlot,
     RedisCampaignState,
@@ -70,6 +71,8 @@ SLOT_POLL = 0.02
 """Seconds before asking again when the namespace's live-call limit is reached."""
 IDLE_POLL = 0.2
 """Most seconds between claims while nothing is due (items may come from other processes)."""
+DECISION_POLL = 0.01
+"""Seconds between looks for a call a handler decided on before its create reply came."""
 _UNKNOWN = CallRequest(from_=None, to="")
 """The request of an item this process never held (finished here by a webhook)."""
 
@@ -461,19 +464,49 @@ class RedisCoordinator:
         """One more attempt after ``call_id``, decided in Redis: whichever process gets the
         call's end applies it, and a finished item opens again."""
         item = await self.locate(call_id)
-        if item is None or call_id not in item.call_ids:
-            return False, None
+        redial = 1 if item is None else item.call_ids.index(call_id) + 1
         if after is None:
             # The policy's backoff for the reason the call will have ended for.
-            policy, redial = self.policy, item.call_ids.index(call_id) + 1
+            policy = self.policy
             delays = {reason: policy.delay(reason, redial) for reason in policy.reason_delays}
             delays["*"] = policy.delay(None, redial)
         else:
             delays = {"*": after}
-        scheduled, change = await self._retrying(
-            self.state.redial, call_id, delays, self.policy.max_attempts, NOT_REOPENED
-        )
-        return scheduled, None if change is None else self._transition(change)
+        args = (delays, self.policy.max_attempts, NOT_REOPENED)
+        return await self._decide(self.state.redial, call_id, args)
+
+    async def _decide(
+        self,
+        step: Callable[..., Awaitable[Decided]],
+        call_id: str,
+        args: tuple[object, ...] = (),
+        *,
+        kept_is_done: bool = False,
+    ) -> tuple[bool, Transition | None]:
+        """Run a decision ``step`` on ``call_id``; for a call not recorded yet (its webhook
+        overtook the create reply, maybe another process's), the step kept the decision
+        for that reply: ask again once the call is recorded, while creates are in flight.
+        ``kept_is_done``: a decision the reply applied holds, whatever the second answer."""
+        decided, change = await self._retrying(step, call_id, *args)
+        if decided is None:
+            if not await self._recorded_soon(call_id):
+                return False, None
+            decided, change = await self._retrying(step, call_id, *args)
+            decided = bool(decided) or kept_is_done
+        return bool(decided), None if change is None else self._transition(change)
+
+    async def _recorded_soon(self, call_id: str) -> bool:
+        """Whether ``call_id`` gets recorded for this campaign while its creates in flight
+        are answered (polled: the reply may come to any process), within the deadline."""
+        deadline = anyio.current_time() + self.create_deadline
+        while anyio.current_time() < deadline:
+            if await self._located(call_id) is not None:
+                return True
+            counts, _ = await self._retrying(self.state.status)
+            if not counts.states[ItemState.PLACING]:
+                return await self._located(call_id) is not None
+            await anyio.sleep(DECISION_POLL)
+        return False
 
     async def _located(self, call_id: str) -> Item | None:
         """The item of ``call_id``, read from Redis when this process never held it (a
@@ -485,8 +518,8 @@ class RedisCoordinator:
     async def finish(self, call_id: str) -> tuple[bool, Transition | None]:
         """End the item of ``call_id``, decided in Redis: now if it waits for a redial, else
         with its call, whichever process gets that call's end."""
-        finished, change = await self._retrying(self.state.finish, call_id)
-        return finished, None if change is None else self._transition(change)
+        # A finish kept for the reply was applied by it, even if the call has ended since.
+        return await self._decide(self.state.finish, call_id, kept_is_done=True)
 
     async def suppress(self, item: Item) -> Transition | None:
         """Fail a claimed item whose number is suppressed (its slot freed)."""

@@ -235,8 +235,10 @@ end
 PLACED = (
     COMMON
     + r"""
--- KEYS: live, meta, req, items, ready, leases, owner, call key, early key
--- ARGV: process id, index, attempt, call id, retention ms, decisions JSON (or ''), digest
+-- KEYS: live, meta, req, items, ready, leases, owner, call key, early key,
+--       early decision key
+-- ARGV: process id, index, attempt, call id, retention ms, decisions JSON (or ''), digest,
+--       max attempts
 local K = campaign_keys()
 local index = ARGV[2]
 local attempt = tonumber(ARGV[3])
@@ -261,6 +263,18 @@ if early and ARGV[6] == '' then
 end
 table.insert(rec.call_ids, call_id)
 set_state(K, rec, 'live')
+local decided = redis.call('GET', KEYS[10])
+if decided then
+  -- A handler decided on this call before its reply got here (see DECIDE). A finish
+  -- already planned for the item (on its previous call) stays; a redial counts only
+  -- within max attempts.
+  redis.call('DEL', KEYS[10])
+  local plan = cjson.decode(decided)
+  if not (rec.plan and rec.plan.finish)
+      and (plan.finish or #rec.call_ids < tonumber(ARGV[8])) then
+    rec.plan = plan
+  end
+end
 redis.call('HINCRBY', K.meta, 'attempts', 1)
 redis.call('HSET', K.owner, index, ARGV[1])
 redis.call('SET', KEYS[8], ARGV[7] .. ':' .. index, 'PX', tonumber(ARGV[5]))
@@ -439,15 +453,23 @@ return {'ok', taken}
 DECIDE = (
     COMMON
     + r"""
--- KEYS: live, meta, req, items, ready, leases, owner, call key
+-- KEYS: live, meta, req, items, ready, leases, owner, call key, early decision key
 -- ARGV: digest, call id, 'finish' or 'redial', plan JSON (redial: {"after": {reason: ms,
---       "*": ms}}), max attempts, then the final reasons a redial cannot reopen
+--       "*": ms}}), max attempts, early TTL ms, then the final reasons a redial cannot
+--       reopen
 -- The application's decision on the item that placed a call (a handler's finish() or
 -- redial()), whichever process placed it and whichever will get the call's end: a call
 -- going on keeps it in its record as ``plan`` (applied by ``apply_end``), a waiting or
--- finished item is changed now.
+-- finished item is changed now. A call not recorded yet (its webhook overtook the reply to
+-- the create that placed it, maybe in another process) gets the decision kept for PLACED,
+-- as ENDED keeps an early event: the first decision wins, as the first event does.
 local where = redis.call('GET', KEYS[8])
-if not where then return {'unknown'} end
+if not where then
+  local plan = ARGV[4]
+  if ARGV[3] == 'finish' then plan = '{"finish":true}' end
+  redis.call('SET', KEYS[9], plan, 'NX', 'PX', tonumber(ARGV[6]))
+  return {'early'}
+end
 local sep = string.find(where, ':', 1, true)
 if string.sub(where, 1, sep - 1) ~= ARGV[1] then return {'unknown'} end
 local K = campaign_keys()
@@ -484,7 +506,7 @@ if state == 'live' then
   return {'yes'}
 end
 if state ~= 'completed' and state ~= 'failed' then return {'no'} end
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   if rec.reason == ARGV[i] then return {'no'} end
 end
 -- A finished item opens again: the campaign is unfinished, its keys kept.

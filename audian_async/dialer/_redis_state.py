@@ -14,6 +14,7 @@ slot; ``cd`` is :func:`campaign_digest` of the campaign's name)::
     {ns}:pace             next free create time of the shared pace (server ms)
     {ns}:call:<call_id>   "<cd>:<index>": which item placed a call (TTL: retention)
     {ns}:early:<call_id>  "<status>\\n<reason>": a terminal event ahead of its create reply
+    {ns}:early-decision:<call_id>  a handler's plan (JSON) ahead of the create reply
     {ns}:suppressed       set: numbers never to call, for every campaign (bounded by the user);
                           a claim fails a due item calling one (whoever added it, and when)
     {ns}:caller_ids       hash: pooled caller ID -> its live calls, over all campaigns
@@ -77,6 +78,7 @@ __all__ = [
     "CampaignCounts",
     "Change",
     "Claimed",
+    "Decided",
     "Decisions",
     "NoCallerId",
     "NoSlot",
@@ -90,7 +92,14 @@ __all__ = [
 ]
 
 EARLY_TTL = 3_600.0
-"""Seconds a terminal event waits for the create reply of its call."""
+"""Seconds a terminal event (or a handler's decision) waits for the create reply of its
+call."""
+_NO_CAP = 1 << 30
+"""The attempts cap of a decision table given without its policy (none)."""
+
+Decided = tuple[bool | None, Change | None]
+"""What a handler's decision did: whether it holds (None: kept for a call not recorded
+yet), and the change of an item it changed now."""
 CHUNK_ITEMS = 1_000
 CHUNK_BYTES = 1 << 20
 """An open sends at most this many requests (or bytes of them) per script call: a script
@@ -305,7 +314,9 @@ class RedisCampaignState(CampaignReads):
         ``process_id``. A call id some other item or attempt already placed fails the item
         ``duplicate_call_id`` and frees its slot. A terminal event that arrived before this
         reply is applied now, which is why the redial ``decisions`` (or the policy, whose
-        table is then built for every reason it redials) are needed here too.
+        table is then built for every reason it redials) are needed here too; so is a
+        handler's decision on the call that came before it (see :meth:`finish`), a redial
+        within the policy's ``max_attempts``.
 
         Returns None when nothing changed: the same placement recorded before (another
         process replayed the same key), or an item no longer placing that attempt.
@@ -313,8 +324,10 @@ class RedisCampaignState(CampaignReads):
         ttl = self.retention if retention is None else _positive(retention, "retention")
         call_id = _id(call_id, "call_id")
         keys = [self._tag + "call:" + call_id, self._tag + "early:" + call_id]
+        keys.append(self._tag + "early-decision:" + call_id)
         args: list[str | int] = [process_id, int(index), int(attempt), call_id, _ms(ttl), ""]
-        args.append(self.digest)
+        cap = decisions.max_attempts if isinstance(decisions, RetryPolicy) else _NO_CAP
+        args += [self.digest, cap]
         reply = await self._script(lua.PLACED, keys, *args)
         if reply[0] == "decide":
             # A terminal event came first: only now are the redial decisions needed.
@@ -404,19 +417,32 @@ class RedisCampaignState(CampaignReads):
 
     # --- the application's decisions ----------------------------------------------------
 
-    async def finish(self, call_id: str) -> tuple[bool, Change | None]:
+    async def finish(self, call_id: str) -> Decided:
         """End the item of this campaign that placed ``call_id`` (a handler's
         :meth:`~audian_async.dialer.Dialer.finish`): a waiting item fails (or completes)
         now with its last call's outcome, its redial cancelled; one whose call is going on
         (or being created) ends with that call, whichever process gets its end.
 
         Returns whether the item was (or will be) ended by this, and the change when it
-        ended now. False: the call is unknown (or another campaign's), or its item has its
-        outcome already.
+        ended now. False: the call is another campaign's, or its item has its outcome
+        already. None: the call is not recorded (yet): the decision is kept for an hour,
+        for :meth:`placed` to apply if the call turns out to be this campaign's; ask again
+        once it is recorded for the answer.
         """
-        keys = [self._tag + "call:" + _id(call_id, "call_id")]
-        reply = await self._script(lua.DECIDE, keys, self.digest, call_id, "finish", "", 0)
-        return reply[0] in ("set", "changed"), self._change(reply)
+        reply = await self._script(
+            lua.DECIDE, self._decision_keys(call_id), self.digest, call_id, "finish", "", 0,
+            _ms(EARLY_TTL),
+        )  # fmt: skip
+        return self._decided(reply, ("set", "changed"))
+
+    def _decision_keys(self, call_id: str) -> list[str]:
+        call_id = _id(call_id, "call_id")
+        return [self._tag + "call:" + call_id, self._tag + "early-decision:" + call_id]
+
+    def _decided(self, reply: Sequence[Any], yes: tuple[str, ...]) -> Decided:
+        if reply[0] == "early":
+            return None, None
+        return reply[0] in yes, self._change(reply)
 
     async def redial(
         self,
@@ -424,7 +450,7 @@ class RedisCampaignState(CampaignReads):
         delays: Mapping[str, float],
         max_attempts: int,
         not_reopened: Iterable[str] = (),
-    ) -> tuple[bool, Change | None]:
+    ) -> Decided:
         """One more attempt after ``call_id``, the item's latest call (a handler's
         :meth:`~audian_async.dialer.Dialer.redial`), within ``max_attempts``.
 
@@ -433,16 +459,17 @@ class RedisCampaignState(CampaignReads):
         call going on keeps the decision in its record, for whichever process gets its
         end; an item with its outcome already opens again, waiting (unless its reason is
         one of ``not_reopened``). Returns whether a redial after ``call_id`` is scheduled
-        (already, or now), and the change of an item opened again.
+        (already, or now), and the change of an item opened again; None for a call not
+        recorded yet, as :meth:`finish` says.
         """
         if "*" not in delays:
             raise ValidationError("delays", "needs a '*' entry")
         plan = dumps({"after": {k: _ms(v) for k, v in delays.items()}}).decode()
-        keys = [self._tag + "call:" + _id(call_id, "call_id")]
         reply = await self._script(
-            lua.DECIDE, keys, self.digest, call_id, "redial", plan, int(max_attempts), *not_reopened
-        )
-        return reply[0] in ("yes", "changed"), self._change(reply)
+            lua.DECIDE, self._decision_keys(call_id), self.digest, call_id, "redial", plan,
+            int(max_attempts), _ms(EARLY_TTL), *not_reopened,
+        )  # fmt: skip
+        return self._decided(reply, ("yes", "changed"))
 
     # --- leases --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 from audian_async import RetryPolicy, validate_call_request
@@ -105,3 +106,37 @@ async def test_a_renewal_that_crossed_a_new_claim_of_the_item_does_not_give_it_u
     assert await first.holds(again) is True
     await first._renew()  # the next renewal keeps the fresh claim's lease
     assert await first.holds(again) is True
+
+
+async def test_a_handler_deciding_before_another_process_recorded_the_call_waits_for_it(
+    claimed: tuple[RedisCoordinator, Item], redis_url: str, ns: str
+) -> None:
+    # The call's webhook reached this process before the placing process recorded the
+    # create's reply: the finish is kept in Redis, and answered once the call is recorded.
+    placer, item = claimed
+    await placer.begin(item)
+    decider = coordinator(redis_url, ns)
+    await decider.open(None, [validate_call_request(req("+14155550100"))])
+    try:
+        answers: list[tuple[bool, Any]] = []
+
+        async def finish() -> None:
+            answers.append(await decider.finish("call-early"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(finish)
+            key = f"{{{ns}}}:early-decision:call-early"
+            with anyio.fail_after(10):
+                while not await placer.connection.call("EXISTS", key):  # noqa: ASYNC110
+                    await anyio.sleep(0.005)  # Redis's state, polled
+            assert answers == []  # still waiting for the call to be recorded
+            await placer.placed(item, "call-early", time.time())
+        assert answers == [(True, None)]
+        now = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0, jitter=False)
+        ended = await decider.state.ended("call-early", "failed", "busy", now)
+        assert ended is not None
+        assert ended.state is ItemState.FAILED  # the kept finish, not the policy's redial
+        # A call no process is creating: not this campaign's, answered at once.
+        assert await decider.finish("call-unknown") == (False, None)
+    finally:
+        await decider.close()

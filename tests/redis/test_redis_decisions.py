@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from audian_async.dialer import RetryPolicy
 from audian_async.dialer._machine import NOT_REOPENED, ItemState
 from audian_async.dialer._redis_connection import RedisConnection
 from audian_async.dialer._redis_state import NothingDue, RedisCampaignState
@@ -83,7 +84,7 @@ async def test_a_redial_of_a_call_going_on_is_applied_by_whichever_process_gets_
     elsewhere = await other_process(redis, ns)
     assert await elsewhere.redial("c1", {"busy": 5.0, "*": 60.0}, 3) == (True, None)
     assert await elsewhere.redial("c1", {"*": 1.0}, 3) == (True, None)  # the last one counts
-    assert await elsewhere.redial("other", {"*": 1.0}, 3) == (False, None)
+    assert await elsewhere.redial("other", {"*": 1.0}, 3) == (None, None)  # not recorded
     change = await state.ended("c1", "completed", None, NOW)  # the policy never redials it
     assert change is not None
     assert (change.state, change.delay, change.record.reason) == (ItemState.WAITING, 1.0, None)
@@ -137,9 +138,40 @@ async def test_decisions_on_unknown_calls_or_another_campaigns_change_nothing(
     state = await opened(redis, ns, 1)
     other = await opened(redis, ns, 1, "another")
     await live_item(other, "theirs")
-    assert await state.finish("nope") == (False, None)
+    assert await state.finish("nope") == (None, None)  # kept in case its reply is to come
     assert await state.finish("theirs") == (False, None)
     assert await state.redial("theirs", {"*": 0.0}, 3) == (False, None)
     done = await other.ended("theirs", "failed", "busy", LATER)
     assert done is not None
     assert done.state is ItemState.WAITING  # no plan of this campaign reached it
+
+
+async def test_a_decision_on_a_call_not_recorded_yet_is_applied_by_its_create_reply(
+    redis: RedisConnection, ns: str
+) -> None:
+    state = await opened(redis, ns, 3)
+    elsewhere = await other_process(redis, ns)
+    # A finish before the reply: kept, then applied when the call is recorded.
+    first = await claimed(state)
+    assert await elsewhere.finish("early-1") == (None, None)
+    await state.placed("p1", first.index, first.attempt, "early-1", NOW)
+    done = await state.ended("early-1", "failed", "busy", NOW)  # NOW alone would redial busy
+    assert done is not None
+    assert (done.state, done.record.reason) == (ItemState.FAILED, "busy")
+    assert await redis.call("EXISTS", f"{{{ns}}}:early-decision:early-1") == 0
+    # A redial before the reply (and before the call's end, which also comes early).
+    second = await claimed(state)
+    assert await elsewhere.redial("early-2", {"*": 7.0}, 3) == (None, None)
+    assert await elsewhere.redial("early-2", {"*": 1.0}, 3) == (None, None)  # first one wins
+    assert await state.ended("early-2", "completed", None, NOW) is None  # kept too
+    again = await state.placed("p1", second.index, second.attempt, "early-2", NOW)
+    assert again is not None
+    assert (again.state, again.delay) == (ItemState.WAITING, 7.0)
+    # A redial kept for a call past max attempts is not applied.
+    third = await claimed(state)
+    assert await elsewhere.redial("early-3", {"*": 0.0}, 1) == (None, None)
+    one_attempt = RetryPolicy(max_attempts=1)
+    await state.placed("p1", third.index, third.attempt, "early-3", one_attempt)
+    final = await state.ended("early-3", "completed", None, NOW)
+    assert final is not None
+    assert final.state is ItemState.COMPLETED
