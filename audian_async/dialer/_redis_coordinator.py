@@ -48,6 +48,7 @@ from ._machine import (
 )
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection, RedisUnavailableError
+from ._redis_leases import HeldItems
 from ._redis_state import (
     CampaignCounts,
     Change,
@@ -111,14 +112,9 @@ class RedisCoordinator:
         self._requests: Sequence[CheckedCallRequest] | None = None
         self._region: str | None = None
         self._counts = CampaignCounts(0, 0, 0, dict.fromkeys(ItemState, 0))
-        self._held: set[int] = set()  # placing or live items this process holds
-        # Claims made so far, and the count at each held item's last claim: a renewal's
-        # answer is only news for items not claimed again since it was sent.
-        self._claims = 0
-        self._claimed_at: dict[int, int] = {}
+        self._held = HeldItems()  # placing or live items this process holds
         self._unbegun: set[int] = set()  # claimed, no create sent yet
         self._pace_waits: dict[int, float] = {}
-        self._renewed_at = 0.0
         self._wake = anyio.Event()
         self._check_at = 0.0
         self._peak = 0
@@ -144,7 +140,7 @@ class RedisCoordinator:
             opened = await self.state.open(wires)
             self.machine = DialMachine(self.name, self.policy, opened.nonce)
             self._counts = opened.counts
-            self._renewed_at = anyio.current_time()
+            self._held.renewed_at = anyio.current_time()
             return await self._take_over()
         except BaseException:
             await self._stack.aclose()
@@ -187,33 +183,23 @@ class RedisCoordinator:
         self._wake.set()  # a slot may have been freed elsewhere
 
     async def _renew(self) -> None:
-        started, claims = anyio.current_time(), self._claims
-        lost = await self._retrying(self.state.renew, self.process_id, self.lease, self._held)
-        self._renewed_at = started
-        for index in lost:
-            if self._claimed_at.get(index, 0) > claims:
-                # Claimed again while the renewal was on its way (a redial of an item whose
-                # end another process applied): the claim's lease is fresh, and this
-                # process's, whatever the renewal found before it.
-                continue
-            self._let_go(index)
+        started, mark = anyio.current_time(), self._held.mark()
+        held = list(self._held.indices)
+        lost = await self._retrying(self.state.renew, self.process_id, self.lease, held)
+        self._held.renewed_at = started
+        for index in self._held.lost(mark, lost):
             item = self.items.get(index)
             # An item that finished meanwhile is not held any more either: only a create
             # this process may still send is news (holds() now stops it).
             if item is not None and item.state is ItemState.PLACING:
                 logger.warning("item %d: lease lost to another process", index)
 
-    def _let_go(self, index: int) -> None:
-        """This process no longer holds item ``index``."""
-        self._held.discard(index)
-        self._claimed_at.pop(index, None)
-
     async def _take_over(self) -> list[Item]:
         taken = await self._retrying(self.state.take_over, self.process_id, self.lease, 1000)
         items = []
         for found in taken:
             item = self._local(found.record, found.request)
-            self._held.add(item.index)
+            self._held.taken_over(item.index)
             items.append(item)
         if items:
             logger.info(
@@ -302,9 +288,7 @@ class RedisCoordinator:
         )
         if isinstance(result, Claimed):
             item = self._local(result.record, result.request)
-            self._claims += 1
-            self._claimed_at[item.index] = self._claims
-            self._held.add(item.index)
+            self._held.claimed(item.index)
             self._unbegun.add(item.index)
             self._pace_waits[item.index] = result.pace_wait
             self._check_at = now  # there may be more
@@ -352,7 +336,7 @@ class RedisCoordinator:
         """
         if item.index not in self._held:
             return False
-        if anyio.current_time() - self._renewed_at >= self.lease * 2 / 3:
+        if anyio.current_time() - self._held.renewed_at >= self.lease * 2 / 3:
             await self._renew()
         return item.index in self._held
 
@@ -368,7 +352,7 @@ class RedisCoordinator:
         self._unbegun.discard(item.index)
         self._pace_waits.pop(item.index, None)
         change = await self._retrying(self.state.unplaced, self.process_id, item.index, due_in)
-        self._let_go(item.index)
+        self._held.let_go(item.index)
         if change is not None:
             self._local(change.record, None)
         self._wake.set()
@@ -391,7 +375,7 @@ class RedisCoordinator:
         if change is None:
             # Recorded already (a process that took the item over replayed the same key),
             # or no longer this process's: its holder follows the call.
-            self._let_go(item.index)
+            self._held.let_go(item.index)
             return None
         return self._transition(change)
 
@@ -434,7 +418,7 @@ class RedisCoordinator:
     async def unplaced(self, item: Item) -> bool:
         """Put the placing item back for later, its slot freed."""
         change = await self._retrying(self.state.unplaced, self.process_id, item.index, 0.0)
-        self._let_go(item.index)
+        self._held.let_go(item.index)
         if change is None:
             return False
         self._local(change.record, None)
@@ -447,12 +431,12 @@ class RedisCoordinator:
             return None
         self._wake.set()  # the slot is free
         if change.state is ItemState.WAITING:
-            self._let_go(item.index)
+            self._held.let_go(item.index)
             delay = change.delay or 0.0
             self._check_at = min(self._check_at, anyio.current_time() + delay)
             return Transition(item, Step.REDIAL, delay)
         if change.state.is_final:
-            self._let_go(item.index)
+            self._held.let_go(item.index)
             return Transition(item, Step.DONE)
         return None
 
