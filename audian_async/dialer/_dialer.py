@@ -344,7 +344,9 @@ class Dialer:
         scaled by ``time_scale`` like every delay. Idempotent: only ``call_id`` being the
         item's latest call counts, so a handler run twice for one webhook schedules one
         redial. The dialer settles a call after the application's handlers of its webhook
-        have run, so a handler may call this before or after the call's end is known.
+        have run, so a handler may call this before or after the call's end is known, and
+        before the reply to the create that placed the call (a webhook can overtake it):
+        the answer then waits for the creates in flight (over Redis, any process's).
         Returns whether a redial after ``call_id`` is scheduled (False: unknown call, not the
         item's latest, ``max_attempts`` reached, the item was finished or suppressed, or the
         dialer is not running).
@@ -361,7 +363,8 @@ class Dialer:
         redial is cancelled, and a call still going on ends the item, with that call's
         outcome and no redial. Idempotent. Returns True when this call finished the item
         (or set it to finish with its current call), False when the call is unknown or its
-        item had finished already."""
+        item had finished already. Like :meth:`redial`, it may come before the create's
+        reply that names the call."""
         session = self._session
         return False if session is None else await session.on_loop(session.finish, call_id)
 
