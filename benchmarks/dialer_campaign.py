@@ -48,6 +48,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from loopback import free_port
 
 from audian_async import (
     AsyncAudian,
@@ -97,13 +98,6 @@ def requests(count: int, tag: str) -> list[CallRequest]:
 def creates(count: int, tag: str) -> list[CallRequest]:
     """The creates the campaign makes: every request once, a busy one MAX_ATTEMPTS times."""
     return [r for r in requests(count, tag) for _ in range(MAX_ATTEMPTS if r.to == BUSY else 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -40,7 +40,8 @@ from audian_async.webhooks import EventRouter, WebhookApp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dialer_campaign import API_KEY, MAX_ATTEMPTS, requests, sandbox_process
-from local_redis import free_port, local_redis
+from local_redis import local_redis
+from loopback import free_port
 
 from audian_async.sandbox import generate_webhook_secret
 

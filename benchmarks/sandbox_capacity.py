@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any
 
+from loopback import free_port
+
 OWNED = "+14155552671"
 
 
@@ -104,13 +106,6 @@ async def _receive(port: int) -> None:
 # --- orchestrator ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run_load(
     url: str, key: str, seconds: float, concurrency: int, rate: float = 0.0
 ) -> dict[str, Any]:
@@ -135,7 +130,7 @@ async def _baseline_app(scope: Any, receive: Any, send: Any) -> None:
 def _baseline(seconds: float, concurrency: int) -> dict[str, Any]:
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         _baseline_app,
         host="127.0.0.1",
@@ -168,7 +163,7 @@ def _sandbox(
     receiver = None
     urls: list[str] = []
     if webhooks:
-        port = _free_port()
+        port = free_port()
         receiver = subprocess.Popen([sys.executable, __file__, "--child-receive", str(port)])
         urls = [f"http://127.0.0.1:{port}/hooks"]
         deadline = time.monotonic() + 10

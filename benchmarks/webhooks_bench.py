@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from loopback import free_port
+
 HERE = Path(__file__).resolve()
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TYPES = [
@@ -429,13 +431,6 @@ async def load(
     if ok != n:
         raise RuntimeError(f"unexpected statuses {statuses}")
     return {"events_per_s": n / elapsed, "server_cpu_us": cpu / n * 1e6}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run_http_once(kind: str, n: int, concurrency: int) -> dict[str, float]:
