@@ -23,7 +23,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any, Self
 
-from ._resp_wire import Address, Commands, ReplyError, encode, parse_reply
+from ._resp_wire import Address, Commands, ReplyError, parse_reply
 
 __all__ = ["PipeClient"]
 
@@ -144,18 +144,11 @@ class PipeClient(Commands):
                 _RespProtocol, a.host or "", a.port, ssl=context
             )
         try:
-            if a.password is not None:
-                auth = ("AUTH", a.username, a.password) if a.username else ("AUTH", a.password)
-                await self._checked(protocol, [x for x in auth if x is not None])
-            if a.db:
-                await self._checked(protocol, ["SELECT", a.db])
+            for command in a.handshake():
+                reply = await protocol.send(command)
+                if isinstance(reply, ReplyError):
+                    raise reply
         except BaseException:
             protocol.close()
             raise
         return protocol
-
-    @staticmethod
-    async def _checked(protocol: _RespProtocol, args: list[str | int]) -> None:
-        reply = await protocol.send(encode(args))
-        if isinstance(reply, ReplyError):
-            raise reply

@@ -65,6 +65,16 @@ class Address:
     password: str | None
     db: int
 
+    def handshake(self) -> list[bytes]:
+        """The commands a new connection sends first (``AUTH``, ``SELECT``), encoded."""
+        commands: list[bytes] = []
+        if self.password is not None:
+            user = [self.username] if self.username else []
+            commands.append(encode(["AUTH", *user, self.password]))
+        if self.db:
+            commands.append(encode(["SELECT", self.db]))
+        return commands
+
 
 def address_of(url: str) -> Address | None:
     parts = urlsplit(url)
@@ -236,21 +246,14 @@ class WireClient(Commands):
             stream = await anyio.connect_tcp(a.host or "", a.port)
         link = _Link(stream)
         try:
-            if a.password is not None:
-                auth = ("AUTH", a.username, a.password) if a.username else ("AUTH", a.password)
-                await self._checked(link, auth)
-            if a.db:
-                await self._checked(link, ("SELECT", a.db))
+            for command in a.handshake():
+                reply = await link.call(command)
+                if isinstance(reply, ReplyError):
+                    raise reply
         except BaseException:
             await anyio.aclose_forcefully(stream)
             raise
         return link
-
-    @staticmethod
-    async def _checked(link: _Link, args: Sequence[str | int | None]) -> None:
-        reply = await link.call(encode([a for a in args if a is not None]))
-        if isinstance(reply, ReplyError):
-            raise reply
 
 
 class RespClient(Protocol):

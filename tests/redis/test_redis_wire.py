@@ -68,3 +68,36 @@ async def test_a_real_server_answers_and_an_error_reply_is_raised(redis_url: str
         with pytest.raises(ReplyError, match="unknown command"):
             await client.call("NOSUCHCOMMAND")
         assert await client.call("PING") == "PONG"  # the connection is still in step
+
+
+def test_a_new_connection_authenticates_and_selects_as_the_url_says() -> None:
+    full = address_of("redis://user:p%40ss@h:6380/2")
+    assert full is not None
+    assert full.handshake() == [encode(["AUTH", "user", "p@ss"]), encode(["SELECT", 2])]
+    password_only = address_of("redis://:secret@h/0")
+    assert password_only is not None
+    assert password_only.handshake() == [encode(["AUTH", "secret"])]
+    plain = address_of("redis://h")
+    assert plain is not None
+    assert plain.handshake() == []
+
+
+async def test_both_clients_use_the_urls_database_and_refuse_a_wrong_password(
+    redis_url: str,
+) -> None:
+    from audian_async._resp_wire import resp_client
+
+    in_db_3 = redis_url.rsplit("/", 1)[0] + "/3"
+    client = resp_client(in_db_3)
+    assert client is not None
+    async with client:
+        assert await client.call("SET", "wire:db3", "x") == "OK"
+    async with WireClient(redis_url) as db0:
+        assert await db0.call("EXISTS", "wire:db3") == 0  # written to database 3
+    async with WireClient(in_db_3) as db3:
+        assert await db3.call("GETDEL", "wire:db3") == "x"
+    with_password = resp_client(redis_url.replace("redis://", "redis://:nope@"))
+    assert with_password is not None
+    with pytest.raises(ReplyError):  # this server has no password: AUTH is refused
+        async with with_password:
+            await with_password.call("PING")
