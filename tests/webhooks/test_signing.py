@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -235,6 +236,35 @@ def test_malformed_timestamp(raw: str) -> None:
 def test_bad_signature_values(signature: str) -> None:
     with pytest.raises(WebhookError, match="no webhook-signature matches"):
         verify(SECRET, {**headers(), "webhook-signature": signature}, BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "reshape",
+    [
+        lambda v: v + " ",  # trailing space
+        lambda v: "  " + v,  # leading spaces
+        lambda v: v + " v1,AAAA",  # a bogus entry after it
+        lambda v: "v1a,c29tZXRoaW5n " + v,  # an asymmetric entry first
+    ],
+)
+def test_a_valid_signature_written_otherwise_still_passes(reshape: Callable[[str], str]) -> None:
+    # The whole-value comparison is a shortcut for the usual header; it must not narrow
+    # what is accepted.
+    h = headers()
+    value = reshape(h["webhook-signature"])
+    assert value != h["webhook-signature"]
+    verify(SECRET, {**h, "webhook-signature": value}, BODY, now=NOW)
+
+
+def test_a_signature_of_the_right_length_but_wrong_mac_fails() -> None:
+    good = headers()["webhook-signature"]
+    flipped = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    assert len(flipped) == len(good)
+    with pytest.raises(WebhookError, match="no webhook-signature matches"):
+        verify(SECRET, {**headers(), "webhook-signature": flipped}, BODY, now=NOW)
+    non_ascii = good[:-1] + "\u00e9"  # latin-1 decoded header bytes may be non-ASCII
+    with pytest.raises(WebhookError, match="no webhook-signature matches"):
+        verify(SECRET, {**headers(), "webhook-signature": non_ascii}, BODY, now=NOW)
 
 
 def test_oversized_headers() -> None:
