@@ -14,6 +14,7 @@ its handlers (a dialer freeing a slot on ``call.failed``) would never hear of th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -256,12 +257,8 @@ def _base(
 
 
 def _plain(cls: type[E]) -> _Builder:
-    def build(
-        event_id: str | None, timestamp: datetime | None, data: MappingProxyType[str, Any]
-    ) -> Event:
-        return _base(cls, event_id, timestamp, data)
-
-    return build
+    # A partial, not a closure: it calls _base without a Python frame of its own.
+    return functools.partial(_base, cls)
 
 
 def _call_failed(
