@@ -236,18 +236,29 @@ def _make_lenient_enum_hook(tp: Any) -> Callable[[object, Any], object]:
     found = _lenient_enum_union(tp)
     assert found is not None
     enum_cls, nullable = found
+    # A lookup, not enum_cls(value): that raises and catches a ValueError for every value
+    # it does not know, and goes through Enum's __call__ and __new__ for those it does.
+    members = {member.value: member for member in enum_cls}
 
     def structure(value: object, _: Any) -> object:
         if value is None and nullable:
             return None
         if not isinstance(value, str):
             raise _WireError(f"expected a string, got {_kind(value)}")
-        try:
-            return enum_cls(value)
-        except ValueError:
-            return value  # a value newer than this SDK: keep it rather than fail
+        # A value newer than this SDK is kept as it is rather than failing.
+        return members.get(value, value)
 
     return structure
+
+
+def _optional_of(tp: Any) -> Any:
+    """``T`` for ``T | None`` (a single type besides None), else None."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(tp)
+    if len(args) != 2 or type(None) not in args:
+        return None
+    return args[1] if args[0] is type(None) else args[0]
 
 
 def _drop_unset(fn: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
@@ -276,6 +287,24 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_object)
+
+    # cattrs' own hook for ``T | None`` looks T's hook up again on every value; this one
+    # looks it up once, at its first value (when every hook is registered).
+    def make_optional_hook(tp: Any) -> Callable[[object, Any], object]:
+        inner = _optional_of(tp)
+        hook: Callable[[object, Any], object] | None = None
+
+        def structure_optional(value: object, _: Any) -> object:
+            nonlocal hook
+            if value is None:
+                return None
+            if hook is None:
+                hook = conv.get_structure_hook(inner)
+            return hook(value, inner)
+
+        return structure_optional
+
+    conv.register_structure_hook_factory(lambda t: _optional_of(t) is not None, make_optional_hook)
     conv.register_structure_hook_factory(
         lambda t: _lenient_enum_union(t) is not None, _make_lenient_enum_hook
     )
@@ -381,6 +410,9 @@ converter = make_converter()
 """The converter shared by the whole package."""
 
 _unstructure_request = converter.get_unstructure_hook(CallRequest)
+# Looked up once: converter.structure() dispatches on the class again for every reply.
+_structure_call = converter.get_structure_hook(Call)
+_structure_batch = converter.get_structure_hook(BatchResult)
 
 
 def request_to_wire(request: CallRequest) -> dict[str, Any]:
@@ -399,7 +431,7 @@ def encode_batch_body(requests: Sequence[CallRequest]) -> bytes:
     return dumps({"calls": [_unstructure_request(r) for r in requests]})
 
 
-def _decode(body: bytes, cls: type[T]) -> T:
+def _decode(body: bytes, cls: type[T], structure: Callable[[Any, type[T]], T]) -> T:
     try:
         data = loads(body)
     except ValueError:
@@ -409,7 +441,7 @@ def _decode(body: bytes, cls: type[T]) -> T:
     if not isinstance(data, dict):
         raise APIResponseValidationError(f"expected a JSON object for {cls.__name__}")
     try:
-        return converter.structure(data, cls)
+        return structure(data, cls)
     except Exception as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc, format_exception=_describe))
@@ -420,12 +452,12 @@ def _decode(body: bytes, cls: type[T]) -> T:
 
 def decode_call(body: bytes) -> Call:
     """Parse a call object from a response body."""
-    return _decode(body, Call)
+    return _decode(body, Call, _structure_call)
 
 
 def decode_batch(body: bytes) -> BatchResult:
     """Parse a batch reply from a response body."""
-    return _decode(body, BatchResult)
+    return _decode(body, BatchResult, _structure_batch)
 
 
 def _path_from_cattrs(location: str) -> str:
