@@ -12,21 +12,14 @@ anyio's own cancellation does; that reads anyio's per-task scope state, and wher
 release no longer has it, every delivery gets ``anyio.move_on_after`` again. On trio (anyio's
 other backend) trio's own cancel scope is the cheapest way, so it is used directly.
 
-Work that finishes without ever waiting (a handler that counts, logs or hands the event to
-a queue without blocking) cannot be cancelled anyway: nothing else runs until it returns.
-So the work is stepped once by hand first, and only when it waits is it put under watch,
-its deadline still counted from its start; a delivery whose handlers never wait costs no
-bookkeeping at all.
-
 This module and the transports are the only places that know which event loop they run on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import types
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -68,31 +61,6 @@ def _shielded(task: asyncio.Task[Any]) -> bool:
 
 class DeadlineExceeded(Exception):
     """The work did not finish within the deadline and was cancelled."""
-
-
-@types.coroutine
-def _resume(coro: types.CoroutineType[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
-    """Await the rest of ``coro``, which was stepped by hand and is waiting on ``pending``.
-
-    What ``await`` does after a coroutine's first step: what it waits on goes to the event
-    loop, and what the loop sends or throws back goes into it, until it returns.
-    """
-    while True:
-        try:
-            sent = yield pending
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # a cancellation, delivered by throwing
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
 
 
 class _LoopWatch:
@@ -160,29 +128,18 @@ class Deadline:
                 if not scope.cancel_called:  # else it swallowed the cancellation
                     return result
             raise DeadlineExceeded
-        deadline = loop.time() + self.timeout
-        awaitable = work(arg)
-        if type(awaitable) is types.CoroutineType:
-            # Its first step, by hand: only work that waits needs watching. (A cancel
-            # scope, which must enclose the whole work, could not start this late; the
-            # native cancellation used here needs no scope.)
-            coro: types.CoroutineType[Any, Any, T] = awaitable
-            try:
-                pending = coro.send(None)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            awaitable = _resume(coro, pending)
-        task = asyncio.current_task(loop)
+        task = asyncio.current_task(loop)  # given the loop: no second lookup of it
         assert task is not None
         watch = self._watch
         if watch is None or watch.loop is not loop:
             watch = self._watch = self._watches.setdefault(loop, _LoopWatch(loop))
+        deadline = loop.time() + self.timeout
         token = object()
         watch.running[token] = (task, deadline)
         if watch.timer is None:
             watch.arm(deadline)
         try:
-            result = await awaitable
+            result = await work(arg)
         except asyncio.CancelledError:
             if token in watch.expired:
                 watch.expired.discard(token)
