@@ -15,19 +15,23 @@
     and answers 204, over the same scopes: what the endpoint adds to any server.
 
 (b) Over HTTP, events/s and the server process's own CPU per delivery (Linux schedstat,
-    every thread, over the measured deliveries only): each server runs uvicorn (same
-    settings) in its own process and one
-    load-generator process (aiohttp, fixed concurrency, a bounded number of signed
-    deliveries with unique ids) drives it after a warm-up. Servers:
+    every thread, over the measured deliveries only): each server runs uvicorn (httptools,
+    uvloop when installed; ``BENCH_UVICORN_LOOP=asyncio`` for the stdlib loop) in its own
+    process and one load-generator process (aiohttp, fixed concurrency, a bounded number of
+    signed deliveries with unique ids) drives it after a warm-up. Servers:
 
     * ``bare ASGI 200``        reads the body, answers 200 (the ceiling)
+    * ``bare ASGI 204``        the same, answering 204 as WebhookApp does
     * ``WebhookApp``           audian_async.webhooks.WebhookApp with one async handler
+                               (``BENCH_WEBHOOKAPP_OPTIONS='{"handler_timeout": null}'`` to
+                               pass it other settings)
     * ``FastAPI endpoint``     standardwebhooks verify + pydantic parse + dispatch in a route
 
 Each figure is the median of ``--repeats`` runs, interleaved so that noise from a shared
-machine spreads over all variants alike. Only 127.0.0.1 is contacted.
+machine spreads over all variants alike; a ratio is the median of the ratios within each
+round. Only 127.0.0.1 is contacted.
 
-    python benchmarks/webhooks_bench.py            # full run (about a minute)
+    python benchmarks/webhooks_bench.py            # full run (about two minutes)
     python benchmarks/webhooks_bench.py --quick    # smoke test
 """
 
@@ -323,7 +327,8 @@ def run_asgi(n: int, repeats: int) -> dict[str, float]:
 
 
 def build_app(kind: str) -> Any:
-    if kind == "bare":
+    if kind in ("bare", "bare204"):
+        status = 204 if kind == "bare204" else 200
 
         async def bare(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] == "lifespan":
@@ -335,7 +340,7 @@ def build_app(kind: str) -> Any:
             while more:
                 message = await receive()
                 more = message.get("more_body", False)
-            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.start", "status": status, "headers": []})
             await send({"type": "http.response.body", "body": b""})
 
         return bare
@@ -348,7 +353,8 @@ def build_app(kind: str) -> Any:
 
         router = EventRouter()
         router.add(handler, "*")
-        return WebhookApp(router, secret=SECRET)
+        options = json.loads(os.environ.get("BENCH_WEBHOOKAPP_OPTIONS", "{}"))
+        return WebhookApp(router, secret=SECRET, **options)
 
     import standardwebhooks
     from fastapi import FastAPI, HTTPException, Request, Response
@@ -386,7 +392,7 @@ def serve(kind: str, port: int) -> None:
         port=port,
         log_level="warning",
         access_log=False,
-        loop="asyncio",
+        loop=os.environ.get("BENCH_UVICORN_LOOP", "auto"),  # uvloop when installed
         lifespan="on",
     )
 
@@ -461,18 +467,29 @@ def run_http_once(kind: str, n: int, concurrency: int) -> dict[str, float]:
         server.wait(15)
 
 
-HTTP = {"bare": "bare ASGI 200", "webhookapp": "WebhookApp", "fastapi": "FastAPI endpoint"}
+HTTP = {
+    "bare": "bare ASGI 200",
+    "bare204": "bare ASGI 204",
+    "webhookapp": "WebhookApp",
+    "fastapi": "FastAPI endpoint",
+}
 
 
 def run_http(n: int, concurrency: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median figures per server, and WebhookApp's CPU ratio to each server as the median
+    of the ratios within each round (one round runs every server once, back to back): on a
+    shared machine a slow stretch then weighs on both sides of a ratio alike."""
     results: dict[str, list[dict[str, float]]] = {k: [] for k in HTTP}
     for _ in range(repeats):
         for kind in HTTP:
             results[kind].append(run_http_once(kind, n, concurrency))
-    return {
-        k: {f: statistics.median(r[f] for r in runs) for f in ("events_per_s", "server_cpu_us")}
-        for k, runs in results.items()
-    }
+    ours = [r["server_cpu_us"] for r in results["webhookapp"]]
+    summary: dict[str, dict[str, float]] = {}
+    for kind, runs in results.items():
+        ratios = [a / r["server_cpu_us"] for a, r in zip(ours, runs, strict=True)]
+        summary[kind] = {f: statistics.median(r[f] for r in runs) for f in runs[0]}
+        summary[kind]["ratio"] = statistics.median(ratios)
+    return summary
 
 
 # --- report -------------------------------------------------------------------------------
@@ -498,19 +515,19 @@ def print_tables(
     print(f"|{'-' * 35}|{'-' * 9}|{'-' * 12}|")
     for name, per in asgi.items():
         print(f"| {name:<33} | {per * 1e6:>7.1f} | {(per - floor) * 1e6:>+8.1f}us |")
-    app = http["webhookapp"]
-    print(f"\n(b) over HTTP under uvicorn ({args.n_http} deliveries, concurrency "
-          f"{args.concurrency}, median of {args.repeats}); server CPU: its process's")  # fmt: skip
+    loop = os.environ.get("BENCH_UVICORN_LOOP", "auto")
+    print(f"\n(b) over HTTP under uvicorn (httptools, loop={loop}; {args.n_http} deliveries, "
+          f"concurrency {args.concurrency}, median of {args.repeats}); server CPU: its "
+          "process's; ratios: median of each round's")  # fmt: skip
     head = f"| {'server':<20} | {'events/s':>9} | {'server CPU us':>13} |"
     print(head + f" {'WebhookApp CPU vs this':>22} |")
     print(f"|{'-' * 22}|{'-' * 11}|{'-' * 15}|{'-' * 24}|")
     for kind, label in HTTP.items():
         row = http[kind]
-        ratio = app["server_cpu_us"] / row["server_cpu_us"]
-        rate, cpu = row["events_per_s"], row["server_cpu_us"]
+        rate, cpu, ratio = row["events_per_s"], row["server_cpu_us"], row["ratio"]
         print(f"| {label:<20} | {rate:>9,.0f} | {cpu:>13.1f} | {ratio:>21.2f}x |")
-    bare = app["server_cpu_us"] / http["bare"]["server_cpu_us"]
-    fastapi = app["server_cpu_us"] / http["fastapi"]["server_cpu_us"]
+    bare = http["bare"]["ratio"]
+    fastapi = http["fastapi"]["ratio"]
     extra = (asgi["WebhookApp"] - floor) * 1e6
     print(f"\nWebhookApp server CPU = {bare:.2f}x the bare app's (target <= 1.25x), "
           f"{fastapi:.2f}x the FastAPI endpoint's (target <= 0.5x); in process "
@@ -520,7 +537,7 @@ def print_tables(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke-test run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-inprocess", type=int, default=20_000)
     parser.add_argument("--n-http", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=16)
