@@ -38,11 +38,13 @@ from ._models import BatchResult, Call, CallControl, CallRequest, Recording
 from ._retry import parse_retry_after, retry_delay, should_retry
 from ._telemetry import ClientTracing
 from ._transports import (
+    Exchanged,
     HttpBackend,
     check_backend,
     describe_backend,
     disposition_of,
     error_type,
+    exchanger_of,
     injected_transport,
     make_http_client,
     still_lean,
@@ -162,8 +164,12 @@ class AsyncAudian:
         self._backend = describe_backend(http_client) if self._owns_client else "http_client"
         self._limiter = anyio.Semaphore(max_connections)
         self._rng = random.Random()
-        self._calls_url = httpx.URL(self.base_url + "/calls")
-        self._batch_url = httpx.URL(self.base_url + "/calls/batch")
+        self._calls_url = self.base_url + "/calls"
+        self._batch_url = self.base_url + "/calls/batch"
+        # Parsed once for the httpx path; a read's URL, which names its call, each time.
+        self._fixed_urls = {u: httpx.URL(u) for u in (self._calls_url, self._batch_url)}
+        # Our own transport may take requests without httpx's objects (see _exchange).
+        self._exchanging = exchanger_of(self._transport) if self._owns_client else None
         # Host and Content-Length are ours too, so httpx.Request skips its own header
         # preparation (see _request).
         self._read_headers: list[tuple[str, str]] = [
@@ -186,7 +192,8 @@ class AsyncAudian:
         self.calls = Calls(self)
 
     def _set_timeout_extension(self) -> None:
-        self._extensions = {"timeout": httpx.Timeout(self.timeout).as_dict()}
+        self._timeout = httpx.Timeout(self.timeout).as_dict()
+        self._extensions = {"timeout": self._timeout}
 
     def __repr__(self) -> str:
         # The API key, and any credentials in the URL, are deliberately absent.
@@ -229,12 +236,15 @@ class AsyncAudian:
     async def _request(
         self,
         method: str,
-        url: httpx.URL,
+        url: str,
         *,
         body: bytes | None = None,
         idempotency_key: str | None = None,
     ) -> bytes:
-        """Send with retries; return the body of a 2xx response or raise an AudianError."""
+        """Send with retries; return the body of a 2xx response or raise an AudianError.
+
+        ``url`` is absolute and percent-encoded.
+        """
         idempotent = method == "GET"
         if body is None:
             headers = self._read_headers
@@ -257,23 +267,7 @@ class AsyncAudian:
                 except anyio.WouldBlock:
                     await limiter.acquire()
                 try:
-                    # Built once a slot is ours, so thousands of queued creates hold no
-                    # request objects for the garbage collector to walk. With stream= httpx
-                    # takes our headers as they are: ~5 us, against ~19 us for content=,
-                    # which rebuilds them all to add Host and Content-Length.
-                    request = httpx.Request(
-                        method,
-                        url,
-                        headers=headers,
-                        stream=httpx.ByteStream(content),
-                        extensions=self._extensions,
-                    )
-                    request.read()  # sets .content, which transports may read
-                    tracing = self._tracing
-                    if tracing is None:
-                        response = await self._send(request)
-                    else:
-                        response = await tracing.send(self, request, retry)
+                    reply = await self._exchange(method, url, headers, content, retry)
                 finally:
                     limiter.release()
             except httpx.TransportError as exc:
@@ -285,18 +279,45 @@ class AsyncAudian:
                     retry += 1
                     continue
                 raise failed from exc
-            status = response.status_code
+            status, reply_headers, reply_body = reply
             if status < 300:
-                return response.content
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            error = error_from_response(
-                status, response.headers, response.content, retry_after=retry_after
-            )
+                return reply_body
+            retry_after = parse_retry_after(reply_headers.get("retry-after"))
+            error = error_from_response(status, reply_headers, reply_body, retry_after=retry_after)
             if retry < self.max_retries and should_retry(error.disposition, idempotent=idempotent):
                 await self._pause(method, url, retry, retry_after, str(status))
                 retry += 1
                 continue
             raise error
+
+    async def _exchange(
+        self, method: str, url: str, headers: list[tuple[str, str]], content: bytes, retry: int
+    ) -> Exchanged:
+        """One round trip, holding a pool slot: straight through our own transport when it
+        can take the parts as they are, else as an httpx request."""
+        exchanging = self._exchanging
+        if exchanging is not None and self._tracing is None and not self._http.is_closed:
+            exchange = exchanging.exchanger()
+            if exchange is not None:
+                return await exchange(method, url, headers, content or None, self._timeout)
+        # Built once a slot is ours, so thousands of queued creates hold no request
+        # objects for the garbage collector to walk. With stream= httpx takes our headers
+        # as they are: ~5 us, against ~19 us for content=, which rebuilds them all to add
+        # Host and Content-Length.
+        request = httpx.Request(
+            method,
+            self._fixed_urls.get(url) or httpx.URL(url),
+            headers=headers,
+            stream=httpx.ByteStream(content),
+            extensions=self._extensions,
+        )
+        request.read()  # sets .content, which transports may read
+        tracing = self._tracing
+        if tracing is None:
+            response = await self._send(request)
+        else:
+            response = await tracing.send(self, request, retry)
+        return Exchanged(response.status_code, response.headers, response.content)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """One round trip, the response body read in full."""
@@ -315,13 +336,13 @@ class AsyncAudian:
         return response
 
     async def _pause(
-        self, method: str, url: httpx.URL, retry: int, retry_after: float | None, why: str
+        self, method: str, url: str, retry: int, retry_after: float | None, why: str
     ) -> None:
         delay = retry_delay(retry, retry_after, rng=self._rng)
         logger.info(
             "retrying %s %s after %s (retry %d of %d) in %.2fs",
             method,
-            url.path,
+            httpx.URL(url).path,  # the path only: a base URL may carry credentials
             why,
             retry + 1,
             self.max_retries,
@@ -440,7 +461,7 @@ class Calls:
         if not isinstance(call_id, str) or not call_id.strip():
             raise ValidationError("call_id", "must be a non-empty string")
         client = self._client
-        url = httpx.URL(f"{client._calls_url}/{quote(call_id, safe='')}")
+        url = f"{client._calls_url}/{quote(call_id, safe='')}"
         return decode_call(await client._request("GET", url))
 
 

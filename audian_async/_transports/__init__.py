@@ -15,16 +15,21 @@ import httpx
 from .._errors import AudianError, Disposition, ValidationError
 from .._telemetry import error_type as _error_type
 from ._auto import AutoTransport
+from ._exchange import Exchange, Exchanged, Exchanging, exchanger_of
 from ._sharded import ShardedTransport
 
 __all__ = [
     "AutoTransport",
+    "Exchange",
+    "Exchanged",
+    "Exchanging",
     "HttpBackend",
     "ShardedTransport",
     "check_backend",
     "describe_backend",
     "disposition_of",
     "error_type",
+    "exchanger_of",
     "injected_transport",
     "make_http_client",
     "still_lean",

@@ -6,6 +6,7 @@ Imported only when that backend is chosen, since aiohttp is optional and asyncio
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 import httpx
@@ -14,10 +15,12 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from .._errors import Disposition
+from ._exchange import Exchange, Exchanged
 
 __all__ = ["LeanAiohttpTransport", "disposition_of_aiohttp"]
 
 _MAX_TIMEOUTS = 64
+_MAX_TARGETS = 256
 _LARGE_BODY = 2**20  # aiohttp.payload.TOO_LARGE_BYTES_BODY
 
 
@@ -50,57 +53,52 @@ class LeanAiohttpTransport(AiohttpTransport):
     def __init__(self, *, limits: httpx.Limits) -> None:
         super().__init__(limits=limits)
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        self._targets: dict[str, yarl.URL] = {}
+
+    def exchanger(self) -> Exchange:
+        """The direct round trip (see :class:`Exchange`): always available here."""
+        return self.exchange
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeout: Mapping[str, float | None],
+    ) -> Exchanged:
+        """One round trip with the body read, without httpx's request and response objects.
+
+        ``url`` is already encoded; ``timeout`` is httpx's ``Timeout.as_dict()``. Raises
+        httpx's exception types, aiohttp's error as ``__cause__``, as
+        ``handle_async_request`` does.
+        """
+        reply, content = await self._round_trip(method, url, headers, body, timeout, None)
+        if reply.status < 300 and "content-encoding" not in reply.headers:
+            return Exchanged(reply.status, reply.headers, content)
+        # An error reply, whose headers the error keeps (as httpx.Headers read them: names
+        # lower-cased, repeated lines joined), or an encoding nobody asked for that a proxy
+        # may add, which httpx's decoders undo as they would on the httpx path.
+        decoded = httpx.Response(reply.status, headers=reply.raw_headers, content=content)
+        return Exchanged(reply.status, decoded.headers, decoded.content)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             data: bytes | None = request.content or None
         except httpx.RequestNotRead:
             return await super().handle_async_request(request)
-        client = self.client
-        if not isinstance(client, aiohttp.ClientSession):
-            client = self.client = self.get_client()
-        extensions = request.extensions
-        timeout = extensions.get("timeout", {})
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        timeouts = self._timeouts
-        client_timeout = timeouts.get(key)
-        if client_timeout is None:
-            if len(timeouts) >= _MAX_TIMEOUTS:
-                timeouts.clear()
-            client_timeout = timeouts[key] = aiohttp.ClientTimeout(
-                sock_connect=key[0], sock_read=key[1], connect=key[2]
-            )
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         url = request.url
         if url.userinfo:  # httpx's send() made them an Authorization header already, which
             url = url.copy_with(userinfo=b"")  # aiohttp refuses to combine with URL ones
-        proxy = self.proxy
-        try:
-            with map_aiohttp_exceptions():
-                async with client.request(
-                    request.method,
-                    # Already encoded by httpx: yarl must not re-quote it (it would turn an
-                    # escaped "%3D" in a call id back into "="), and skips parsing it again.
-                    yarl.URL(str(url), encoded=True),
-                    headers=headers,
-                    # aiohttp warns about (and writes in one go) bytes of 1 MiB or more.
-                    data=data if data is None or len(data) < _LARGE_BODY else io.BytesIO(data),
-                    allow_redirects=False,
-                    auto_decompress=False,
-                    compress=False,
-                    timeout=client_timeout,
-                    server_hostname=extensions.get("sni_hostname"),
-                    proxy=str(proxy.url) if proxy else None,
-                    proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
-                    proxy_headers=proxy.headers if proxy else None,
-                ) as response:
-                    body = await response.read()
-        except aiohttp.ClientError as exc:
-            # What httpx-aiohttp leaves unmapped (a malformed reply, say) still surfaces as
-            # an httpx error, so the client turns it into an APIConnectionError; the original
-            # stays as __cause__ for disposition_of_aiohttp.
-            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
-
+        extensions = request.extensions
+        response, body = await self._round_trip(
+            request.method,
+            str(url),
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            data,
+            extensions.get("timeout", {}),
+            extensions.get("sni_hostname"),
+        )
         reply_extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             reply_extensions["reason_phrase"] = response.reason.encode()
@@ -116,3 +114,58 @@ class LeanAiohttpTransport(AiohttpTransport):
             # passing it through httpx's decoder chain, chunk by chunk (about 10 us).
             reply._content = body
         return reply
+
+    async def _round_trip(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        data: bytes | None,
+        timeout: Mapping[str, float | None],
+        server_hostname: str | None,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        client = self.client
+        if not isinstance(client, aiohttp.ClientSession):
+            client = self.client = self.get_client()
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        timeouts = self._timeouts
+        client_timeout = timeouts.get(key)
+        if client_timeout is None:
+            if len(timeouts) >= _MAX_TIMEOUTS:
+                timeouts.clear()
+            client_timeout = timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        targets = self._targets
+        target = targets.get(url)
+        if target is None:
+            if len(targets) >= _MAX_TARGETS:  # a read's URL names its call: bound them
+                targets.clear()
+            # Already encoded: yarl must not re-quote it (it would turn an escaped "%3D" in
+            # a call id back into "="), and parses it once per URL rather than per request.
+            target = targets[url] = yarl.URL(url, encoded=True)
+        proxy = self.proxy
+        try:
+            with map_aiohttp_exceptions():
+                async with client.request(
+                    method,
+                    target,
+                    headers=headers,
+                    # aiohttp warns about (and writes in one go) bytes of 1 MiB or more.
+                    data=data if data is None or len(data) < _LARGE_BODY else io.BytesIO(data),
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=client_timeout,
+                    server_hostname=server_hostname,
+                    proxy=str(proxy.url) if proxy else None,
+                    proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                    proxy_headers=proxy.headers if proxy else None,
+                ) as response:
+                    body = await response.read()
+        except aiohttp.ClientError as exc:
+            # What httpx-aiohttp leaves unmapped (a malformed reply, say) still surfaces as
+            # an httpx error, so the client turns it into an APIConnectionError; the original
+            # stays as __cause__ for disposition_of_aiohttp.
+            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+        return response, body

@@ -13,6 +13,7 @@ import importlib.util
 
 import httpx
 
+from ._exchange import Exchange, Exchanging
 from ._sharded import ShardedTransport
 
 __all__ = ["AutoTransport", "aiohttp_installed"]
@@ -50,6 +51,12 @@ class AutoTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._for_this_loop().handle_async_request(request)
+
+    def exchanger(self) -> Exchange | None:
+        """The aiohttp transport's direct round trip on asyncio; None on trio, where
+        requests go through httpx."""
+        transport = self._for_this_loop()
+        return transport.exchanger() if isinstance(transport, Exchanging) else None
 
     async def aclose(self) -> None:
         for transport in (self._aiohttp, self._httpx):

@@ -1,0 +1,53 @@
+"""A round trip without httpx's request and response objects, for transports that can.
+
+The client builds its requests from parts it prepared once (URL, header list, body bytes)
+and needs three things back (status, headers, body). Where the transport under our own
+client can take those parts directly (the aiohttp one), building an ``httpx.Request`` and
+reading an ``httpx.Response`` only re-normalises what is already in order: about a tenth of
+a create's CPU. Every failure still surfaces as httpx's exception types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+__all__ = ["Exchange", "Exchanged", "Exchanging", "exchanger_of"]
+
+
+class Exchanged(NamedTuple):
+    """What came back: the status, the headers (looked up case-insensitively) and the
+    whole body, decoded from any content-encoding."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class Exchange(Protocol):
+    """One round trip: ``(method, url, headers, body, timeout) -> Exchanged``.
+
+    ``url`` is absolute and already percent-encoded; ``headers`` the complete list (Host
+    and Content-Length included); ``timeout`` as ``httpx.Timeout.as_dict()``.
+    """
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeout: Mapping[str, float | None],
+    ) -> Exchanged: ...
+
+
+@runtime_checkable
+class Exchanging(Protocol):
+    """A transport that may offer an :class:`Exchange` for the current event loop."""
+
+    def exchanger(self) -> Exchange | None: ...
+
+
+def exchanger_of(transport: object) -> Exchanging | None:
+    """``transport`` when it can offer direct round trips (ours can), else None."""
+    return transport if isinstance(transport, Exchanging) else None
