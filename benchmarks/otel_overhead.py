@@ -120,6 +120,9 @@ async def _creates(mode: str, n: int, rounds: int) -> tuple[list[float], list[fl
             "sk_bench", base_url="http://127.0.0.1:9/v2", tracer_provider=tracer_provider
         )
         made._transport = Canned()
+        # The httpx path on both sides (tracing always takes it): no direct aiohttp round
+        # trip past the canned transport.
+        made._exchanging = None
         if not traced:
             made._tracing = None
         return made
