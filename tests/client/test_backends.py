@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 
 import audian_async as au
 from audian_async._transports import AutoTransport
-from tests.client.scripted_api import ScriptedAPI
-from tests.loopback import serve_asgi
+from tests.client.scripted_api import HOLD, ScriptedAPI, error
+from tests.loopback import serve_asgi, until
 
 pytestmark = pytest.mark.anyio
 
@@ -145,3 +146,59 @@ def test_clients_whose_send_has_work_to_do_keep_it() -> None:
     mounted = Counting()
     with_mounts = httpx.AsyncClient(mounts={"http://127.0.0.1:9": mounted})
     assert au.AsyncAudian(KEY, base_url=url, http_client=with_mounts)._transport is mounted
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("backend", ["auto", "aiohttp"])
+async def test_on_asyncio_our_aiohttp_transport_needs_no_httpx_request_or_response(
+    backend: str, server: tuple[ScriptedAPI, str], api: ScriptedAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The direct round trip: the client hands the transport its prepared parts. Building
+    # an httpx request (or a response, for a 2xx) would mean the slower path was taken.
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the direct path builds no httpx request or 2xx response")
+
+    async with au.AsyncAudian(
+        KEY,
+        base_url=server[1],
+        max_retries=0,
+        http_backend=backend,  # type: ignore[arg-type]
+    ) as client:
+        # The first request looks the tracer provider up (none here), over httpx.
+        await client.calls.get("call_first")
+        monkeypatch.setattr(httpx, "Request", refused)
+        monkeypatch.setattr(httpx.Response, "__init__", refused)
+        call = await client.calls.create(from_="+14155552671", to="+14155552672")
+        assert (await client.calls.get(call.call_id)).call_id == call.call_id
+        monkeypatch.undo()  # an error reply's headers are read as httpx.Headers
+        api.then("GET", error(404, "not_found", "no such call", **{"x-request-id": "r1"}))
+        with pytest.raises(au.NotFoundError) as info:
+            await client.calls.get("call_missing")
+    assert info.value.headers["x-request-id"] == "r1"
+    assert [s.method for s in api.seen] == ["GET", "POST", "GET", "GET"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_pool_slots_come_back_on_the_direct_path(
+    server: tuple[ScriptedAPI, str], api: ScriptedAPI
+) -> None:
+    client = au.AsyncAudian(KEY, base_url=server[1], timeout=5.0, max_retries=0, max_connections=2)
+    quick = client.with_options(timeout=0.2)
+    async with client:
+        api.then("GET", *[HOLD] * 2)
+        for _ in range(2):
+            with pytest.raises(au.APITimeoutError):
+                await quick.calls.get("call_slow")
+        api.then("GET", *[HOLD] * 2)
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(client.calls.get, "call_cancelled")
+            await until(lambda: api.count("GET") == 4)
+            tg.cancel_scope.cancel()
+        api.script.clear()
+        # Both slots are free again: six reads get through two connections.
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(client.calls.get, f"call_{i}")
+    assert api.count("GET") == 10
