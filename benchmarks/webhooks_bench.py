@@ -24,6 +24,10 @@
 
     * ``bare ASGI 200``        reads the body, answers 200 (the ceiling)
     * ``bare ASGI 204``        the same, answering 204 as WebhookApp does
+    * ``HMAC + JSON only``     one HMAC compared with the header, one JSON decode, the
+                               handler awaited: no checks, no typed event, no dedupe
+    * ``inline floor``         the in-process floor of (c) served: our verifier and parser
+                               called directly, a dict for dedupe, no bookkeeping
     * ``WebhookApp``           audian_async.webhooks.WebhookApp with one async handler
                                (``BENCH_WEBHOOKAPP_OPTIONS='{"handler_timeout": null}'`` to
                                pass it other settings)
@@ -39,6 +43,7 @@ round. Only 127.0.0.1 is contacted.
 
 import argparse
 import asyncio
+import binascii
 import json
 import os
 import socket
@@ -312,6 +317,49 @@ def inline_floor(handler: Any) -> Any:
     return app
 
 
+def minimal_work(handler: Any) -> Any:
+    """Only the work a delivery cannot do without: one HMAC-SHA256 of the signed content
+    compared with the one header entry, one JSON decode, the handler awaited. No checks
+    (timestamp, sizes, header shapes), no typed event, no dedupe: a floor below any
+    endpoint that keeps the documented behaviour."""
+    import hmac
+
+    import orjson
+
+    from audian_async.webhooks._signing import decode_secret, keyed_hmac
+
+    key = keyed_hmac(decode_secret(SECRET))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        body = (await receive())["body"]
+        mac = key.copy()
+        mac.update(b"%s.%s." % (headers[b"webhook-id"], headers[b"webhook-timestamp"]))
+        mac.update(body)
+        wanted = b"v1," + binascii.b2a_base64(mac.digest(), newline=False)
+        if not hmac.compare_digest(headers[b"webhook-signature"], wanted):
+            raise RuntimeError("bad signature")
+        await handler(orjson.loads(body))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def with_lifespan(app: Any) -> Any:
+    """``app`` for http scopes, with the lifespan protocol answered around it."""
+
+    async def served(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await app(scope, receive, send)
+
+    return served
+
+
 ASGI = [
     "bare ASGI callable",
     "verify_parts + parse_event inline (floor)",
@@ -392,6 +440,10 @@ def build_app(kind: str) -> Any:
     async def handler(event: Any) -> None:
         pass
 
+    if kind == "floor":
+        return with_lifespan(inline_floor(handler))
+    if kind == "minimal":
+        return with_lifespan(minimal_work(handler))
     if kind == "webhookapp":
         from audian_async.webhooks import EventRouter, WebhookApp
 
@@ -514,6 +566,8 @@ def run_http_once(kind: str, n: int, concurrency: int) -> dict[str, float]:
 HTTP = {
     "bare": "bare ASGI 200",
     "bare204": "bare ASGI 204",
+    "minimal": "HMAC + JSON only",
+    "floor": "inline floor",
     "webhookapp": "WebhookApp",
     "fastapi": "FastAPI endpoint",
 }
