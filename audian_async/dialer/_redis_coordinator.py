@@ -253,8 +253,16 @@ class RedisCoordinator:
         submitting to one campaign never share one), stored (and claimable) at once."""
         wire = dumps(request_to_wire(request.request)).decode()
         index = await self._retrying(self.state.reserve)
-        await self._retrying(self.state.add, index, wire)
+        # Held here before Redis has it: once added, this process's own claim may return
+        # before the add does, and must find this item rather than make a second copy that
+        # the placer would then follow while every update went to this one.
         item = self.items[index] = new_item(index, request)
+        try:
+            await self._retrying(self.state.add, index, wire)
+        except BaseException:
+            if self.items.get(index) is item and item.state is ItemState.PENDING:
+                del self.items[index]
+            raise
         self._wake.set()
         return item
 

@@ -140,3 +140,51 @@ async def test_a_handler_deciding_before_another_process_recorded_the_call_waits
         assert await decider.finish("call-unknown") == (False, None)
     finally:
         await decider.close()
+
+
+async def test_a_claim_that_returns_before_the_add_places_the_item_submitted(
+    redis_url: str, ns: str
+) -> None:
+    # A submitted item is claimable once Redis has it, so under load this process's own
+    # claim can get its reply before the add does. Both must be the one item: a second copy
+    # would be what the placer follows (a scheduled call kept its slot, a live call went
+    # unpolled) while every update from Redis went to the other.
+    service = coordinator(redis_url, ns)
+    await service.open(None)
+    try:
+        add = service.state.add
+        claims: list[Item | None] = []
+
+        async def add_then_claim(index: int, wire: str) -> bool:
+            added = await add(index, wire)
+            claims.append(await service.claim())  # before add() has returned
+            return added
+
+        service.state.add = add_then_claim  # type: ignore[method-assign]
+        item = await service.add(validate_call_request(req("+14155550100")))
+        assert len(claims) == 1
+        assert claims[0] is item
+        assert service.item(item.index) is item
+        assert item.state is ItemState.PLACING
+        await service.begin(item)
+        await service.placed(item, "call-claimed-first", time.time())
+        assert (item.state, item.call_ids) == (ItemState.LIVE, ["call-claimed-first"])
+        assert service.item_for("call-claimed-first") is item
+    finally:
+        await service.close()
+
+
+async def test_an_add_that_fails_leaves_no_item_behind(redis_url: str, ns: str) -> None:
+    service = coordinator(redis_url, ns)
+    await service.open(None)
+    try:
+
+        async def refused(index: int, wire: str) -> bool:
+            raise RuntimeError("refused")
+
+        service.state.add = refused  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="refused"):
+            await service.add(validate_call_request(req("+14155550100")))
+        assert service.items == {}
+    finally:
+        await service.close()
