@@ -14,10 +14,11 @@ docstrings). coredis, imported only then, serves a URL with options those do not
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
     import coredis
     from coredis.commands import Script
 
-__all__ = ["RedisConnection", "RedisUnavailableError"]
+__all__ = ["RedisConnection", "RedisUnavailableError", "patiently"]
+
+logger = logging.getLogger("audian_async.dialer")
+
+T = TypeVar("T")
 
 
 class RedisUnavailableError(AudianError):
@@ -266,6 +271,25 @@ class RedisConnection:
         if isinstance(exc, failed):
             return AudianError(f"Redis at {shown_url(self.url)} failed: {exc}")
         return exc
+
+
+async def patiently(
+    step: Callable[..., Awaitable[T]], *args: object, deadline: float, campaign: str
+) -> T:
+    """Run ``step(*args)``, running it again while Redis is unreachable, until ``deadline``
+    seconds from now (then its :class:`RedisUnavailableError` is raised). Only for steps
+    that are safe to repeat, as every campaign state step is."""
+    give_up_at = anyio.current_time() + deadline
+    delay = 0.05
+    while True:
+        try:
+            return await step(*args)
+        except RedisUnavailableError as exc:
+            if anyio.current_time() + delay > give_up_at:
+                raise
+            logger.warning("campaign %s: %s; waiting for it", campaign, exc)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:

@@ -47,7 +47,7 @@ from ._machine import (
     outcome_of,
 )
 from ._policy import RetryPolicy
-from ._redis_connection import RedisConnection, RedisUnavailableError
+from ._redis_connection import RedisConnection, patiently
 from ._redis_leases import HeldItems
 from ._redis_state import (
     CampaignCounts,
@@ -209,17 +209,7 @@ class RedisCoordinator:
 
     async def _retrying(self, step: Callable[..., Awaitable[T]], *args: object) -> T:
         """Run ``step``, waiting for an unreachable Redis up to ``create_deadline``."""
-        deadline = anyio.current_time() + self.create_deadline
-        delay = 0.05
-        while True:
-            try:
-                return await step(*args)
-            except RedisUnavailableError as exc:
-                if anyio.current_time() + delay > deadline:
-                    raise
-                logger.warning("campaign %s: %s; waiting for it", self.name, exc)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        return await patiently(step, *args, deadline=self.create_deadline, campaign=self.name)
 
     # --- items ---------------------------------------------------------------------------
 
