@@ -16,6 +16,10 @@
     inline floor (the verifier and the parser called directly, a dict for dedupe, the
     handler awaited directly), what the same work costs without the app's bookkeeping.
 
+(d) With ``--cold MB``: (c) again with MB of memory copied between deliveries (outside the
+    measured time), for what the same Python work costs with the caches a server's own work
+    leaves it: why an app adds more under a server than in (c).
+
 (b) Over HTTP, events/s and the server process's own CPU per delivery (Linux schedstat,
     every thread, over the measured deliveries only): each server runs uvicorn (httptools,
     uvloop when installed; ``BENCH_UVICORN_LOOP=asyncio`` for the stdlib loop) in its own
@@ -39,6 +43,8 @@ round. Only 127.0.0.1 is contacted.
 
     python benchmarks/webhooks_bench.py            # full run (about two minutes)
     python benchmarks/webhooks_bench.py --quick    # smoke test
+    python benchmarks/webhooks_bench.py --cold 8   # and (d): (c) with 8 MB copied between
+                                                   # deliveries, the caches a server leaves
 """
 
 import argparse
@@ -53,20 +59,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
+from _webhook_peers import TYPES, msgspec_decoder, pydantic_adapter
 from loopback import free_port
 
 HERE = Path(__file__).resolve()
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-TYPES = [
-    "call.initiated",
-    "call.ringing",
-    "call.answered",
-    "call.completed",
-    "call.failed",
-    "recording.completed",
-]
 
 
 def make_deliveries(n: int, prefix: str = "msg") -> list[tuple[bytes, dict[str, str]]]:
@@ -101,89 +100,6 @@ def make_deliveries(n: int, prefix: str = "msg") -> list[tuple[bytes, dict[str, 
         }
         out.append((body, headers))
     return out
-
-
-# --- peer models --------------------------------------------------------------------------
-
-
-def pydantic_adapter() -> Any:
-    from pydantic import BaseModel, Field, TypeAdapter
-
-    class Data(BaseModel):
-        call_id: str | None = None
-        status: str | None = None
-
-    class FailedData(Data):
-        reason: str | None = None
-        reason_code: int | None = None
-
-    class RecordingData(Data):
-        recording_id: str | None = None
-        recording_url: str | None = None
-        format: str | None = None
-        duration: float | None = None
-
-    class Base(BaseModel):
-        id: str | None = None
-        timestamp: datetime | None = None
-
-    class Initiated(Base):
-        event: Literal["call.initiated"]
-        data: Data
-
-    class Ringing(Base):
-        event: Literal["call.ringing"]
-        data: Data
-
-    class Answered(Base):
-        event: Literal["call.answered"]
-        data: Data
-
-    class Completed(Base):
-        event: Literal["call.completed"]
-        data: Data
-
-    class Failed(Base):
-        event: Literal["call.failed"]
-        data: FailedData
-
-    class RecordingDone(Base):
-        event: Literal["recording.completed"]
-        data: RecordingData
-
-    union = Initiated | Ringing | Answered | Completed | Failed | RecordingDone
-    return TypeAdapter(Annotated[union, Field(discriminator="event")])
-
-
-def msgspec_decoder() -> Any:
-    import msgspec
-
-    class Data(msgspec.Struct):
-        call_id: str | None = None
-        status: str | None = None
-
-    class FailedData(Data):
-        reason: str | None = None
-        reason_code: int | None = None
-
-    class RecordingData(Data):
-        recording_id: str | None = None
-        recording_url: str | None = None
-        format: str | None = None
-        duration: float | None = None
-
-    def event(tag: str, data: type) -> type:
-        return msgspec.defstruct(
-            tag.replace(".", "_"),
-            [("data", data), ("id", str | None, None), ("timestamp", datetime | None, None)],
-            tag=tag,
-            tag_field="event",
-        )
-
-    classes = [event(t, Data) for t in TYPES[:4]]
-    classes += [event("call.failed", FailedData), event("recording.completed", RecordingData)]
-    union = classes[0] | classes[1] | classes[2] | classes[3] | classes[4] | classes[5]
-    return msgspec.json.Decoder(union)
 
 
 # --- (a) in process ----------------------------------------------------------------------
@@ -368,8 +284,12 @@ ASGI = [
 ]
 
 
-async def asgi_variant(name: str, requests: list[tuple[dict[str, Any], Any]]) -> float:
-    """CPU seconds per request for one ASGI app over ``requests``."""
+async def asgi_variant(
+    name: str, requests: list[tuple[dict[str, Any], Any]], evict: int = 0
+) -> float:
+    """CPU seconds per request for one ASGI app over ``requests``; with ``evict`` bytes of
+    memory copied between requests (outside the measured time), as cold as a server's own
+    work between deliveries leaves the caches."""
     from audian_async.webhooks import EventRouter, WebhookApp
 
     router = EventRouter()
@@ -398,20 +318,39 @@ async def asgi_variant(name: str, requests: list[tuple[dict[str, Any], Any]]) ->
     elif name != "bare ASGI callable":
         app = WebhookApp(router, secret=SECRET, handler_timeout=app.handler_timeout)
     statuses.clear()
-    start = time.process_time()
-    for scope, receive in requests:
-        await app(scope, receive, send)
-    elapsed = time.process_time() - start
+    if evict:
+        elapsed = await cold_pass(app, send, requests, evict)
+    else:
+        start = time.process_time()
+        for scope, receive in requests:
+            await app(scope, receive, send)
+        elapsed = time.process_time() - start
     assert statuses == [204] * len(requests), (name, set(statuses))
     return elapsed / len(requests)
 
 
-def run_asgi(n: int, repeats: int) -> dict[str, float]:
+async def cold_pass(
+    app: Any, send: Any, requests: list[tuple[dict[str, Any], Any]], evict: int
+) -> float:
+    """CPU seconds over ``requests``, each timed alone after ``evict`` bytes were copied
+    (a memmove, no allocation: the caches are refilled with other data, nothing else)."""
+    source, target = bytearray(b"\x01") * evict, bytearray(evict)
+    clock = time.process_time
+    elapsed = 0.0
+    for scope, receive in requests:
+        target[:] = source
+        start = clock()
+        await app(scope, receive, send)
+        elapsed += clock() - start
+    return elapsed
+
+
+def run_asgi(n: int, repeats: int, evict: int = 0) -> dict[str, float]:
     requests = asgi_requests(make_deliveries(n, prefix="asgi"))
     results: dict[str, list[float]] = {v: [] for v in ASGI}
     for _ in range(repeats):
         for variant in ASGI:
-            results[variant].append(asyncio.run(asgi_variant(variant, requests)))
+            results[variant].append(asyncio.run(asgi_variant(variant, requests, evict)))
     return {v: statistics.median(r) for v, r in results.items()}
 
 
@@ -598,6 +537,7 @@ def run_http(n: int, concurrency: int, repeats: int) -> dict[str, dict[str, floa
 def print_tables(
     inproc: dict[str, float],
     asgi: dict[str, float],
+    cold: dict[str, float],
     http: dict[str, dict[str, float]],
     args: Any,
 ) -> None:
@@ -615,6 +555,17 @@ def print_tables(
     print(f"|{'-' * 45}|{'-' * 9}|{'-' * 12}|")
     for name, per in asgi.items():
         print(f"| {name:<43} | {per * 1e6:>7.1f} | {(per - floor) * 1e6:>+8.1f}us |")
+    if cold:
+        cold_floor = cold["bare ASGI callable"]
+        print(f"\n(d) the same, cold: {args.cold} MB copied between deliveries, outside the "
+              f"measured time ({args.n_cold} deliveries, median of {args.repeats}; each "
+              "delivery timed alone, so a timer call more per delivery than in (c))")  # fmt: skip
+        print(f"| {'app':<43} | {'CPU us':>7} | {'over bare':>10} | {'vs hot (c)':>10} |")
+        print(f"|{'-' * 45}|{'-' * 9}|{'-' * 12}|{'-' * 12}|")
+        for name, per in cold.items():
+            over = (per - cold_floor) * 1e6
+            print(f"| {name:<43} | {per * 1e6:>7.1f} | {over:>+8.1f}us | "
+                  f"{per / asgi[name]:>9.2f}x |")  # fmt: skip
     loop = os.environ.get("BENCH_UVICORN_LOOP", "auto")
     print(f"\n(b) over HTTP under uvicorn (httptools, loop={loop}; {args.n_http} deliveries, "
           f"concurrency {args.concurrency}, median of {args.repeats}); server CPU: its "
@@ -641,6 +592,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-inprocess", type=int, default=20_000)
     parser.add_argument("--n-http", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--cold",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="also time (c) with MB of memory copied between deliveries (e.g. 8)",
+    )
+    parser.add_argument("--n-cold", type=int, default=2_000)
     parser.add_argument("--serve", choices=list(HTTP), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -655,11 +614,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(figures)))
         return 0
     if args.quick:
-        args.repeats, args.n_inprocess, args.n_http = 1, 2_000, 500
+        args.repeats, args.n_inprocess, args.n_http, args.n_cold = 1, 2_000, 500, 200
     inproc = run_inprocess(args.n_inprocess, args.repeats)
     asgi = run_asgi(args.n_inprocess, args.repeats)
+    cold = run_asgi(args.n_cold, args.repeats, args.cold << 20) if args.cold > 0 else {}
     http = run_http(args.n_http, args.concurrency, args.repeats)
-    print_tables(inproc, asgi, http, args)
+    print_tables(inproc, asgi, cold, http, args)
     return 0
 
 
