@@ -14,6 +14,7 @@ from audian_async.dialer import Dialer, MemoryStore
 from audian_async.dialer._flow import Slots
 from audian_async.dialer._machine import Item
 
+from ..loopback import until
 from .support import ANSWERS, BUSY_THEN_ANSWER, FAST, calls_per_number, req, sandbox_with_receiver
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +75,15 @@ async def test_join_and_submit_raise_when_the_dialer_stops() -> None:
                 tg.start_soon(wait, dialer.join)
                 tg.start_soon(wait, handle.wait)
                 tg.start_soon(wait, lambda: dialer.submit(req(PLAIN[3])))  # waits for room
-                await anyio.wait_all_tasks_blocked()  # all three are waiting...
+                # All three are parked on the session's events (not wait_all_tasks_blocked:
+                # the in-loop sandbox's timers can keep some task ready for seconds)...
+                session = dialer._require()
+
+                def parked() -> bool:
+                    events = [session.idle, session.room, session.waiters.get(handle.index)]
+                    return all(e is not None and e.statistics().tasks_waiting for e in events)
+
+                await until(parked)
                 assert errors == []
     assert len(errors) == 3  # ...and all are woken by the stop, none hangs
 
