@@ -230,7 +230,8 @@ async def test_pause_holds_creates_while_live_calls_finish_and_resume_goes_on() 
             first = await handles[0]  # the live call is still tracked to its end
         assert first.status == "completed"
         assert d.paused
-        await anyio.wait_all_tasks_blocked()
+        session = d._require()  # the placer parks on its _unpaused while paused
+        await until(lambda: session._unpaused.statistics().tasks_waiting >= 1)
         stats = d.stats()
         assert (stats.attempts, stats.pending, stats.placing) == (1, 3, 0)
         assert len(creates) == 1

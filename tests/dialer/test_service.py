@@ -102,7 +102,8 @@ async def test_max_pending_holds_submit_back() -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(third)
-            await anyio.wait_all_tasks_blocked()
+            session = dialer._require()
+            await until(lambda: session.room.statistics().tasks_waiting == 1)  # parked
             assert submitted == []  # the two live items never finish: no room for a third
             tg.cancel_scope.cancel()
         assert submitted == []
@@ -248,7 +249,7 @@ async def test_items_due_outside_their_window_wait_unplaced_and_without_a_slot()
     ):
         for n in PLAIN[:3]:
             await dialer.submit(req(n))
-        await anyio.wait_all_tasks_blocked()
+        await until(lambda: dialer.stats().window_waiting == 3)
         stats = dialer.stats()
         assert (stats.window_waiting, stats.attempts, stats.placing) == (3, 0, 0)
         assert stats.window_opens == opens
