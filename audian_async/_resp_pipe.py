@@ -12,7 +12,10 @@ the dialer's hot path that is a third of the CPU per round trip of
 A waiter cancelled before its reply leaves its future in the queue: the reply still comes,
 in its turn, and is dropped, so the connection stays in step (no need to close it, unlike a
 request interrupted on a connection used one request at a time). A lost connection fails
-every waiter with :class:`ConnectionError`; the next command opens a new one.
+every waiter with :class:`ConnectionError`; the next command opens a new one. So does a
+connection whose oldest command has had no reply for ``timeout`` seconds (a Redis stopped,
+or a host gone silent, closes nothing): one timer per connection watches the oldest command
+only, since replies come in order, so a command costs a clock read, not a timer of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any, Self
 
-from ._resp_wire import Address, Commands, ReplyError, parse_reply
+from ._resp_wire import DEFAULT_TIMEOUT, Address, Commands, ReplyError, parse_reply
 
 __all__ = ["PipeClient"]
 
@@ -31,13 +34,17 @@ __all__ = ["PipeClient"]
 class _RespProtocol(asyncio.Protocol):
     """One connection: commands written as they come, replies handed out in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiters: deque[asyncio.Future[Any]] = deque()
+        # When each waiter's command was queued (loop time), in the same order.
+        self.sent: deque[float] = deque()
         self.buffer = bytearray()
         self.outgoing: list[bytes] = []
         self.lost: BaseException | None = None
+        self.timeout = timeout
         self._flush_handle: asyncio.Handle | None = None
+        self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -46,21 +53,27 @@ class _RespProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
-        pos, waiters = 0, self.waiters
+        pos, waiters, sent = 0, self.waiters, self.sent
         while waiters:
             parsed = parse_reply(buffer, pos)
             if parsed is None:
                 break
             reply, pos = parsed
             waiter = waiters.popleft()
+            if sent:  # kept only with a timeout
+                sent.popleft()
             if not waiter.done():  # a cancelled waiter's reply is dropped in its turn
                 waiter.set_result(reply)
         if pos:
             del buffer[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or ConnectionError("Redis closed the connection")
-        waiters, self.waiters = self.waiters, deque()
+        if self.lost is None:  # else given up here, for a reason of its own
+            self.lost = exc or ConnectionError("Redis closed the connection")
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        waiters, self.waiters, self.sent = self.waiters, deque(), deque()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(ConnectionError(f"Redis connection lost: {self.lost}"))
@@ -69,12 +82,33 @@ class _RespProtocol(asyncio.Protocol):
         """Queue ``payload`` for this turn's write; the future of its reply."""
         if self.lost is not None or self.transport is None:
             raise ConnectionError(f"Redis connection lost: {self.lost}")
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self.waiters.append(waiter)
         self.outgoing.append(payload)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = loop.call_soon(self._flush)
+        if self.timeout is not None:
+            now = loop.time()
+            self.sent.append(now)
+            if self._watch is None:
+                self._watch = loop.call_at(now + self.timeout, self._check)
         return waiter
+
+    def _check(self) -> None:
+        """Give the connection up if its oldest command waited ``timeout`` for its reply;
+        else look again when the oldest one will have."""
+        self._watch = None
+        if not self.sent or self.transport is None or self.lost is not None:
+            return
+        assert self.timeout is not None
+        due = self.sent[0] + self.timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._watch = loop.call_at(due, self._check)
+            return
+        self.lost = TimeoutError(f"no reply from Redis in {self.timeout:g} s")
+        self.transport.abort()  # connection_lost fails every waiter with this reason
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -91,12 +125,15 @@ class PipeClient(Commands):
     """RESP commands to the server at ``address`` over one pipelined connection.
 
     ``async with PipeClient(address) as client: await client.call("GET", "key")``, on the
-    asyncio loop that uses it. Connection errors are raised as :class:`ConnectionError`
-    (``OSError``); an error reply as :class:`~audian_async._resp_wire.ReplyError`.
+    asyncio loop that uses it. Connection errors, and no reply within ``timeout`` seconds
+    (None: wait for ever), are raised as :class:`ConnectionError` (``OSError``), no
+    connection within ``timeout`` as :class:`TimeoutError`; an error reply as
+    :class:`~audian_async._resp_wire.ReplyError`.
     """
 
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self._address = address
+        self._timeout = timeout
         self._protocol: _RespProtocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._closed = False
@@ -134,15 +171,24 @@ class PipeClient(Commands):
             return protocol
 
     async def _connect(self) -> _RespProtocol:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._open()
+        except TimeoutError:
+            raise TimeoutError(f"no connection to Redis in {self._timeout:g} s") from None
+
+    async def _open(self) -> _RespProtocol:
         a, loop = self._address, asyncio.get_running_loop()
         protocol: _RespProtocol
+
+        def make() -> _RespProtocol:
+            return _RespProtocol(self._timeout)
+
         if a.path is not None:
-            _, protocol = await loop.create_unix_connection(_RespProtocol, a.path)
+            _, protocol = await loop.create_unix_connection(make, a.path)
         else:
             context = ssl.create_default_context() if a.tls else None
-            _, protocol = await loop.create_connection(
-                _RespProtocol, a.host or "", a.port, ssl=context
-            )
+            _, protocol = await loop.create_connection(make, a.host or "", a.port, ssl=context)
         try:
             for command in a.handshake():
                 reply = await protocol.send(command)

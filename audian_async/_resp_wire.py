@@ -11,8 +11,11 @@ the reply in the calling task: one send and (usually) one receive per round trip
 It speaks only what those need: commands with string or integer arguments, replies of
 every RESP2 type, ``AUTH`` and ``SELECT`` from the URL, TLS for ``rediss://``. A URL with
 options it does not know (a query other than ``db``) is left to coredis (:func:`supported`).
-A connection whose request was interrupted (cancelled, broken) is closed, never reused: its
-next reply would belong to the interrupted request.
+A connection whose request was interrupted (cancelled, broken, or unanswered for
+``timeout`` seconds) is closed, never reused: its next reply would belong to the interrupted
+request. The timeout is what makes a Redis that stops answering without closing the
+connection (a stopped process, a host or network gone silent) an error like a refused one,
+instead of a wait without end.
 
 On asyncio, :func:`resp_client` gives :class:`~audian_async._resp_pipe.PipeClient` instead,
 one pipelined connection that costs a fraction of this per round trip.
@@ -32,6 +35,7 @@ import anyio.abc
 import attrs
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "Address",
     "Commands",
     "ReplyError",
@@ -46,6 +50,8 @@ __all__ = [
 
 MAX_CONNECTIONS = 8
 """Connections per client: Redis runs one command at a time, so more would only queue there."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds to wait for a connection or a reply before giving the connection up."""
 _CRLF = b"\r\n"
 
 
@@ -192,14 +198,22 @@ class WireClient(Commands):
 
     ``async with WireClient(url) as client: await client.call("GET", "key")``. Errors of
     the connection (refused, reset, closed) are raised as they come (``OSError``, anyio's
-    stream errors); an error reply as :class:`ReplyError`.
+    stream errors), no connection or reply within ``timeout`` seconds as
+    :class:`TimeoutError` (None: wait for ever); an error reply as :class:`ReplyError`.
     """
 
-    def __init__(self, url: str, *, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
         address = address_of(url)
         if address is None:
             raise ValueError("this URL needs coredis")
         self._address = address
+        self._timeout = timeout
         self._idle: list[_Link] = []
         self._slots = anyio.Semaphore(max_connections)
         self._closed = False
@@ -223,7 +237,10 @@ class WireClient(Commands):
         async with self._slots:
             link = self._idle.pop() if self._idle else await self._connect()
             try:
-                reply = await link.call(payload)
+                with anyio.move_on_after(self._timeout) as waited:
+                    reply = await link.call(payload)
+                if waited.cancelled_caught:
+                    raise TimeoutError(f"no reply from Redis in {self._timeout:g} s")
             except BaseException:
                 # Interrupted mid-request: its reply may still come, so never reuse it.
                 await anyio.aclose_forcefully(link.stream)
@@ -235,6 +252,11 @@ class WireClient(Commands):
             return reply
 
     async def _connect(self) -> _Link:
+        with anyio.move_on_after(self._timeout):
+            return await self._open()
+        raise TimeoutError(f"no connection to Redis in {self._timeout:g} s")
+
+    async def _open(self) -> _Link:
         a = self._address
         stream: anyio.abc.ByteStream
         if a.path is not None:
@@ -270,9 +292,10 @@ class RespClient(Protocol):
     async def send(self, payload: bytes) -> Any: ...
 
 
-def resp_client(url: str) -> RespClient | None:
+def resp_client(url: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> RespClient | None:
     """The fastest client of ours for ``url`` on the running loop (a pipelined connection
-    on asyncio, pooled streams on trio), or None when the URL needs coredis."""
+    on asyncio, pooled streams on trio), or None when the URL needs coredis. ``timeout``:
+    seconds to wait for a connection or a reply (None: for ever)."""
     try:
         address = address_of(url)
     except ValueError:
@@ -282,5 +305,5 @@ def resp_client(url: str) -> RespClient | None:
     if asyncio._get_running_loop() is not None:  # None under trio
         from ._resp_pipe import PipeClient
 
-        return PipeClient(address)
-    return WireClient(url)
+        return PipeClient(address, timeout=timeout)
+    return WireClient(url, timeout=timeout)

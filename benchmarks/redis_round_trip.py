@@ -80,6 +80,12 @@ def clients(url: str) -> dict[str, tuple[str, Callable[[], Any]]]:
         "pipelined connection (asyncio)": ("asyncio", lambda: PipeClient(address)),
         "pooled streams (asyncio)": ("asyncio", lambda: WireClient(url)),
         "pooled streams (trio)": ("trio", lambda: WireClient(url)),
+        # What the reply timeout (on by default) costs: the same clients without it.
+        "pipelined, no timeout (asyncio)": (
+            "asyncio",
+            lambda: PipeClient(address, timeout=None),
+        ),
+        "pooled streams, no timeout (trio)": ("trio", lambda: WireClient(url, timeout=None)),
     }
 
 

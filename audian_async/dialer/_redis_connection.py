@@ -24,7 +24,7 @@ import anyio
 
 from .._errors import AudianError
 from .._redis import check_url, open_client, shown_url
-from .._resp_wire import ReplyError, RespClient, encode, resp_client
+from .._resp_wire import DEFAULT_TIMEOUT, ReplyError, RespClient, encode, resp_client
 from . import _redis_scripts as lua
 
 if TYPE_CHECKING:
@@ -53,8 +53,12 @@ class RedisConnection:
     the call sent once more.
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = check_url(url)
+        self.timeout = timeout
+        """Seconds to wait for a connection or a reply before Redis counts as unreachable."""
         self.round_trips = 0
         """Commands and script calls sent, the initial ping and script loads included."""
         self._client: coredis.Redis[str] | None = None
@@ -71,7 +75,7 @@ class RedisConnection:
         if self._stack is not None:
             raise RuntimeError("this RedisConnection is already open")
         stack = AsyncExitStack()
-        wire = resp_client(self.url)
+        wire = resp_client(self.url, timeout=self.timeout)
         if wire is None:
             await self._open_coredis(stack)
         else:
@@ -91,7 +95,13 @@ class RedisConnection:
 
     async def _open_coredis(self, stack: AsyncExitStack) -> None:
         self.round_trips += 1  # the ping
-        client: coredis.Redis[str] = await open_client(self.url, stack, decode_responses=True)
+        client: coredis.Redis[str] = await open_client(
+            self.url,
+            stack,
+            decode_responses=True,
+            stream_timeout=self.timeout,
+            connect_timeout=self.timeout,
+        )
         try:
             for source in lua.ALL:
                 self.round_trips += 1

@@ -102,7 +102,7 @@ class RedisCoordinator:
         self.caller_ids = caller_ids
         self._pool_arguments = () if caller_ids is None else tuple(caller_ids.claim_arguments())
         self.process_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.connection = RedisConnection(store.url)
+        self.connection = RedisConnection(store.url, timeout=store.timeout)
         self.state = RedisCampaignState(
             self.connection, name, namespace=store.namespace, retention=store.retention
         )

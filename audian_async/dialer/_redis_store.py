@@ -11,6 +11,7 @@ import math
 
 from .._errors import ValidationError
 from .._redis import check_namespace, check_url, shown_url
+from .._resp_wire import DEFAULT_TIMEOUT
 from ._redis_reads import DEFAULT_RETENTION
 
 __all__ = ["RedisStore"]
@@ -43,6 +44,11 @@ class RedisStore:
     seconds, renewed while it runs: when it dies, the others take its unplaced claims over
     (replaying the same idempotency key) and poll its live calls. A finished campaign's keys
     expire after ``retention`` seconds.
+
+    A Redis that answers nothing for ``timeout`` seconds (stopped, or its host or the network
+    gone silent, which closes no connection) counts as unreachable, as a refused connection
+    does: the step is tried again on a new connection, for up to the dialer's
+    ``create_deadline``.
     """
 
     def __init__(
@@ -52,11 +58,13 @@ class RedisStore:
         namespace: str = "audian",
         lease: float = DEFAULT_LEASE,
         retention: float = DEFAULT_RETENTION,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = check_url(url)
         self.namespace = check_namespace(namespace)
         self.lease = _seconds(lease, "lease", 0.05)
         self.retention = _seconds(retention, "retention", 1.0)
+        self.timeout = _seconds(timeout, "timeout", 0.01)
 
     def __repr__(self) -> str:
         url, namespace = shown_url(self.url), self.namespace

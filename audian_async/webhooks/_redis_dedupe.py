@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Self
 
 from .._errors import AudianError, ValidationError
 from .._redis import check_namespace, check_url, open_client, shown_url
-from .._resp_wire import RespClient, resp_client
+from .._resp_wire import DEFAULT_TIMEOUT, RespClient, resp_client
 
 if TYPE_CHECKING:
     import coredis
@@ -39,9 +39,11 @@ class RedisDedupeStore:
         store = RedisDedupeStore("redis://127.0.0.1:6379/0")
         app = WebhookApp(router, secret=secret, dedupe_store=store)   # lifespan "on"
 
-    A Redis that cannot be reached makes ``seen`` and ``remember`` raise; the app then
-    answers as when its store fails: it runs the handlers (better twice than never) and
-    logs the failure.
+    A Redis that cannot be reached, or answers nothing for ``timeout`` seconds (stopped, or
+    its host gone silent), makes ``seen`` and ``remember`` raise, and the app logs it. A
+    delivery it could not check is answered 500, so the sender delivers it again later; one
+    handled but not remembered is answered as handled (a redelivery would run the handlers
+    again: better twice than never).
     """
 
     def __init__(
@@ -50,10 +52,18 @@ class RedisDedupeStore:
         *,
         namespace: str = "audian",
         ttl: float = DEFAULT_TTL,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         check_url(url)
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 1:
             raise ValidationError("ttl", f"must be at least 1 second, got {ttl!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0.01 <= timeout < float("inf")
+        ):
+            raise ValidationError("timeout", f"must be at least 0.01 seconds, got {timeout!r}")
+        self.timeout = float(timeout)
         self.url = url
         self.namespace = check_namespace(namespace)
         self.ttl = float(ttl)
@@ -71,9 +81,11 @@ class RedisDedupeStore:
         if self._stack is not None:
             raise RuntimeError("this RedisDedupeStore is already open")
         stack = AsyncExitStack()
-        resp = resp_client(self.url)
+        resp = resp_client(self.url, timeout=self.timeout)
         if resp is None:
-            self._client = await open_client(self.url, stack)
+            self._client = await open_client(
+                self.url, stack, stream_timeout=self.timeout, connect_timeout=self.timeout
+            )
         else:
             await stack.enter_async_context(resp)
             try:

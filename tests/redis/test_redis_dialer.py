@@ -164,11 +164,15 @@ class _Noticed(logging.Handler):
 # coredis (6.9) leaves the memory streams of connections that failed (Redis was away) for
 # the garbage collector, which warns: collect them here, where that is expected.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes() -> None:
+@pytest.mark.parametrize("fault", ["stopped", "silent"])
+async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes(fault: str) -> None:
+    # "stopped": shut down, then started again on its data. "silent": its process stopped
+    # (SIGSTOP), then continued; that closes no connection and refuses nothing, so only the
+    # reply timeout turns the silence into "unreachable".
     numbers = _numbers(40, 2, 0)
     with redis_process(durable=True) as server:
         async with sandbox_with_receiver() as (sb, router):
-            store = RedisStore(server.url, namespace="lost", lease=5.0)
+            store = RedisStore(server.url, namespace="lost", lease=5.0, timeout=0.3)
             dialer = Dialer(sb.client, router, retry=FAST, max_active_calls=3, store=store)
             noticed = anyio.Event()
             handler = _Noticed(noticed)
@@ -178,9 +182,17 @@ async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes() -> 
 
             async def outage() -> None:
                 await until(lambda: len(sb.calls) >= 10, timeout=30)
-                server.stop()  # SIGTERM: an orderly shutdown, the data on disk
-                await noticed.wait()
-                server.start()
+                if fault == "stopped":
+                    server.stop()  # SIGTERM: an orderly shutdown, the data on disk
+                    await noticed.wait()
+                    server.start()
+                    return
+                assert server.process is not None
+                os.kill(server.process.pid, signal.SIGSTOP)
+                try:
+                    await noticed.wait()
+                finally:
+                    os.kill(server.process.pid, signal.SIGCONT)
 
             try:
                 with anyio.fail_after(90):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 
+import anyio
 import httpx
 import pytest
 
@@ -11,6 +14,7 @@ from audian_async import AudianError, ValidationError
 from audian_async.webhooks import EventRouter, RedisDedupeStore, WebhookApp
 
 from ..loopback import free_port
+from ..redis_server import redis_process
 from ._support import SECRET, delivery, serve
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +94,36 @@ async def test_an_unreachable_redis_is_a_clear_error() -> None:
     assert "secret-password" not in repr(store)
     del info
     gc.collect()
+
+
+async def test_a_redis_that_stops_answering_fails_a_delivery_after_its_timeout_only() -> None:
+    # A stopped process (SIGSTOP) closes no connection: without a timeout the delivery
+    # would wait for ever; with one, the store fails, and the app answers 500 without
+    # running the handlers, so the sender delivers it again.
+    runs: list[str] = []
+    body, headers = delivery(msg_id="msg_frozen")
+    with redis_process() as server:
+        assert server.process is not None
+        pid = server.process.pid
+        async with RedisDedupeStore(server.url, namespace="frozen", timeout=0.3) as store:
+            transport = httpx.ASGITransport(app=_counting_app(store, runs))
+            async with httpx.AsyncClient(transport=transport, base_url="http://replica") as http:
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    with anyio.fail_after(10):
+                        response = await http.post("/", content=body, headers=headers)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                assert response.status_code == 500
+                assert runs == []
+                # Redis is back: the redelivery runs the handlers, and the next is known.
+                statuses = [
+                    (await http.post("/", content=body, headers=headers)).status_code
+                    for _ in range(2)
+                ]
+                assert all(s in range(200, 300) for s in statuses)
+                assert runs == ["ran"]
+                assert await store.seen("msg_frozen")
 
 
 def test_bad_settings_are_validation_errors() -> None:
