@@ -284,16 +284,26 @@ class RedisConnection:
 
 
 async def patiently(
-    step: Callable[..., Awaitable[T]], *args: object, deadline: float, campaign: str
+    step: Callable[..., Awaitable[T]],
+    *args: object,
+    deadline: float,
+    campaign: str,
+    shielded: bool = False,
 ) -> T:
     """Run ``step(*args)``, running it again while Redis is unreachable, until ``deadline``
     seconds from now (then its :class:`RedisUnavailableError` is raised). Only for steps
-    that are safe to repeat, as every campaign state step is."""
+    that are safe to repeat, as every campaign state step is.
+
+    ``shielded``: a cancellation waits for the attempt under way (at most the connection's
+    timeout), for a step whose caller must learn what Redis did once it was sent."""
     give_up_at = anyio.current_time() + deadline
     delay = 0.05
     while True:
         try:
-            return await step(*args)
+            if not shielded:
+                return await step(*args)
+            with anyio.CancelScope(shield=True):
+                return await step(*args)
         except RedisUnavailableError as exc:
             if anyio.current_time() + delay > give_up_at:
                 raise

@@ -207,9 +207,12 @@ class RedisCoordinator:
             )
         return items
 
-    async def _retrying(self, step: Callable[..., Awaitable[T]], *args: object) -> T:
+    async def _retrying(
+        self, step: Callable[..., Awaitable[T]], *args: object, shielded: bool = False
+    ) -> T:
         """Run ``step``, waiting for an unreachable Redis up to ``create_deadline``."""
-        return await patiently(step, *args, deadline=self.create_deadline, campaign=self.name)
+        deadline, name = self.create_deadline, self.name
+        return await patiently(step, *args, deadline=deadline, campaign=name, shielded=shielded)
 
     # --- items ---------------------------------------------------------------------------
 
@@ -243,12 +246,12 @@ class RedisCoordinator:
         submitting to one campaign never share one), stored (and claimable) at once."""
         wire = dumps(request_to_wire(request.request)).decode()
         index = await self._retrying(self.state.reserve)
-        # Held here before Redis has it: once added, this process's own claim may return
-        # before the add does, and must find this item rather than make a second copy that
-        # the placer would then follow while every update went to this one.
+        # Held here before Redis has it: this process's own claim may return before the add
+        # does, and must find this item, not make a copy. Each attempt is shielded: once
+        # sent, Redis may have the item (and place it), so submit() must return it too.
         item = self.items[index] = new_item(index, request)
         try:
-            await self._retrying(self.state.add, index, wire)
+            await self._retrying(self.state.add, index, wire, shielded=True)
         except BaseException:
             if self.items.get(index) is item and item.state is ItemState.PENDING:
                 del self.items[index]

@@ -188,3 +188,36 @@ async def test_an_add_that_fails_leaves_no_item_behind(redis_url: str, ns: str) 
         assert service.items == {}
     finally:
         await service.close()
+
+
+async def test_a_submit_cancelled_while_its_add_is_on_the_way_returns_the_item(
+    redis_url: str, ns: str
+) -> None:
+    # Once the add is sent, Redis may have the item and would have it placed: the add must
+    # then finish and return it, never raise for an item that will be dialed. Whatever the
+    # point the cancellation lands at, the item is in Redis exactly when add() returned it.
+    service = coordinator(redis_url, ns)
+    await service.open(None)
+    try:
+        add = service.state.add
+        sending = anyio.Event()
+
+        async def add_in_flight(index: int, wire: str) -> bool:
+            sending.set()
+            return await add(index, wire)  # the test cancels while this waits for Redis
+
+        service.state.add = add_in_flight  # type: ignore[method-assign]
+        added: list[Item] = []
+
+        async def submit() -> None:
+            added.append(await service.add(validate_call_request(req("+14155550100"))))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(submit)
+                await sending.wait()
+                tg.cancel_scope.cancel()
+        assert len(added) == 1
+        assert await service.claim() is added[0]
+    finally:
+        await service.close()
