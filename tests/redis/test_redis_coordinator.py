@@ -51,6 +51,17 @@ async def claimed(redis_url: str, ns: str) -> AsyncIterator[tuple[RedisCoordinat
         await first.close()
 
 
+@pytest.fixture
+async def service(redis_url: str, ns: str) -> AsyncIterator[RedisCoordinator]:
+    """An open service campaign (its items come by ``add()``)."""
+    opened = coordinator(redis_url, ns)
+    await opened.open(None)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 async def test_a_stalled_process_that_kept_its_lease_still_places_the_item(
     claimed: tuple[RedisCoordinator, Item],
 ) -> None:
@@ -143,81 +154,65 @@ async def test_a_handler_deciding_before_another_process_recorded_the_call_waits
 
 
 async def test_a_claim_that_returns_before_the_add_places_the_item_submitted(
-    redis_url: str, ns: str
+    service: RedisCoordinator,
 ) -> None:
     # A submitted item is claimable once Redis has it, so under load this process's own
     # claim can get its reply before the add does. Both must be the one item: a second copy
     # would be what the placer follows (a scheduled call kept its slot, a live call went
     # unpolled) while every update from Redis went to the other.
-    service = coordinator(redis_url, ns)
-    await service.open(None)
-    try:
-        add = service.state.add
-        claims: list[Item | None] = []
+    add = service.state.add
+    claims: list[Item | None] = []
 
-        async def add_then_claim(index: int, wire: str) -> bool:
-            added = await add(index, wire)
-            claims.append(await service.claim())  # before add() has returned
-            return added
+    async def add_then_claim(index: int, wire: str) -> bool:
+        added = await add(index, wire)
+        claims.append(await service.claim())  # before add() has returned
+        return added
 
-        service.state.add = add_then_claim  # type: ignore[method-assign]
-        item = await service.add(validate_call_request(req("+14155550100")))
-        assert len(claims) == 1
-        assert claims[0] is item
-        assert service.item(item.index) is item
-        assert item.state is ItemState.PLACING
-        await service.begin(item)
-        await service.placed(item, "call-claimed-first", time.time())
-        assert (item.state, item.call_ids) == (ItemState.LIVE, ["call-claimed-first"])
-        assert service.item_for("call-claimed-first") is item
-    finally:
-        await service.close()
+    service.state.add = add_then_claim  # type: ignore[method-assign]
+    item = await service.add(validate_call_request(req("+14155550100")))
+    assert len(claims) == 1
+    assert claims[0] is item
+    assert service.item(item.index) is item
+    assert item.state is ItemState.PLACING
+    await service.begin(item)
+    await service.placed(item, "call-claimed-first", time.time())
+    assert (item.state, item.call_ids) == (ItemState.LIVE, ["call-claimed-first"])
+    assert service.item_for("call-claimed-first") is item
 
 
-async def test_an_add_that_fails_leaves_no_item_behind(redis_url: str, ns: str) -> None:
-    service = coordinator(redis_url, ns)
-    await service.open(None)
-    try:
+async def test_an_add_that_fails_leaves_no_item_behind(service: RedisCoordinator) -> None:
+    async def refused(index: int, wire: str) -> bool:
+        raise RuntimeError("refused")
 
-        async def refused(index: int, wire: str) -> bool:
-            raise RuntimeError("refused")
-
-        service.state.add = refused  # type: ignore[method-assign]
-        with pytest.raises(RuntimeError, match="refused"):
-            await service.add(validate_call_request(req("+14155550100")))
-        assert service.items == {}
-    finally:
-        await service.close()
+    service.state.add = refused  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="refused"):
+        await service.add(validate_call_request(req("+14155550100")))
+    assert service.items == {}
 
 
 async def test_a_submit_cancelled_while_its_add_is_on_the_way_returns_the_item(
-    redis_url: str, ns: str
+    service: RedisCoordinator,
 ) -> None:
-    # Once the add is sent, Redis may have the item and would have it placed: the add must
-    # then finish and return it, never raise for an item that will be dialed. Whatever the
-    # point the cancellation lands at, the item is in Redis exactly when add() returned it.
-    service = coordinator(redis_url, ns)
-    await service.open(None)
-    try:
-        add = service.state.add
-        sending = anyio.Event()
+    # Once the add is sent, Redis may have the item and would have it placed: cancelled
+    # while it waits for the reply, the add must finish and return the item (the one a
+    # claim then finds), never raise for an item that will be dialed.
+    add = service.state.add
+    sending = anyio.Event()
 
-        async def add_in_flight(index: int, wire: str) -> bool:
-            sending.set()
-            return await add(index, wire)  # the test cancels while this waits for Redis
+    async def add_in_flight(index: int, wire: str) -> bool:
+        sending.set()
+        return await add(index, wire)  # the test cancels while this waits for Redis
 
-        service.state.add = add_in_flight  # type: ignore[method-assign]
-        added: list[Item] = []
+    service.state.add = add_in_flight  # type: ignore[method-assign]
+    added: list[Item] = []
 
-        async def submit() -> None:
-            added.append(await service.add(validate_call_request(req("+14155550100"))))
+    async def submit() -> None:
+        added.append(await service.add(validate_call_request(req("+14155550100"))))
 
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(submit)
-                await sending.wait()
-                tg.cancel_scope.cancel()
-        assert len(added) == 1
-        assert await service.claim() is added[0]
-    finally:
-        await service.close()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit)
+            await sending.wait()
+            tg.cancel_scope.cancel()
+    assert len(added) == 1
+    assert await service.claim() is added[0]
