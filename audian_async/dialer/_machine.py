@@ -184,6 +184,11 @@ class ItemRecord:
     caller_id: str | None = None
     """The pool's caller ID for the current attempt (requests without ``from_``)."""
 
+    def outcome(self, to: str) -> CallOutcome:
+        """The outcome this record tells, of an item calling ``to``."""
+        state, reason = ItemState(self.state), as_reason(self.reason)
+        return outcome_of(self.index, to, state, reason, self.call_ids, self.next_at)
+
 
 @attrs.frozen
 class Plan:

@@ -44,7 +44,6 @@ from ._machine import (
     Step,
     Transition,
     new_item,
-    outcome_of,
 )
 from ._policy import RetryPolicy
 from ._redis_connection import RedisConnection, patiently
@@ -592,10 +591,7 @@ class RedisCoordinator:
         for index in wanted:
             record = by_index[index]
             request = self._request(index, record.request)
-            to = "" if request is None else _plain(request).to
-            reason = as_reason(record.reason)
-            state = ItemState(record.state)
-            outcomes.append(outcome_of(index, to, state, reason, record.call_ids, record.next_at))
+            outcomes.append(record.outcome("" if request is None else _plain(request).to))
         return outcomes
 
 
