@@ -174,14 +174,14 @@ async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes(fault
         async with sandbox_with_receiver() as (sb, router):
             store = RedisStore(server.url, namespace="lost", lease=5.0, timeout=0.3)
             dialer = Dialer(sb.client, router, retry=FAST, max_active_calls=3, store=store)
-            noticed = anyio.Event()
-            handler = _Noticed(noticed)
+            handler = _Noticed(anyio.Event())
             logger = logging.getLogger("audian_async.dialer")
             logger.addHandler(handler)
             result: list[CampaignReport] = []
 
             async def outage() -> None:
                 await until(lambda: len(sb.calls) >= 10, timeout=30)
+                handler.event = noticed = anyio.Event()  # what is logged from now on
                 if fault == "stopped":
                     server.stop()  # SIGTERM: an orderly shutdown, the data on disk
                     await noticed.wait()
@@ -190,7 +190,7 @@ async def test_redis_lost_mid_run_is_waited_for_and_the_campaign_completes(fault
                 assert server.process is not None
                 os.kill(server.process.pid, signal.SIGSTOP)
                 try:
-                    await noticed.wait()
+                    await noticed.wait()  # a step timed out and waits for Redis
                 finally:
                     os.kill(server.process.pid, signal.SIGCONT)
 

@@ -99,13 +99,14 @@ async def test_an_unreachable_redis_is_a_clear_error() -> None:
 async def test_a_redis_that_stops_answering_fails_a_delivery_after_its_timeout_only() -> None:
     # A stopped process (SIGSTOP) closes no connection: without a timeout the delivery
     # would wait for ever; with one, the store fails, and the app answers 500 without
-    # running the handlers, so the sender delivers it again.
+    # running the handlers, so the sender delivers it again. (1 s: long enough that a
+    # loaded machine's real replies, after the stop, are never taken for silence.)
     runs: list[str] = []
     body, headers = delivery(msg_id="msg_frozen")
     with redis_process() as server:
         assert server.process is not None
         pid = server.process.pid
-        async with RedisDedupeStore(server.url, namespace="frozen", timeout=0.3) as store:
+        async with RedisDedupeStore(server.url, namespace="frozen", timeout=1.0) as store:
             transport = httpx.ASGITransport(app=_counting_app(store, runs))
             async with httpx.AsyncClient(transport=transport, base_url="http://replica") as http:
                 os.kill(pid, signal.SIGSTOP)
