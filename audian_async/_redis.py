@@ -3,6 +3,7 @@ namespace, showing a URL without its password, and opening a client that answers
 
 from __future__ import annotations
 
+import math
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,14 @@ from ._errors import AudianError, ValidationError
 if TYPE_CHECKING:
     import coredis
 
-__all__ = ["REDIS_SCHEMES", "check_namespace", "check_url", "open_client", "shown_url"]
+__all__ = [
+    "REDIS_SCHEMES",
+    "check_namespace",
+    "check_seconds",
+    "check_url",
+    "open_client",
+    "shown_url",
+]
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 """How a Redis URL starts."""
@@ -31,6 +39,16 @@ def check_namespace(namespace: object) -> str:
     if any(c.isspace() or c in "{}" for c in namespace):
         raise ValidationError("namespace", "must not contain spaces or braces")
     return namespace
+
+
+def check_seconds(value: object, field: str, minimum: float) -> float:
+    """``value`` as a float if it is a finite number of seconds of at least ``minimum``,
+    else a :class:`ValidationError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValidationError(field, f"must be a number of seconds, got {value!r}")
+    if not minimum <= value < math.inf:
+        raise ValidationError(field, f"must be at least {minimum:g} seconds, got {value!r}")
+    return float(value)
 
 
 def shown_url(url: str) -> str:

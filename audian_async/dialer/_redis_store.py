@@ -7,24 +7,13 @@ the campaign's state lives in Redis and every coordination step runs there atomi
 
 from __future__ import annotations
 
-import math
-
-from .._errors import ValidationError
-from .._redis import check_namespace, check_url, shown_url
+from .._redis import check_namespace, check_seconds, check_url, shown_url
 from .._resp_wire import DEFAULT_TIMEOUT
 from ._redis_reads import DEFAULT_RETENTION
 
 __all__ = ["RedisStore"]
 
 DEFAULT_LEASE = 30.0
-
-
-def _seconds(value: object, field: str, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValidationError(field, f"must be a number of seconds, got {value!r}")
-    if not minimum <= value < math.inf:
-        raise ValidationError(field, f"must be at least {minimum:g} seconds, got {value!r}")
-    return float(value)
 
 
 class RedisStore:
@@ -62,9 +51,9 @@ class RedisStore:
     ) -> None:
         self.url = check_url(url)
         self.namespace = check_namespace(namespace)
-        self.lease = _seconds(lease, "lease", 0.05)
-        self.retention = _seconds(retention, "retention", 1.0)
-        self.timeout = _seconds(timeout, "timeout", 0.01)
+        self.lease = check_seconds(lease, "lease", 0.05)
+        self.retention = check_seconds(retention, "retention", 1.0)
+        self.timeout = check_seconds(timeout, "timeout", 0.01)
 
     def __repr__(self) -> str:
         url, namespace = shown_url(self.url), self.namespace

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from .._errors import AudianError, ValidationError
-from .._redis import check_namespace, check_url, open_client, shown_url
+from .._redis import check_namespace, check_seconds, check_url, open_client, shown_url
 from .._resp_wire import DEFAULT_TIMEOUT, RespClient, resp_client
 
 if TYPE_CHECKING:
@@ -57,13 +57,7 @@ class RedisDedupeStore:
         check_url(url)
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl >= 1:
             raise ValidationError("ttl", f"must be at least 1 second, got {ttl!r}")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0.01 <= timeout < float("inf")
-        ):
-            raise ValidationError("timeout", f"must be at least 0.01 seconds, got {timeout!r}")
-        self.timeout = float(timeout)
+        self.timeout = check_seconds(timeout, "timeout", 0.01)
         self.url = url
         self.namespace = check_namespace(namespace)
         self.ttl = float(ttl)
