@@ -8,7 +8,8 @@ pools) after a warm-up, and each figure is the median of ``--repeats`` runs, int
 that noise from a shared machine spreads over all variants alike. A second table
 (``--mode one``, on by default) runs every variant in turn inside ONE process, as an
 application holding several clients would: the heap, the garbage collector's work and the
-interpreter's caches are then shared.
+interpreter's caches are then shared. Variants ending in ``trio`` run on trio (every other one on
+asyncio), so in that mode they share a process of their own.
 
 Variants:
 
@@ -18,7 +19,9 @@ Variants:
 * ``audian aiohttp``  AsyncAudian(http_backend="aiohttp") (the ``aiohttp`` extra; asyncio)
 * ``audian injected`` AsyncAudian(http_client=httpx.AsyncClient(transport=
                       httpx_aiohttp.AiohttpTransport())): a user's own client
+* ``audian trio``     AsyncAudian() as it comes, on trio: ``auto`` takes stock httpx there
 * ``raw httpx``       httpx.AsyncClient.post(json=...) and ``response.json()``
+* ``raw httpx trio``  the same on trio (the floor of the trio path)
 * ``raw aiohttp``     aiohttp.ClientSession.post(json=...) and ``response.json()``
 * ``twilio``          Twilio's async client: ``await client.calls.create_async(...)``
 * ``telnyx``          Telnyx's async SDK (httpx): ``await client.calls.dial(...)``
@@ -60,15 +63,22 @@ VARIANTS = [
     "audian httpx",
     "audian aiohttp",
     "audian injected",
+    "audian trio",
     "raw httpx",
+    "raw httpx trio",
     "raw aiohttp",
     "twilio",
     "telnyx",
 ]
-OURS = ["audian auto", "audian httpx", "audian aiohttp", "audian injected"]
+OURS = ["audian auto", "audian httpx", "audian aiohttp", "audian injected", "audian trio"]
 BASELINES = ["twilio", "telnyx"]
 
 Create = Callable[[], Awaitable[Any]]
+
+
+def _loop(variant: str) -> str:
+    """The event loop ``variant`` runs on."""
+    return "trio" if variant.endswith(" trio") else "asyncio"
 
 
 # --------------------------------------------------------------------------- worker side
@@ -77,6 +87,8 @@ Create = Callable[[], Awaitable[Any]]
 async def _make_variant(variant: str, port: int, stack: Any) -> Create:
     """Build the client for ``variant`` and return a zero-argument coroutine placing one call."""
     base = f"http://127.0.0.1:{port}"
+    # The trio variants build the same clients as their asyncio namesakes.
+    variant = {"audian trio": "audian auto", "raw httpx trio": "raw httpx"}.get(variant, variant)
     if variant.startswith("audian "):
         import audian_async as au
 
@@ -241,7 +253,10 @@ def _worker(args: argparse.Namespace) -> None:
     import anyio
 
     main = _one_process_main if args.worker_all else _worker_main
-    result = anyio.run(main, args, backend="asyncio")
+    loops = {_loop(v) for v in (args.worker_all or args.worker).split(",")}
+    if len(loops) != 1:
+        raise SystemExit("variants on trio and on asyncio cannot share one process")
+    result = anyio.run(main, args, backend=loops.pop())
     print(json.dumps(result), flush=True)
 
 
@@ -337,6 +352,7 @@ def _available(variant: str) -> bool:
         "raw aiohttp": "aiohttp",
     }.get(variant)
     module = module or {"twilio": "twilio", "telnyx": "telnyx"}.get(variant)
+    module = module or ("trio" if _loop(variant) == "trio" else None)
     if module is None:
         return True
     import importlib.util
@@ -409,9 +425,12 @@ def main(argv: list[str] | None = None) -> int:
                 for concurrency in levels:
                     # Rotated each repeat: no variant always runs first (coldest) or last.
                     order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
-                    runs = run_one_process(order, server.port, n, concurrency, warmup)
-                    for variant, r in runs.items():
-                        together.setdefault((variant, concurrency), []).append(r)
+                    for loop in ("asyncio", "trio"):  # one process per event loop
+                        group = [v for v in order if _loop(v) == loop]
+                        if group:
+                            runs = run_one_process(group, server.port, n, concurrency, warmup)
+                            for variant, r in runs.items():
+                                together.setdefault((variant, concurrency), []).append(r)
             print("\nEvery variant in turn in one process:")
             print_table(together, variants, levels)
 
