@@ -21,7 +21,7 @@ Variants:
                       httpx_aiohttp.AiohttpTransport())): a user's own client
 * ``audian trio``     AsyncAudian() as it comes, on trio: ``auto`` takes stock httpx there
 * ``raw httpx``       httpx.AsyncClient.post(json=...) and ``response.json()``
-* ``raw httpx trio``  the same on trio (the floor of the trio path)
+* ``raw httpx trio``  the same on trio (the reference for the trio path)
 * ``raw aiohttp``     aiohttp.ClientSession.post(json=...) and ``response.json()``
 * ``twilio``          Twilio's async client: ``await client.calls.create_async(...)``
 * ``telnyx``          Telnyx's async SDK (httpx): ``await client.calls.dial(...)``
