@@ -15,7 +15,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from .._errors import Disposition
-from ._exchange import Exchange, Exchanged
+from ._exchange import Exchange, Exchanged, decoded
 
 __all__ = ["LeanAiohttpTransport", "disposition_of_aiohttp"]
 
@@ -76,11 +76,7 @@ class LeanAiohttpTransport(AiohttpTransport):
         reply, content = await self._round_trip(method, url, headers, body, timeout, None)
         if reply.status < 300 and "content-encoding" not in reply.headers:
             return Exchanged(reply.status, reply.headers, content)
-        # An error reply, whose headers the error keeps (as httpx.Headers read them: names
-        # lower-cased, repeated lines joined), or an encoding nobody asked for that a proxy
-        # may add, which httpx's decoders undo as they would on the httpx path.
-        decoded = httpx.Response(reply.status, headers=reply.raw_headers, content=content)
-        return Exchanged(reply.status, decoded.headers, decoded.content)
+        return decoded(reply.status, reply.raw_headers, content)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

@@ -57,12 +57,14 @@ class AutoTransport(httpx.AsyncBaseTransport):
         return await self._for_this_loop().handle_async_request(request)
 
     def exchanger(self) -> Exchange | None:
-        """The aiohttp transport's direct round trip on asyncio; None on trio, where
-        requests go through httpx."""
+        """The direct round trip of the transport for this loop: the aiohttp one's on
+        asyncio, the httpcore pools' on trio."""
         transport = self._for_this_loop()
-        # An identity test: isinstance() with a runtime protocol costs microseconds.
+        # Identity tests: isinstance() with a runtime protocol costs microseconds.
         if transport is self._aiohttp:
             return self._aiohttp.exchange
+        if transport is self._httpx:
+            return self._httpx.exchanger()
         return None
 
     async def aclose(self) -> None:

@@ -2,9 +2,10 @@
 
 The client builds its requests from parts it prepared once (URL, header list, body bytes)
 and needs three things back (status, headers, body). Where the transport under our own
-client can take those parts directly (the aiohttp one), building an ``httpx.Request`` and
-reading an ``httpx.Response`` only re-normalises what is already in order: about a tenth of
-a create's CPU. Every failure still surfaces as httpx's exception types.
+client can take those parts directly (the aiohttp one, and httpcore's pools under the stock
+one), building an ``httpx.Request`` and reading an ``httpx.Response`` only re-normalises
+what is already in order: about a tenth of a create's CPU. Every failure still surfaces as
+httpx's exception types.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["Exchange", "Exchanged", "Exchanging", "exchanger_of"]
+import httpx
+
+__all__ = ["Exchange", "Exchanged", "Exchanging", "decoded", "exchanger_of"]
 
 
 class Exchanged(NamedTuple):
@@ -51,3 +54,11 @@ class Exchanging(Protocol):
 def exchanger_of(transport: object) -> Exchanging | None:
     """``transport`` when it can offer direct round trips (ours can), else None."""
     return transport if isinstance(transport, Exchanging) else None
+
+
+def decoded(status: int, raw_headers: Sequence[tuple[bytes, bytes]], content: bytes) -> Exchanged:
+    """A reply read by httpx's own response: for an error, whose headers the error keeps
+    (names lower-cased, repeated lines joined), or a content-encoding nobody asked for that
+    a proxy may add, which httpx's decoders undo as they would on the httpx path."""
+    response = httpx.Response(status, headers=raw_headers, content=content)
+    return Exchanged(status, response.headers, response.content)

@@ -16,6 +16,7 @@ import pytest
 
 import audian_async as au
 from audian_async._transports import AutoTransport
+from audian_async._transports._sharded import _HTTPX_ERRORS, httpx_error
 from tests.client.scripted_api import HOLD, ScriptedAPI, error
 from tests.loopback import serve_asgi, until
 
@@ -148,13 +149,22 @@ def test_clients_whose_send_has_work_to_do_keep_it() -> None:
     assert au.AsyncAudian(KEY, base_url=url, http_client=with_mounts)._transport is mounted
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("backend", ["auto", "aiohttp"])
-async def test_on_asyncio_our_aiohttp_transport_needs_no_httpx_request_or_response(
+@pytest.mark.parametrize(
+    ("anyio_backend", "backend"),
+    [
+        ("asyncio", "auto"),
+        ("asyncio", "aiohttp"),
+        ("asyncio", "httpx"),
+        ("trio", "auto"),
+        ("trio", "httpx"),
+    ],
+)
+async def test_our_own_transports_need_no_httpx_request_or_response(
     backend: str, server: tuple[ScriptedAPI, str], api: ScriptedAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The direct round trip: the client hands the transport its prepared parts. Building
-    # an httpx request (or a response, for a 2xx) would mean the slower path was taken.
+    # The direct round trip: the client hands the transport its prepared parts (aiohttp's
+    # on asyncio, httpcore's pools on stock httpx). Building an httpx request (or a
+    # response, for a 2xx) would mean the slower path was taken.
     def refused(*args: object, **kwargs: object) -> None:
         raise AssertionError("the direct path builds no httpx request or 2xx response")
 
@@ -202,3 +212,17 @@ async def test_pool_slots_come_back_on_the_direct_path(
                 for i in range(6):
                     tg.start_soon(client.calls.get, f"call_{i}")
     assert api.count("GET") == 10
+
+
+@pytest.mark.parametrize("kind", sorted(_HTTPX_ERRORS, key=lambda kind: kind.__name__))
+def test_the_direct_stock_path_raises_what_httpx_would(kind: type[Exception]) -> None:
+    # Retries judge a failure by its httpx type (a ConnectError was never sent): the direct
+    # round trip into httpcore must map each of httpcore's errors as httpx's transport does.
+    from httpx._transports.default import map_httpcore_exceptions
+
+    with pytest.raises(httpx.TransportError) as raised, map_httpcore_exceptions():
+        raise kind("boom")
+    mapped = httpx_error(kind("boom"))
+    assert type(mapped) is type(raised.value)
+    assert str(mapped) == "boom"
+    assert httpx_error(ValueError("not httpcore's")) is None
