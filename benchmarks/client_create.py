@@ -20,6 +20,9 @@ Variants:
 * ``audian injected`` AsyncAudian(http_client=httpx.AsyncClient(transport=
                       httpx_aiohttp.AiohttpTransport())): a user's own client
 * ``audian trio``     AsyncAudian() as it comes, on trio: ``auto`` takes stock httpx there
+* ``audian no-direct trio``  the same with the direct round trip into httpcore turned off:
+                      every request as httpx's request and response objects (the baseline
+                      of that round trip)
 * ``raw httpx``       httpx.AsyncClient.post(json=...) and ``response.json()``
 * ``raw httpx trio``  the same on trio (the reference for the trio path)
 * ``raw aiohttp``     aiohttp.ClientSession.post(json=...) and ``response.json()``
@@ -64,6 +67,7 @@ VARIANTS = [
     "audian aiohttp",
     "audian injected",
     "audian trio",
+    "audian no-direct trio",
     "raw httpx",
     "raw httpx trio",
     "raw aiohttp",
@@ -88,7 +92,12 @@ async def _make_variant(variant: str, port: int, stack: Any) -> Create:
     """Build the client for ``variant`` and return a zero-argument coroutine placing one call."""
     base = f"http://127.0.0.1:{port}"
     # The trio variants build the same clients as their asyncio namesakes.
-    variant = {"audian trio": "audian auto", "raw httpx trio": "raw httpx"}.get(variant, variant)
+    direct = variant != "audian no-direct trio"
+    variant = {
+        "audian trio": "audian auto",
+        "audian no-direct trio": "audian auto",
+        "raw httpx trio": "raw httpx",
+    }.get(variant, variant)
     if variant.startswith("audian "):
         import audian_async as au
 
@@ -104,6 +113,8 @@ async def _make_variant(variant: str, port: int, stack: Any) -> Create:
             backend = variant.removeprefix("audian ")
             client = au.AsyncAudian("bench-key", base_url=f"{base}/v2", http_backend=backend)  # type: ignore[arg-type]
         await stack.enter_async_context(client)
+        if not direct:
+            client._exchanging = None  # every request through httpx's objects
         calls = client.calls
 
         async def create() -> Any:
@@ -460,7 +471,7 @@ def _rps(runs: list[dict[str, float]]) -> float:
 def print_table(
     results: dict[tuple[str, int], list[dict[str, float]]], variants: list[str], levels: list[int]
 ) -> None:
-    header = f"{'variant':<16} {'conc':>5} {'req/s':>8} {'CPU us/call':>12} {'server us':>10}"
+    header = f"{'variant':<22} {'conc':>5} {'req/s':>8} {'CPU us/call':>12} {'server us':>10}"
     header += "".join(f" {'vs ' + b:>10}" for b in BASELINES if b in variants)
     print()
     print(header)
@@ -471,7 +482,7 @@ def print_table(
             cpu = _cpu_us(runs)
             server = [r["server_cpu"] * 1e6 for r in runs if "server_cpu" in r]
             served = f"{statistics.median(server):,.0f}" if server else "-"
-            line = f"{variant:<16} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f} {served:>10}"
+            line = f"{variant:<22} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f} {served:>10}"
             for baseline in BASELINES:
                 if baseline in variants:
                     ratio = cpu / _cpu_us(results[(baseline, concurrency)])
@@ -489,7 +500,7 @@ def print_queue(
     print(f"All creates started at once (queue growth), CPU us/call, N={small:,} vs N={large:,}")
     print("(the gc-off columns rerun it with the cyclic garbage collector disabled):")
     header = (
-        f"{'variant':<16} {f'N={small:,}':>10} {f'N={large:,}':>10} {'ratio':>7}"
+        f"{'variant':<22} {f'N={small:,}':>10} {f'N={large:,}':>10} {'ratio':>7}"
         f" {'gc off':>8} {'gc off':>8} {'ratio':>7}"
     )
     print(header)
@@ -499,7 +510,7 @@ def print_queue(
         b = _cpu_us(queued[(variant, large, False)])
         c = _cpu_us(queued[(variant, small, True)])
         d = _cpu_us(queued[(variant, large, True)])
-        line = f"{variant:<16} {a:>10,.0f} {b:>10,.0f} {b / a:>6.2f}x"
+        line = f"{variant:<22} {a:>10,.0f} {b:>10,.0f} {b / a:>6.2f}x"
         print(line + f" {c:>8,.0f} {d:>8,.0f} {d / c:>6.2f}x")
 
 
