@@ -150,7 +150,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
 
 def _core_pool(transport: httpx.AsyncHTTPTransport) -> Any:
-    # httpx's transport keeps its httpcore pool in `_pool` (every release since 0.18).
+    # httpx keeps its transport's httpcore pool in `_pool`; ShardedTransport checks it once.
     return getattr(transport, "_pool", None)
 
 
