@@ -15,12 +15,13 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from .._errors import Disposition
-from ._exchange import Exchange, Exchanged, decoded
+from ._exchange import MAX_TARGETS, Exchange, Exchanged, decoded, memo
 
 __all__ = ["LeanAiohttpTransport", "disposition_of_aiohttp"]
 
 _MAX_TIMEOUTS = 64
-_MAX_TARGETS = 256
+# httpx's connect, read and pool timeouts: what an aiohttp.ClientTimeout is made from.
+_TimeoutKey = tuple[float | None, float | None, float | None]
 _LARGE_BODY = 2**20  # aiohttp.payload.TOO_LARGE_BYTES_BODY
 
 
@@ -52,7 +53,7 @@ class LeanAiohttpTransport(AiohttpTransport):
 
     def __init__(self, *, limits: httpx.Limits) -> None:
         super().__init__(limits=limits)
-        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[_TimeoutKey, aiohttp.ClientTimeout] = {}
         self._targets: dict[str, yarl.URL] = {}
 
     def exchanger(self) -> Exchange:
@@ -124,22 +125,8 @@ class LeanAiohttpTransport(AiohttpTransport):
         if not isinstance(client, aiohttp.ClientSession):
             client = self.client = self.get_client()
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        timeouts = self._timeouts
-        client_timeout = timeouts.get(key)
-        if client_timeout is None:
-            if len(timeouts) >= _MAX_TIMEOUTS:
-                timeouts.clear()
-            client_timeout = timeouts[key] = aiohttp.ClientTimeout(
-                sock_connect=key[0], sock_read=key[1], connect=key[2]
-            )
-        targets = self._targets
-        target = targets.get(url)
-        if target is None:
-            if len(targets) >= _MAX_TARGETS:  # a read's URL names its call: bound them
-                targets.clear()
-            # Already encoded: yarl must not re-quote it (it would turn an escaped "%3D" in
-            # a call id back into "="), and parses it once per URL rather than per request.
-            target = targets[url] = yarl.URL(url, encoded=True)
+        client_timeout = memo(self._timeouts, key, _client_timeout, _MAX_TIMEOUTS)
+        target = memo(self._targets, url, _target, MAX_TARGETS)
         proxy = self.proxy
         try:
             with map_aiohttp_exceptions():
@@ -165,3 +152,14 @@ class LeanAiohttpTransport(AiohttpTransport):
             # stays as __cause__ for disposition_of_aiohttp.
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
         return response, body
+
+
+def _client_timeout(key: _TimeoutKey) -> aiohttp.ClientTimeout:
+    connect, read, pool = key
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+def _target(url: str) -> yarl.URL:
+    # Already encoded: yarl must not re-quote it (it would turn an escaped "%3D" in a call
+    # id back into "="), and parses it once per URL rather than per request.
+    return yarl.URL(url, encoded=True)

@@ -10,12 +10,18 @@ httpx's exception types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
-__all__ = ["Exchange", "Exchanged", "Exchanging", "decoded", "exchanger_of"]
+__all__ = ["MAX_TARGETS", "Exchange", "Exchanged", "Exchanging", "decoded", "exchanger_of", "memo"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_TARGETS = 256
+"""How many parsed URLs a transport keeps: a read's URL names its call, so they are many."""
 
 
 class Exchanged(NamedTuple):
@@ -62,3 +68,14 @@ def decoded(status: int, raw_headers: Sequence[tuple[bytes, bytes]], content: by
     a proxy may add, which httpx's decoders undo as they would on the httpx path."""
     response = httpx.Response(status, headers=raw_headers, content=content)
     return Exchanged(status, response.headers, response.content)
+
+
+def memo(cache: dict[K, V], key: K, make: Callable[[K], V], bound: int) -> V:
+    """``cache[key]``, made by ``make(key)`` the first time; a cache that reached ``bound``
+    entries is emptied first, so that it stays bounded whatever the keys."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= bound:
+            cache.clear()
+        value = cache[key] = make(key)
+    return value

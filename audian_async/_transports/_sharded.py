@@ -8,7 +8,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from ._exchange import Exchange, Exchanged, decoded
+from ._exchange import MAX_TARGETS, Exchange, Exchanged, decoded, memo
 
 __all__ = ["ShardedTransport", "httpx_error"]
 
@@ -31,9 +31,6 @@ _HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
     httpcore.LocalProtocolError: httpx.LocalProtocolError,
     httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
 }
-
-# Reads name their call in the URL: the parsed targets kept are bounded.
-_MAX_TARGETS = 256
 
 
 def httpx_error(exc: Exception) -> httpx.TransportError | None:
@@ -97,12 +94,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         ``url`` is already encoded; ``timeout`` is httpx's ``Timeout.as_dict()``. Raises
         httpx's exception types, httpcore's error as ``__cause__``, as the httpx path does.
         """
-        targets = self._targets
-        target = targets.get(url)
-        if target is None:
-            if len(targets) >= _MAX_TARGETS:
-                targets.clear()
-            target = targets[url] = httpcore.URL(url)
+        target = memo(self._targets, url, httpcore.URL, MAX_TARGETS)
         request = httpcore.Request(
             method, target, headers=headers, content=body or b"", extensions={"timeout": timeout}
         )

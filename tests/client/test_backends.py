@@ -16,6 +16,7 @@ import pytest
 
 import audian_async as au
 from audian_async._transports import AutoTransport
+from audian_async._transports._exchange import MAX_TARGETS, memo
 from audian_async._transports._sharded import _HTTPX_ERRORS, httpx_error
 from tests.client.scripted_api import HOLD, ScriptedAPI, error
 from tests.loopback import serve_asgi, until
@@ -226,3 +227,14 @@ def test_the_direct_stock_path_raises_what_httpx_would(kind: type[Exception]) ->
     assert type(mapped) is type(raised.value)
     assert str(mapped) == "boom"
     assert httpx_error(ValueError("not httpcore's")) is None
+
+
+def test_what_the_direct_paths_keep_per_url_stays_bounded() -> None:
+    # A read's URL names its call: parsed URLs (and timeouts) are kept in bounded memos.
+    cache: dict[str, int] = {}
+    for i in range(1000):
+        assert memo(cache, str(i), int, MAX_TARGETS) == i
+        assert len(cache) <= MAX_TARGETS
+    made: list[str] = []
+    assert memo(cache, "999", lambda key: made.append(key) or 0, MAX_TARGETS) == 999
+    assert made == []  # a key kept is not made again
