@@ -9,7 +9,10 @@ that noise from a shared machine spreads over all variants alike. A second table
 (``--mode one``, on by default) runs every variant in turn inside ONE process, as an
 application holding several clients would: the heap, the garbage collector's work and the
 interpreter's caches are then shared. Variants ending in ``trio`` run on trio (every other one on
-asyncio), so in that mode they share a process of their own.
+asyncio), so in that mode they share a process of their own. ``gc us`` is the part of the CPU
+figure spent in the cyclic garbage collector and ``full gc`` its full collections in the run:
+in the one-process table a full collection walks every client's heap, and lands on whichever
+variant's allocations cross CPython's threshold.
 
 Variants:
 
@@ -191,6 +194,44 @@ async def _make_variant(variant: str, port: int, stack: Any) -> Create:
     raise SystemExit(f"unknown variant {variant!r}")
 
 
+class GcMeter:
+    """CPU time the cyclic garbage collector takes while measuring, and its full collections.
+
+    Part of the client CPU above, shown on its own because it depends on more than the
+    client: a full collection walks the whole heap (every module and object of the process)
+    and falls on whichever client's allocations happen to cross CPython's threshold.
+    """
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.full = 0
+        self._on = False
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if not self._on:
+            return
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        self.cpu += time.process_time() - self._started
+        self.full += info["generation"] == 2
+
+    def __enter__(self) -> GcMeter:
+        self.cpu, self.full, self._on = 0.0, 0, True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._on = False
+
+    def figures(self) -> dict[str, float]:
+        return {"gc_cpu": self.cpu, "gc_full": self.full}
+
+
+GC_METER = GcMeter()
+
+
 async def _drive(create: Create, n: int, concurrency: int) -> None:
     """Run ``n`` creates with ``concurrency`` workers pulling from one counter."""
     import anyio
@@ -230,21 +271,23 @@ async def _worker_main(args: argparse.Namespace) -> dict[str, float]:
         if args.gc_off:
             gc.disable()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        if args.concurrency == 0:
-            await _flood(create, args.n)
-        else:
-            await _drive(create, args.n, args.concurrency)
+        with GC_METER:
+            if args.concurrency == 0:
+                await _flood(create, args.n)
+            else:
+                await _drive(create, args.n, args.concurrency)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return {"cpu": cpu, "wall": wall, "n": args.n}
+    return {"cpu": cpu, "wall": wall, "n": args.n, **GC_METER.figures()}
 
 
 async def _measure(create: Create, n: int, concurrency: int, warmup: int) -> dict[str, float]:
     await _drive(create, warmup, concurrency)
     gc.collect()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    await _drive(create, n, concurrency)
+    with GC_METER:
+        await _drive(create, n, concurrency)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return {"cpu": cpu, "wall": wall, "n": n}
+    return {"cpu": cpu, "wall": wall, "n": n, **GC_METER.figures()}
 
 
 async def _one_process_main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -472,6 +515,7 @@ def print_table(
     results: dict[tuple[str, int], list[dict[str, float]]], variants: list[str], levels: list[int]
 ) -> None:
     header = f"{'variant':<22} {'conc':>5} {'req/s':>8} {'CPU us/call':>12} {'server us':>10}"
+    header += f" {'gc us':>6} {'full gc':>7}"
     header += "".join(f" {'vs ' + b:>10}" for b in BASELINES if b in variants)
     print()
     print(header)
@@ -483,6 +527,9 @@ def print_table(
             server = [r["server_cpu"] * 1e6 for r in runs if "server_cpu" in r]
             served = f"{statistics.median(server):,.0f}" if server else "-"
             line = f"{variant:<22} {concurrency:>5} {_rps(runs):>8,.0f} {cpu:>12,.0f} {served:>10}"
+            gc_us = statistics.median(r["gc_cpu"] / r["n"] * 1e6 for r in runs)
+            full = statistics.median(r["gc_full"] for r in runs)
+            line += f" {gc_us:>6,.0f} {full:>7g}"
             for baseline in BASELINES:
                 if baseline in variants:
                     ratio = cpu / _cpu_us(results[(baseline, concurrency)])
