@@ -50,6 +50,7 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     for script in (
         "client_create",
+        "client_queueing",
         "webhooks_bench",
         "sandbox_capacity",
         "sandbox_journal",
