@@ -51,6 +51,7 @@ def bench(session: nox.Session) -> None:
     for script in (
         "client_create",
         "client_queueing",
+        "import_cost",
         "webhooks_bench",
         "sandbox_capacity",
         "sandbox_journal",

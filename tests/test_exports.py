@@ -147,3 +147,46 @@ def test_contract_names_exist() -> None:
     assert issubclass(au.InvalidNumberError, au.BadRequestError)
     assert issubclass(au.UnauthorizedCallerIdError, au.PermissionDeniedError)
     assert webhooks.WebhookError is au.WebhookError
+
+
+def test_the_lazy_exports_are_the_names_type_checkers_see() -> None:
+    # The package loads its names on first use: the table it loads them from, the imports
+    # type checkers and the API reference read (under TYPE_CHECKING) and __all__ must agree.
+    import audian_async
+
+    tree = ast.parse(inspect.getsource(audian_async))
+    static: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom), ast.unparse(statement)
+                for alias in statement.names:
+                    static[alias.asname or alias.name] = "." * statement.level + (
+                        statement.module or ""
+                    )
+    assert static == audian_async._EXPORTS
+    assert set(audian_async.__all__) == {*static, "__version__"}
+    for name, module in static.items():
+        defined = importlib.import_module(module, "audian_async")
+        assert getattr(audian_async, name) is getattr(defined, name), name
+
+
+@pytest.mark.parametrize(
+    ("code", "absent"),
+    [
+        # A webhook endpoint loads neither the HTTP client stack nor the dialer.
+        ("import audian_async.webhooks", ["httpx", "audian_async._client", "audian_async.dialer"]),
+        ("import audian_async", ["httpx", "audian_async._client", "audian_async.dialer"]),
+        # The client alone does not load the dialer (nor SQLite).
+        ("import audian_async as au; au.AsyncAudian", ["audian_async.dialer", "sqlite3"]),
+    ],
+)
+def test_each_part_loads_only_what_it_uses(code: str, absent: list[str]) -> None:
+    import subprocess
+    import sys
+
+    check = f"{code}\nimport sys\nprint(sorted(m for m in {absent!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout
