@@ -174,8 +174,12 @@ def test_the_lazy_exports_are_the_names_type_checkers_see() -> None:
 @pytest.mark.parametrize(
     ("code", "absent"),
     [
-        # A webhook endpoint loads neither the HTTP client stack nor the dialer.
-        ("import audian_async.webhooks", ["httpx", "audian_async._client", "audian_async.dialer"]),
+        # A webhook endpoint loads neither the HTTP client stack, the dialer nor the wire
+        # converter (cattrs).
+        (
+            "import audian_async.webhooks",
+            ["httpx", "cattrs", "audian_async._client", "audian_async.dialer"],
+        ),
         ("import audian_async", ["httpx", "audian_async._client", "audian_async.dialer"]),
         # The client alone does not load the dialer (nor SQLite).
         ("import audian_async as au; au.AsyncAudian", ["audian_async.dialer", "sqlite3"]),

@@ -22,7 +22,6 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from .._convert import parse_datetime
 from .._errors import WebhookError
 from .._json import loads
 from .._models import _STATUSES, CallStatus, FailureReason, as_reason, as_status
@@ -215,11 +214,9 @@ def _number(data: Mapping[str, Any], key: str) -> float | None:
 
 def _timestamp(value: object) -> datetime | None:
     try:
-        if type(value) is str:  # the usual "2024-01-15T10:30:00Z": parse_datetime, inlined
-            parsed = datetime.fromisoformat(value)
+        if isinstance(value, str):  # "2024-01-15T10:30:00Z"; no offset is taken to be UTC
+            parsed = datetime.fromisoformat(value if type(value) is str else str(value))
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-        if isinstance(value, str):
-            return parse_datetime(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
     except (ValueError, TypeError, OverflowError, OSError):
