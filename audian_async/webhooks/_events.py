@@ -215,7 +215,7 @@ def _number(data: Mapping[str, Any], key: str) -> float | None:
 def _timestamp(value: object) -> datetime | None:
     try:
         if isinstance(value, str):  # "2024-01-15T10:30:00Z"; no offset is taken to be UTC
-            parsed = datetime.fromisoformat(value if type(value) is str else str(value))
+            parsed = datetime.fromisoformat(value)
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, UTC)  # tolerate Unix seconds
