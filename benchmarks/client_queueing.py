@@ -8,7 +8,9 @@ in the same run, each measurement in a fresh process against the loopback server
 
 * ``client``     as released: waiting in the client (its limit is ``max_connections``);
 * ``connector``  no limit in the client: every create waits in aiohttp's connector;
-* ``2x``         up to twice ``max_connections`` past the client's limit, the rest wait in it.
+* ``2x``         up to twice ``max_connections`` past the client's limit, the rest wait in it;
+* ``sized``      ``max_connections`` raised to the concurrency, so that nothing waits (not for
+                 the flood: nobody opens 10,000 connections).
 
 The last two swap the client's internal limiter, which is what this experiment is about;
 nothing else differs. Each cell shows the CPU per create and the part of it spent in the
@@ -41,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from client_create import FROM, GC_METER, TAGS, TO, LoopbackServer, _drive, _flood  # noqa: E402
 
-KINDS = ["client", "connector", "2x"]
+KINDS = ["client", "connector", "2x", "sized"]
 MAX_CONNECTIONS = 100
 
 
@@ -51,9 +53,8 @@ async def _measure(port: int, kind: str, concurrency: int, n: int) -> dict[str, 
     from audian_async import AsyncAudian
 
     base_url = f"http://127.0.0.1:{port}"
-    async with AsyncAudian(
-        api_key="bench-key", base_url=base_url, max_connections=MAX_CONNECTIONS
-    ) as client:
+    pool = max(concurrency, MAX_CONNECTIONS) if kind == "sized" else MAX_CONNECTIONS
+    async with AsyncAudian(api_key="bench-key", base_url=base_url, max_connections=pool) as client:
         if kind == "connector":
             client._limiter = anyio.Semaphore(2**30)
         elif kind == "2x":
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(repeats):  # interleaved, so that machine noise spreads over all kinds
             for label, concurrency, count in cases:
                 for kind in KINDS:
+                    if kind == "sized" and concurrency == 0:
+                        continue
                     r = run_worker(kind, server.port, concurrency, count, heavy=args.heavy)
                     results.setdefault((kind, label), []).append(r)
 
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, _, _ in cases:
         baseline = per_call("client", label, "cpu")
         for kind in KINDS:
+            if (kind, label) not in results:
+                continue
             cpu = per_call(kind, label, "cpu")
             gc_us = per_call(kind, label, "gc_cpu")
             print(f"{label:<16} {kind:<10} {cpu:>8,.0f} {gc_us:>7,.0f} {cpu / baseline:>9.2f}x")
