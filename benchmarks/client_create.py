@@ -357,6 +357,15 @@ class LoopbackServer:
                 pipe.close()
 
 
+def run_json(cmd: list[str], what: str, timeout: float = 600) -> Any:
+    """Run a worker process and return the JSON it printed last (SystemExit with the end of
+    its stderr if it failed)."""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_worker(
     variant: str, port: int, n: int, concurrency: int, warmup: int, *, gc_off: bool = False
 ) -> dict[str, float]:
@@ -376,10 +385,7 @@ def run_worker(
         str(warmup),
         *(["--gc-off"] if gc_off else []),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"worker {variant} c={concurrency} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = run_json(cmd, f"worker {variant} c={concurrency}")
     return result
 
 
@@ -392,10 +398,9 @@ def run_one_process(
         "--port", str(port), "--n", str(n), "--concurrency", str(concurrency),
         "--warmup", str(warmup),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"one-process run c={concurrency} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, dict[str, float]] = run_json(
+        cmd, f"one-process run c={concurrency}", timeout=1800
+    )
     return result
 
 

@@ -2,9 +2,9 @@
 
 ``AsyncAudian`` lets at most ``max_connections`` requests into its transport; the others
 wait in the client, holding almost nothing. aiohttp's own clients instead wait inside its
-connector, after building their request. This script measures both, and a mix of the two,
-in the same run, each measurement in a fresh process against the loopback server of
-``client_create.py`` (another process):
+connector, after building their request. This script measures both, a mix of the two and
+a pool sized so that nothing waits, in the same run, each measurement in a fresh process
+against the loopback server of ``client_create.py`` (another process):
 
 * ``client``     as released: waiting in the client (its limit is ``max_connections``);
 * ``connector``  no limit in the client: every create waits in aiohttp's connector;
@@ -12,8 +12,8 @@ in the same run, each measurement in a fresh process against the loopback server
 * ``sized``      ``max_connections`` raised to the concurrency, so that nothing waits (not for
                  the flood: nobody opens 10,000 connections).
 
-The last two swap the client's internal limiter, which is what this experiment is about;
-nothing else differs. Each cell shows the CPU per create and the part of it spent in the
+``connector`` and ``2x`` swap the client's internal limiter, which is what this experiment
+is about; nothing else differs. Each cell shows the CPU per create and the part of it spent in the
 cyclic garbage collector (``gc``), median of ``--repeats`` runs, with the ratio to
 ``client`` in the same run.
 
@@ -33,7 +33,6 @@ import argparse
 import gc
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from client_create import FROM, GC_METER, TAGS, TO, LoopbackServer, _drive, _flood  # noqa: E402
+from client_create import (  # noqa: E402
+    FROM,
+    GC_METER,
+    TAGS,
+    TO,
+    LoopbackServer,
+    _drive,
+    _flood,
+    run_json,
+)
 
 KINDS = ["client", "connector", "2x", "sized"]
 MAX_CONNECTIONS = 100
@@ -91,10 +99,7 @@ def run_worker(kind: str, port: int, concurrency: int, n: int, *, heavy: bool) -
         sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--port", str(port),
         "--concurrency", str(concurrency), "--n", str(n), *(["--heavy"] if heavy else []),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"worker {kind} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = run_json(cmd, f"worker {kind} c={concurrency}")
     return result
 
 
